@@ -1,0 +1,3 @@
+declare module 'postject' {
+  export function inject(filename: string, resourceName: string, resourceData: Buffer, options?: { sentinelFuse?: string; machoSegmentName?: string; overwrite?: boolean }): Promise<void>;
+}
