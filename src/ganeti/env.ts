@@ -272,9 +272,11 @@ function parseNics(env: Env, count: number, problems: ProblemCollector): NicEnv[
 
 function parseInstance(env: Env, script: ScriptName, problems: ProblemCollector): InstanceEnv | undefined {
   const inst = problems.parse(instanceSchema, env);
+  // Disks and NICs are checked even when an instance variable is bad: report everything at once.
+  const count = (name: string) => (/^\d+$/.test(env[name] ?? '') ? Number(env[name]) : 0);
+  const disks = parseDisks(env, count('DISK_COUNT'), problems);
+  const nics = parseNics(env, count('NIC_COUNT'), problems);
   if (!inst) return undefined;
-  const disks = parseDisks(env, inst.DISK_COUNT, problems);
-  const nics = parseNics(env, inst.NIC_COUNT ?? 0, problems);
   if (script === 'create') {
     if (inst.DISK_COUNT < 1) problems.add('DISK_COUNT: must be at least 1 (snf-image writes the image to disk 0)');
     const disk0 = disks[0];
