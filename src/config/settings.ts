@@ -68,6 +68,12 @@ export const SETTINGS = {
   VARIANTS_DIR: setting('/etc/ganeti/snf-image/variants', 'Directory of the variant files <variant>.conf', absolutePath),
   CONFIG_URL_TIMEOUT: setting('30', 'Time allowed to fetch a config_url document', duration),
   CONFIG_URL_MAX_SIZE: setting('1M', 'Largest config_url document accepted', sizeBytes),
+  SOURCE_PRIORITIES: setting('', 'Image source priorities overriding the defaults (null=30 http=20 ftp=20 local=10), e.g. "local=40"', z.string().regex(/^(\s*[a-z]+=\d+\s*)*$/, { error: 'must be name=number pairs separated by spaces' }).transform((v) => new Map(v.split(/\s+/).filter(Boolean).map((p) => { const [name, prio] = p.split('='); return [name as string, Number(prio)] as const; })))),
+  SOURCES_DISABLED: setting('', 'Image sources that must not be used (local, http, ftp, null)', wordList),
+  HTTP_TIMEOUT: setting('30', 'Connect and idle timeout of image downloads', duration),
+  HTTP_RETRIES: setting('5', 'How often an interrupted image download is resumed', z.string().regex(/^\d+$/, { error: 'must be a whole number' }).transform(Number)),
+  IMAGE_TMP_DIR: setting('/var/tmp', 'Where remote images that need random access (qcow2, vmdk, vdi, vhdx) are downloaded before conversion', absolutePath),
+  WIPE_DISK_TAIL: setting('yes', 'Zero the part of the disk after the image, so no previous data stays readable (skipped on fresh sparse files)', yesNo),
   QEMU: setting('qemu-system-x86_64', 'QEMU binary that runs the helper VM', z.string().min(1, { error: 'must not be empty' })),
 } as const;
 

@@ -1,0 +1,63 @@
+/**
+ * Optional image checksums (sha256 or sha512), verified while the image streams: from the
+ * SHA256 / SHA512 image properties, or from a SHA256SUMS / SHA512SUMS file next to an
+ * http(s) image. A mismatch fails the deployment.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { basename } from 'node:path';
+import { request } from 'undici';
+import { UserError } from '../util/errors.ts';
+import type { ByteStream } from './stream-util.ts';
+
+export interface ExpectedDigest {
+  algorithm: 'sha256' | 'sha512';
+  hex: string;
+  from: string;
+}
+
+export function digestFromProperties(properties: Readonly<Record<string, string>>): ExpectedDigest | undefined {
+  if (properties.SHA512) return { algorithm: 'sha512', hex: properties.SHA512.toLowerCase(), from: 'the SHA512 image property' };
+  if (properties.SHA256) return { algorithm: 'sha256', hex: properties.SHA256.toLowerCase(), from: 'the SHA256 image property' };
+  return undefined;
+}
+
+/** Finds the image's line in a SHA256SUMS-style text ("<hex>  <name>" or "<hex> *<name>"). */
+export function findInSums(text: string, name: string, algorithm: 'sha256' | 'sha512'): string | undefined {
+  const length = algorithm === 'sha256' ? 64 : 128;
+  for (const line of text.split('\n')) {
+    const m = /^([0-9a-fA-F]+)\s+\*?(.+?)\s*$/.exec(line);
+    if (m && m[1]?.length === length && (m[2] === name || basename(m[2] ?? '') === name)) return m[1].toLowerCase();
+  }
+  return undefined;
+}
+
+/** Looks for SHA512SUMS, then SHA256SUMS, in the image URL's directory. */
+export async function digestFromSidecar(imageUrl: URL, timeoutMs: number): Promise<ExpectedDigest | undefined> {
+  const name = basename(imageUrl.pathname);
+  for (const [file, algorithm] of [['SHA512SUMS', 'sha512'], ['SHA256SUMS', 'sha256']] as const) {
+    const url = new URL(file, imageUrl);
+    try {
+      const r = await request(url, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      if (r.statusCode !== 200) {
+        await r.body.dump();
+        continue;
+      }
+      const hex = findInSums(await r.body.text(), name, algorithm);
+      if (hex) return { algorithm, hex, from: `${file} next to the image` };
+    } catch {
+      // No sidecar reachable: no checksum from it.
+    }
+  }
+  return undefined;
+}
+
+/** Passes the stream through while hashing it; checks the digest at the end. */
+export async function* verified(input: ByteStream, expected: ExpectedDigest): ByteStream {
+  const hash: Hash = createHash(expected.algorithm);
+  for await (const chunk of input) {
+    hash.update(chunk);
+    yield chunk;
+  }
+  const actual = hash.digest('hex');
+  if (actual !== expected.hex) throw new UserError(`img_id: ${expected.algorithm} checksum mismatch (expected ${expected.hex.slice(0, 16)}… from ${expected.from}, got ${actual.slice(0, 16)}…): the image is corrupt or not the one named`);
+}

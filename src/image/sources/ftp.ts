@@ -1,0 +1,49 @@
+/**
+ * ftp(s):// images, fetched with curl (Node has no FTP client). The URL goes to curl on
+ * its stdin as a config line, so credentials in it never appear in a process listing.
+ */
+import { execa } from 'execa';
+import { UserError } from '../../util/errors.ts';
+import { displayUrl } from '../image-id.ts';
+import type { ImageSource, OpenedImage, SourceSettings } from './source.ts';
+
+export const ftpSource: ImageSource = {
+  name: 'ftp',
+  defaultPriority: 20,
+  probe: (imgId) => /^ftps?:\/\//i.test(imgId),
+  async open(imgId: string, settings: SourceSettings): Promise<OpenedImage> {
+    const url = new URL(imgId);
+    const shown = displayUrl(url);
+    const config = `url = "${url.href.replace(/(["\\])/g, '\\$1')}"\n`;
+    const common = ['--config', '-', '--fail', '--silent', '--show-error', '--connect-timeout', String(settings.httpTimeoutSeconds), '--retry', String(settings.httpRetries), ...(url.protocol === 'ftps:' ? ['--ssl-reqd'] : [])];
+    let size: number | undefined;
+    try {
+      const head = await execa('curl', [...common, '--head'], { input: config, env: { PATH: process.env.PATH ?? '' }, extendEnv: false });
+      const m = /content-length:\s*(\d+)/i.exec(head.stdout);
+      size = m ? Number(m[1]) : undefined;
+    } catch (error) {
+      const why = error instanceof Error ? (error as Error & { stderr?: string }).stderr || error.message : String(error);
+      throw new UserError(`img_id: cannot fetch ${shown}: ${why.trim().split('\n')[0] ?? ''}`);
+    }
+    const child = execa('curl', common, { input: config, env: { PATH: process.env.PATH ?? '' }, extendEnv: false, buffer: false, stdout: 'pipe', stderr: 'pipe' });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    return {
+      size,
+      description: shown,
+      async *stream() {
+        if (!child.stdout) throw new UserError(`img_id: cannot read ${shown}`);
+        yield* child.stdout;
+        try {
+          await child;
+        } catch {
+          throw new UserError(`img_id: download of ${shown} failed: ${stderr.trim().split('\n')[0] ?? 'curl failed'}`);
+        }
+      },
+      close: async () => {
+        child.kill();
+        await child.catch(() => undefined);
+      },
+    };
+  },
+};

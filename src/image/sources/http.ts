@@ -1,0 +1,92 @@
+/**
+ * http(s):// images with undici: redirects followed, non-2xx is an error, connect and idle
+ * timeouts, and a dropped connection resumed with a Range request (If-Range on the ETag or
+ * Last-Modified) when the server allows it, up to HTTP_RETRIES times.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { UserError } from '../../util/errors.ts';
+import { log } from '../../log/logger.ts';
+import { displayUrl } from '../image-id.ts';
+import type { ImageSource, OpenedImage, SourceSettings } from './source.ts';
+
+interface Response {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+}
+
+function header(res: Response, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export const httpSource: ImageSource = {
+  name: 'http',
+  defaultPriority: 20,
+  probe: (imgId) => /^https?:\/\//i.test(imgId),
+  async open(imgId: string, settings: SourceSettings): Promise<OpenedImage> {
+    const url = new URL(imgId);
+    const shown = displayUrl(url);
+    const timeoutMs = settings.httpTimeoutSeconds * 1000;
+    const dispatcher = new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }).compose(interceptors.redirect({ maxRedirections: 10 }));
+
+    const get = async (headers: Record<string, string>): Promise<Response> => {
+      try {
+        return (await request(url, { dispatcher, headers: { 'accept-encoding': 'identity', ...headers } })) as Response;
+      } catch (error) {
+        throw new UserError(`img_id: cannot fetch ${shown}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    };
+
+    const first = await get({});
+    if (first.statusCode < 200 || first.statusCode > 299) {
+      await first.body.dump().catch(() => undefined);
+      await dispatcher.close();
+      throw new UserError(`img_id: ${shown} answered HTTP ${first.statusCode}`);
+    }
+    const lengthHeader = header(first, 'content-length');
+    const size = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+    const validator = header(first, 'etag') ?? header(first, 'last-modified');
+    const resumable = header(first, 'accept-ranges') === 'bytes' && size !== undefined;
+
+    async function* stream(): AsyncGenerator<Uint8Array> {
+      let response: Response = first;
+      let position = 0;
+      let retries = settings.httpRetries;
+      for (;;) {
+        try {
+          for await (const chunk of response.body) {
+            const buf = chunk as Buffer;
+            position += buf.byteLength;
+            yield buf;
+          }
+          if (size !== undefined && position < size) throw new Error(`connection closed after ${position} of ${size} bytes`);
+          return;
+        } catch (error) {
+          const why = error instanceof Error ? error.message : String(error);
+          if (error instanceof UserError) throw error;
+          if (!resumable || retries <= 0) throw new UserError(`img_id: download of ${shown} failed after ${position} bytes (${why})${resumable ? '' : '; the server does not allow resuming'}`);
+          retries -= 1;
+          log().warn({ position, retriesLeft: retries }, `download of ${shown} interrupted (${why}); resuming`);
+          await sleep(1000 * (settings.httpRetries - retries));
+          response = await get({ range: `bytes=${position}-`, ...(validator ? { 'if-range': validator } : {}) });
+          if (response.statusCode !== 206) {
+            await response.body.dump().catch(() => undefined);
+            throw new UserError(`img_id: ${shown} could not be resumed (HTTP ${response.statusCode}; the image may have changed)`);
+          }
+        }
+      }
+    }
+
+    return {
+      size,
+      description: shown,
+      stream,
+      close: async () => {
+        await first.body.dump().catch(() => undefined);
+        await dispatcher.close().catch(() => undefined);
+      },
+    };
+  },
+};

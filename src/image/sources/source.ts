@@ -1,0 +1,31 @@
+/**
+ * An image source back-end: probe (does it handle this img_id?), then open (size, stream).
+ * Adding a back-end means adding one file and listing it in registry.ts.
+ */
+import type { ByteStream } from '../stream-util.ts';
+
+export interface SourceSettings {
+  imageDir: string;
+  httpTimeoutSeconds: number;
+  httpRetries: number;
+}
+
+export interface OpenedImage {
+  /** Size in bytes of what stream() yields, when known before reading. */
+  size: number | undefined;
+  /** For logs and errors (never credentials). */
+  description: string;
+  /** The image is this local file (tools such as qemu-img can read it in place). */
+  localPath?: string;
+  /** The image bytes, from the start; can be called once. */
+  stream(): ByteStream;
+  close(): Promise<void>;
+}
+
+export interface ImageSource {
+  readonly name: string;
+  /** Higher wins when several back-ends accept an img_id (configurable: SOURCE_PRIORITIES). */
+  readonly defaultPriority: number;
+  probe(imgId: string): boolean;
+  open(imgId: string, settings: SourceSettings): Promise<OpenedImage>;
+}
