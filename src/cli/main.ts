@@ -9,8 +9,9 @@ import { loadConfig, renderEffectiveConfig } from '../config/load.ts';
 import { configFileFrom } from '../ganeti/context.ts';
 import { GANETI_SCRIPTS, installOsDefinition, type GanetiScript } from '../ganeti/os-definition.ts';
 import { runningAsSea } from '../util/assets.ts';
-import { describeError } from '../util/errors.ts';
+import { describeError, ValidationError } from '../util/errors.ts';
 import { runGanetiScript } from './ganeti-script.ts';
+import { addDeployCommand } from './deploy-command.ts';
 import { VERSION } from '../version.ts';
 
 /** Names the binary answers to through links, and the subcommand each one means. */
@@ -57,6 +58,8 @@ function buildProgram(): Command {
       }
     });
 
+  addDeployCommand(program);
+
   program
     .command('config')
     .description('print the effective configuration (snf-image.conf, then the variant file)')
@@ -80,7 +83,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     return Number(process.exitCode ?? 0);
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
-    process.stderr.write(`snf-image: ${describeError(error)}\n`);
+    if (error instanceof ValidationError) for (const problem of error.problems) process.stderr.write(`snf-image: ${problem}\n`);
+    else process.stderr.write(`snf-image: ${describeError(error)}\n`);
     return 1;
   }
 }

@@ -1,11 +1,23 @@
 /**
- * `create`: validate every input, then write the image to disk 0 and customize it.
+ * `create` (and `snf-image deploy`, which shares this path): validate every input, write
+ * the image to disk 0, then customize it in the helper VM.
  */
+import { inspectDisk } from '../disk/disk-target.ts';
+import { deployImage } from '../image/deploy.ts';
 import { log } from '../log/logger.ts';
-import { UserError, ValidationError } from '../util/errors.ts';
+import * as msg from '../monitor/messages.ts';
+import type { TerminalProgress } from '../monitor/progress-bar.ts';
+import { createMonitor } from '../monitor/progress-monitor.ts';
+import { describeError, UserError, ValidationError } from '../util/errors.ts';
 import { applyConfigDocument, fetchConfigDocument } from './config-url.ts';
 import type { ScriptContext } from './context.ts';
 import { parseOsParams, type OsParams } from './params.ts';
+
+export interface CreateOptions {
+  /** false: write the image only (snf-image deploy --no-helper). */
+  customize: boolean;
+  terminal?: TerminalProgress | undefined;
+}
 
 /** Resolves config_url and checks all parameters; nothing touches the disk before this. */
 export async function resolveCreateParams(ctx: ScriptContext): Promise<OsParams> {
@@ -25,10 +37,33 @@ export async function resolveCreateParams(ctx: ScriptContext): Promise<OsParams>
   return params;
 }
 
-export async function runCreate(ctx: ScriptContext): Promise<void> {
+function isYes(value: string | undefined): boolean {
+  return ['yes', 'true', 'on', '1', 'set'].includes((value ?? '').toLowerCase());
+}
+
+export async function runCreate(ctx: ScriptContext, options: CreateOptions = { customize: true }): Promise<void> {
   const instance = ctx.env.instance;
   if (!instance) throw new UserError('INSTANCE_NAME: missing');
   const params = await resolveCreateParams(ctx);
-  log().info({ instance: instance.name, img_id: params.imgId, img_format: params.imgFormat, reinstall: instance.reinstall }, 'deploying image');
-  throw new UserError('create: image deployment is not available in this build yet');
+  const disk0 = instance.disks[0];
+  if (!disk0?.path) throw new UserError(`DISK_0_PATH: userspace-only disks (${disk0?.uri ?? 'no path'}) are not supported; use a disk template with a node path`);
+  const disk = inspectDisk(disk0.path, 'DISK_0_PATH');
+  const properties = { ...params.imgProperties, ...params.instProperties };
+  const skipHelper = !options.customize || isYes(properties.EXCLUDE_ALL_TASKS);
+  if (!skipHelper) {
+    // Refuse before writing anything: customization needs the helper VM, not in this version.
+    throw new UserError('customization needs the helper VM, which this version does not have yet; deploy without customization with img_properties {"EXCLUDE_ALL_TASKS": "yes"}');
+  }
+  const monitor = createMonitor(ctx.config.settings.PROGRESS_MONITOR, instance.name);
+  try {
+    log().info({ instance: instance.name, img_id: params.imgId, img_format: params.imgFormat, disk: disk.path, diskBytes: disk.sizeBytes, reinstall: instance.reinstall }, 'deploying image');
+    const result = await deployImage({ imgId: params.imgId as string, imgFormat: params.imgFormat as string, properties, disk, settings: ctx.config.settings, monitor, terminal: options.terminal });
+    log().info({ method: result.method, imageBytes: result.imageBytes, diskBytes: result.diskBytes, seconds: result.seconds }, 'image deployed');
+    monitor.send(msg.info('Image customization skipped (no customization requested).'));
+  } catch (error) {
+    monitor.send(msg.error(error instanceof UserError ? describeError(error) : 'Internal Error: Image deployment failed.'));
+    throw error;
+  } finally {
+    await monitor.close();
+  }
 }

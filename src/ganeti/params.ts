@@ -126,6 +126,11 @@ export function parseOsParams(raw: RawParams, options: ParamCheckOptions): { par
     const v = raw.get(name);
     return v === undefined ? undefined : v instanceof Secret ? v : new Secret(v);
   };
+  /** Optional parameters given empty (-O name=) count as not given. */
+  const optionalSecret = (name: OsParameterName): Secret | undefined => {
+    const v = secret(name);
+    return v && v.length > 0 ? v : undefined;
+  };
 
   const imgId = get('img_id');
   const imgFormat = get('img_format');
@@ -156,7 +161,7 @@ export function parseOsParams(raw: RawParams, options: ParamCheckOptions): { par
   const instProperties = parseProperties('inst_properties', get('inst_properties'), problems);
   const imgPersonality = parsePersonality(get('img_personality'), problems);
 
-  const authKeys = secret('auth_keys');
+  const authKeys = optionalSecret('auth_keys');
   if (authKeys) checkAuthKeys(authKeys.reveal(), problems);
 
   const configUrl = get('config_url');
@@ -170,13 +175,13 @@ export function parseOsParams(raw: RawParams, options: ParamCheckOptions): { par
     if (!ok) problems.push('config_url: must be an http:// or https:// URL');
   }
 
-  const osProductKey = secret('os_product_key');
+  const osProductKey = optionalSecret('os_product_key');
   if (osProductKey && !PRODUCT_KEY.test(osProductKey.reveal())) problems.push('os_product_key: must look like XXXXX-XXXXX-XXXXX-XXXXX-XXXXX');
 
   const osAnswerFile = get('os_answer_file');
   if (osAnswerFile !== undefined && osAnswerFile !== '' && !ANSWER_FILE_URL.test(osAnswerFile)) problems.push('os_answer_file: must be an http(s)://, ftp(s):// or file:// URL');
 
-  const cloudUserdata = secret('cloud_userdata');
+  const cloudUserdata = optionalSecret('cloud_userdata');
   if (cloudUserdata && !BASE64.test(cloudUserdata.reveal())) problems.push('cloud_userdata: must be base64');
 
   const family = instProperties.OSFAMILY ?? imgProperties.OSFAMILY;

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { getAsset, isSea } from 'node:sea';
+import { getAsset, getRawAsset, isSea } from 'node:sea';
 
 /** Repository root when running from source (src/util/ -> ../..). */
 function sourceRoot(): string {
@@ -17,9 +17,16 @@ export function readAssetText(name: string): string {
   return readFileSync(join(sourceRoot(), name), 'utf8');
 }
 
+/** The bytes of a (binary) asset, e.g. 'dist/directio.node'. Do not modify them: inside the
+ * executable they are the embedded asset itself, not a copy. */
+export function readAssetBytes(name: string): Uint8Array {
+  if (isSea()) return new Uint8Array(getRawAsset(name));
+  return readFileSync(join(sourceRoot(), name));
+}
+
 export function runningAsSea(): boolean {
   return isSea();
 }
 
 /** Every asset the build embeds; scripts/build-sea.ts reads this list. */
-export const ASSET_NAMES = ['variants/default.conf'] as const;
+export const ASSET_NAMES = ['variants/default.conf', 'dist/directio.node'] as const;

@@ -1,0 +1,217 @@
+/**
+ * The first half of create: get the image named by img_id / img_format onto disk 0,
+ * exactly, with progress. Streaming formats go through the O_DIRECT image writer;
+ * virtual-disk formats through qemu-img after inspection.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createWriteStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import type { Settings } from '../config/settings.ts';
+import type { DiskInfo } from '../disk/disk-target.ts';
+import { isKnownZero, writeImage } from '../disk/image-writer.ts';
+import { zeroDiskRange } from '../disk/wipe.ts';
+import { log } from '../log/logger.ts';
+import * as msg from '../monitor/messages.ts';
+import type { MonitorSink } from '../monitor/progress-monitor.ts';
+import type { TerminalProgress } from '../monitor/progress-bar.ts';
+import { UserError } from '../util/errors.ts';
+import { digestFromProperties, digestFromSidecar, verified, type ExpectedDigest } from './checksum.ts';
+import { decompress } from './decompress.ts';
+import { findImageFormat, type ImageFormatSpec } from './formats.ts';
+import { describeDetected, detect, filesystemSize, MAGIC_BYTES } from './magic.ts';
+import { bootCode, PREFIX_BYTES, synthesizePrefix } from './mbr.ts';
+import { convertToDisk, inspectQemuImage, type QemuFormat } from './qemu-img.ts';
+import { selectSource } from './sources/registry.ts';
+import type { OpenedImage, SourceSettings } from './sources/source.ts';
+import { counted, peek, prefixed, type ByteStream } from './stream-util.ts';
+
+export interface DeployRequest {
+  imgId: string;
+  imgFormat: string;
+  properties: Readonly<Record<string, string>>;
+  disk: DiskInfo;
+  settings: Settings;
+  monitor: MonitorSink;
+  terminal?: TerminalProgress | undefined;
+}
+
+export interface DeployResult {
+  method: 'none' | 'stream' | 'qemu-img';
+  /** Bytes of the image as stored (compressed size for compressed images). */
+  imageBytes: number;
+  /** Bytes that landed on the disk (raw size). */
+  diskBytes: number;
+  seconds: number;
+  /** Set for extdump/ntfsdump: the synthesized partition table holds the root on partition 1. */
+  synthesizedPartition?: { osFamily: 'linux' | 'windows'; rootPartition: 1 };
+}
+
+const PROGRESS_INTERVAL_MS = 3000;
+
+function sourceSettings(settings: Settings): SourceSettings {
+  return { imageDir: settings.IMAGE_DIR, httpTimeoutSeconds: settings.HTTP_TIMEOUT, httpRetries: settings.HTTP_RETRIES };
+}
+
+class ProgressReporter {
+  position = 0;
+  readonly total: number;
+  readonly #sink: MonitorSink;
+  readonly #terminal: TerminalProgress | undefined;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(total: number, sink: MonitorSink, terminal: TerminalProgress | undefined) {
+    this.total = total;
+    this.#sink = sink;
+    this.#terminal = terminal;
+    this.#timer = setInterval(() => this.#sink.send(msg.copyProgress(this.position, this.total)), PROGRESS_INTERVAL_MS);
+    this.#timer.unref();
+  }
+
+  update(position: number): void {
+    this.position = position;
+    this.#terminal?.update(position, this.total || undefined);
+  }
+
+  finish(): void {
+    clearInterval(this.#timer);
+    const end = this.total || this.position;
+    this.#sink.send(msg.copyProgress(end, end));
+    this.#terminal?.update(end, end || undefined, true);
+    this.#terminal?.done();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#terminal?.done();
+  }
+}
+
+async function expectedDigest(req: DeployRequest, opened: OpenedImage): Promise<ExpectedDigest | undefined> {
+  const fromProperties = digestFromProperties(req.properties);
+  if (fromProperties) return fromProperties;
+  if (/^https?:\/\//i.test(req.imgId)) return digestFromSidecar(new URL(req.imgId), req.settings.HTTP_TIMEOUT * 1000);
+  void opened;
+  return undefined;
+}
+
+/** Streams raw (possibly compressed) disk images and filesystem dumps through the writer. */
+async function deployStream(req: DeployRequest, format: ImageFormatSpec, opened: OpenedImage, digest: ExpectedDigest | undefined): Promise<DeployResult> {
+  const started = Date.now();
+  const progress = new ProgressReporter(opened.size ?? 0, req.monitor, req.terminal);
+  let input: ByteStream = counted(opened.stream(), (n) => progress.update(n));
+  if (digest) input = verified(input, digest);
+  let { head, stream } = await peek(input, MAGIC_BYTES);
+  let found = detect(head);
+  let rawSizeKnown = opened.size;
+  if (found.kind === 'compressed') {
+    log().info({ compression: found.compression }, 'image is compressed; decompressing while writing');
+    ({ head, stream } = await peek(decompress(stream, found.compression), MAGIC_BYTES));
+    found = detect(head);
+    rawSizeKnown = undefined;
+    if (found.kind !== 'raw') throw new UserError(`img_format: declared ${format.name} but the compressed image holds ${describeDetected(found)}`);
+  }
+  if (found.kind === 'container') {
+    const hint = found.container === 'vmdk-descriptor' || found.container === 'qcow' || found.container === 'vhd' ? '' : ` (use img_format=${found.container})`;
+    throw new UserError(`img_format: declared ${format.name} but the image is ${describeDetected(found)}${hint}`);
+  }
+  let synthesized: DeployResult['synthesizedPartition'];
+  let expectedDiskBytes = rawSizeKnown;
+  if (format.filesystemDump) {
+    if (found.kind !== 'raw' || found.content !== format.filesystemDump) throw new UserError(`img_format: declared ${format.name} but the image is ${describeDetected(found)}`);
+    const fsBytes = filesystemSize(head, format.filesystemDump);
+    if (fsBytes === undefined) throw new UserError(`img_id: cannot read the ${format.filesystemDump} filesystem size from its superblock`);
+    const code = bootCode();
+    if (!code) log().warn('no syslinux MBR boot code installed (package syslinux-common): the synthesized MBR has no boot code');
+    stream = prefixed(synthesizePrefix(fsBytes, format.filesystemDump, code), stream);
+    expectedDiskBytes = PREFIX_BYTES + fsBytes;
+    synthesized = { osFamily: format.filesystemDump === 'ext' ? 'linux' : 'windows', rootPartition: 1 };
+  } else if (found.kind === 'raw' && (found.content === 'ext' || found.content === 'ntfs')) {
+    throw new UserError(`img_format: declared diskdump but the image is ${describeDetected(found)} (use img_format=${found.content}dump)`);
+  }
+  if (expectedDiskBytes !== undefined && expectedDiskBytes > req.disk.sizeBytes) {
+    throw new UserError(`img_id: the image (${expectedDiskBytes} bytes) is larger than the disk (${req.disk.sizeBytes} bytes)`);
+  }
+  const knownZero = req.disk.kind === 'file' && (await isKnownZero(req.disk.path));
+  let written;
+  try {
+    written = await writeImage(stream, req.disk, { ...(expectedDiskBytes !== undefined ? { expectedBytes: expectedDiskBytes } : {}), knownZero });
+  } catch (error) {
+    progress.stop();
+    throw error;
+  }
+  progress.finish();
+  if (req.settings.WIPE_DISK_TAIL && !knownZero && written.bytes < req.disk.sizeBytes) {
+    await zeroDiskRange(req.disk, written.bytes, req.disk.sizeBytes - written.bytes);
+  }
+  log().info({ diskBytes: written.bytes, dataBytes: written.dataBytes, zeroBytes: written.zeroBytes, knownZero }, 'image written');
+  return { method: 'stream', imageBytes: progress.position, diskBytes: written.bytes, seconds: (Date.now() - started) / 1000, ...(synthesized ? { synthesizedPartition: synthesized } : {}) };
+}
+
+/** Downloads a remote virtual-disk image into a private temporary directory. */
+async function downloadToTemp(opened: OpenedImage, dir: string, digest: ExpectedDigest | undefined): Promise<string> {
+  const file = join(dir, 'image');
+  let input: ByteStream = opened.stream();
+  if (digest) input = verified(input, digest);
+  await pipeline(Readable.from(input), createWriteStream(file, { mode: 0o600 }));
+  return file;
+}
+
+async function drain(input: ByteStream): Promise<void> {
+  for await (const _chunk of input) {
+    // hashing only
+  }
+}
+
+async function deployQemu(req: DeployRequest, format: QemuFormat, opened: OpenedImage, digest: ExpectedDigest | undefined): Promise<DeployResult> {
+  const started = Date.now();
+  let tempDir: string | undefined;
+  try {
+    let path = opened.localPath;
+    if (path === undefined) {
+      tempDir = await mkdtemp(join(req.settings.IMAGE_TMP_DIR, 'snf-image-'));
+      log().info({ dir: tempDir }, `${format} images need random access: downloading first`);
+      path = await downloadToTemp(opened, tempDir, digest);
+    } else if (digest) {
+      await drain(verified(createReadStream(path, { highWaterMark: 4 * 1024 * 1024 }), digest));
+    }
+    const info = await inspectQemuImage(path, format);
+    if (info.virtualSize > req.disk.sizeBytes) throw new UserError(`img_id: the image (virtual size ${info.virtualSize} bytes) is larger than the disk (${req.disk.sizeBytes} bytes)`);
+    const progress = new ProgressReporter(info.virtualSize, req.monitor, req.terminal);
+    try {
+      await convertToDisk(path, format, req.disk.path, (fraction) => progress.update(Math.round(fraction * info.virtualSize)));
+    } catch (error) {
+      progress.stop();
+      throw error;
+    }
+    progress.finish();
+    if (req.settings.WIPE_DISK_TAIL && info.virtualSize < req.disk.sizeBytes) await zeroDiskRange(req.disk, info.virtualSize, req.disk.sizeBytes - info.virtualSize);
+    return { method: 'qemu-img', imageBytes: opened.size ?? 0, diskBytes: info.virtualSize, seconds: (Date.now() - started) / 1000 };
+  } finally {
+    if (tempDir) await rm(tempDir, { recursive: true, force: true });
+  }
+}
+
+export async function deployImage(req: DeployRequest): Promise<DeployResult> {
+  const format = findImageFormat(req.imgFormat);
+  if (!format) throw new UserError(`img_format: '${req.imgFormat}' is not a supported format`);
+  const source = selectSource(req.imgId, req.settings.SOURCE_PRIORITIES, req.settings.SOURCES_DISABLED);
+  const opened = await source.open(req.imgId, sourceSettings(req.settings));
+  try {
+    log().info({ source: source.name, image: opened.description, bytes: opened.size, format: format.name }, 'image source opened');
+    if (source.name === 'null') {
+      req.monitor.send(msg.info('No image to copy (img_id=null): customizing the disk as it is.'));
+      return { method: 'none', imageBytes: 0, diskBytes: 0, seconds: 0 };
+    }
+    const digest = await expectedDigest(req, opened);
+    if (digest) log().info({ algorithm: digest.algorithm, from: digest.from }, 'image checksum will be verified');
+    req.monitor.send(msg.info('Starting image copy...'));
+    const result = format.qemuFormat ? await deployQemu(req, format.qemuFormat as QemuFormat, opened, digest) : await deployStream(req, format, opened, digest);
+    req.monitor.send(msg.info('Image copy finished.'));
+    return result;
+  } finally {
+    await opened.close();
+  }
+}
