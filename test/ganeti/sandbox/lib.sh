@@ -57,7 +57,16 @@ sandbox_require_root() {
 sandbox_lock() {
   mkdir -p "$SANDBOX_STATE_DIR"
   exec 9>"$SANDBOX_LOCK"
-  flock -w 900 9 || sandbox_die "another sandbox script holds $SANDBOX_LOCK"
+  flock -n 9 && return 0
+  local p holders=()
+  for p in /proc/[0-9]*; do
+    [[ $p == "/proc/$$" ]] && continue
+    if [[ $(ls -l "$p/fd" 2>/dev/null) == *" -> $SANDBOX_LOCK"* ]]; then
+      holders+=("${p#/proc/}($(cat "$p/comm" 2>/dev/null))")
+    fi
+  done
+  sandbox_log "waiting up to 600 s for $SANDBOX_LOCK, open in: ${holders[*]:-?}"
+  flock -w 600 9 || sandbox_die "$SANDBOX_LOCK still held by: ${holders[*]:-?}"
 }
 
 # --- state file: KEY=VALUE lines -------------------------------------------
@@ -87,8 +96,22 @@ sandbox_state_unset() {
 # SIGPIPE after grep's early exit would turn a match into a failure)
 sandbox_netns_exists() { [[ -e /run/netns/$SANDBOX_NETNS ]]; }
 
-# Run a command inside the netns with the clean environment.
-sandbox_in() { ip netns exec "$SANDBOX_NETNS" "${SANDBOX_CLEAN_ENV[@]}" "$@"; }
+# Replace the current (sub)shell by CMD inside the netns, with the clean
+# environment and no inherited file descriptors besides 0-2. The fds matter:
+# Ganeti's Haskell daemons (confd, wconfd, luxid, mond) keep every fd they
+# inherit, so a daemon started with our lock fd (or a caller's pipe) open
+# would hold it for its whole life.
+sandbox_exec_clean() {
+  local fd
+  for fd in /proc/self/fd/*; do
+    fd=${fd##*/}
+    ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+  done
+  exec ip netns exec "$SANDBOX_NETNS" "${SANDBOX_CLEAN_ENV[@]}" "$@"
+}
+
+# Run a command inside the netns that way (in a subshell; returns its status).
+sandbox_in() { (sandbox_exec_clean "$@"); }
 
 # Is PID alive and inside our netns?
 sandbox_pid_in_netns() {

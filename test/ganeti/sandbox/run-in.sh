@@ -14,4 +14,5 @@ if (($# == 0)); then
 fi
 sandbox_require_root
 sandbox_netns_exists || sandbox_die "netns $SANDBOX_NETNS does not exist: run $HERE/setup.sh first"
-exec ip netns exec "$SANDBOX_NETNS" "${SANDBOX_CLEAN_ENV[@]}" "$@"
+# Only fds 0-2 are passed on (see sandbox_exec_clean in lib.sh).
+sandbox_exec_clean "$@"

@@ -244,7 +244,8 @@ sandbox_timed "sshd" setup_sshd
 setup_file_storage
 sandbox_timed "cluster" setup_cluster
 
+NETNS_PIDS=$(ip netns pids "$SANDBOX_NETNS" | xargs | tr ' ' ,)
 sandbox_log "processes in netns $SANDBOX_NETNS:"
-ps -o pid=,user=,args= -p "$(ip netns pids "$SANDBOX_NETNS" | xargs | tr ' ' ,)" >&2 || true
+[[ -n $NETNS_PIDS ]] && ps -o pid=,user=,args= -p "$NETNS_PIDS" >&2
 sandbox_log "ready: run commands with $HERE/run-in.sh gnt-... (master $SANDBOX_NODE_NAME)"
 sandbox_log "timing: setup.sh total $(sandbox_elapsed "$T_TOTAL") s"

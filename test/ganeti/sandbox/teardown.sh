@@ -17,7 +17,7 @@ sandbox_lock
 RC=0
 GNT_TIMEOUT=600   # seconds, per gnt-* command
 
-gnt() { timeout "$GNT_TIMEOUT" ip netns exec "$SANDBOX_NETNS" "${SANDBOX_CLEAN_ENV[@]}" "$@"; }
+gnt() { timeout "$GNT_TIMEOUT" bash -c '. "$1/lib.sh"; shift; sandbox_exec_clean "$@"' - "$HERE" "$@"; }
 
 # --- 1. instances, exports, cluster -------------------------------------------
 destroy_cluster() {
