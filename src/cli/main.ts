@@ -61,6 +61,14 @@ function buildProgram(): Command {
   addDeployCommand(program);
 
   program
+    .command('helper', { hidden: true })
+    .description('PID 1 of the helper VM (refuses to run anywhere else)')
+    .action(async () => {
+      const { helperMain } = await import('../../helper/main.ts');
+      await helperMain();
+    });
+
+  program
     .command('config')
     .description('print the effective configuration (snf-image.conf, then the variant file)')
     .option('--variant <name>', 'include this variant file', 'default')

@@ -4,6 +4,8 @@
  */
 import { inspectDisk } from '../disk/disk-target.ts';
 import { deployImage } from '../image/deploy.ts';
+import { helperFiles } from '../helper-vm/helper-files.ts';
+import { runHelper } from '../helper-vm/run-helper.ts';
 import { log } from '../log/logger.ts';
 import * as msg from '../monitor/messages.ts';
 import type { TerminalProgress } from '../monitor/progress-bar.ts';
@@ -17,6 +19,7 @@ export interface CreateOptions {
   /** false: write the image only (snf-image deploy --no-helper). */
   customize: boolean;
   terminal?: TerminalProgress | undefined;
+  onHelperStart?: (pid: number, args: readonly string[]) => void;
 }
 
 /** Resolves config_url and checks all parameters; nothing touches the disk before this. */
@@ -50,16 +53,20 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
   const disk = inspectDisk(disk0.path, 'DISK_0_PATH');
   const properties = { ...params.imgProperties, ...params.instProperties };
   const skipHelper = !options.customize || isYes(properties.EXCLUDE_ALL_TASKS);
-  if (!skipHelper) {
-    // Refuse before writing anything: customization needs the helper VM, not in this version.
-    throw new UserError('customization needs the helper VM, which this version does not have yet; deploy without customization with img_properties {"EXCLUDE_ALL_TASKS": "yes"}');
-  }
+  // Refuse before writing anything when the helper VM is missing.
+  if (!skipHelper) helperFiles(ctx.config.settings.HELPER_DIR);
   const monitor = createMonitor(ctx.config.settings.PROGRESS_MONITOR, instance.name);
   try {
     log().info({ instance: instance.name, img_id: params.imgId, img_format: params.imgFormat, disk: disk.path, diskBytes: disk.sizeBytes, reinstall: instance.reinstall }, 'deploying image');
     const result = await deployImage({ imgId: params.imgId as string, imgFormat: params.imgFormat as string, properties, disk, settings: ctx.config.settings, monitor, terminal: options.terminal });
     log().info({ method: result.method, imageBytes: result.imageBytes, diskBytes: result.diskBytes, seconds: result.seconds }, 'image deployed');
-    monitor.send(msg.info('Image customization skipped (no customization requested).'));
+    if (skipHelper) {
+      monitor.send(msg.info('Image customization skipped (no customization requested).'));
+    } else {
+      const outcome = await runHelper({ operation: 'create', instance, params, properties, settings: ctx.config.settings, monitor, ...(options.onHelperStart ? { onStart: options.onHelperStart } : {}) });
+      if (!outcome.ok) throw new UserError(outcome.message);
+      monitor.send(msg.info('Image customization finished successfully.'));
+    }
   } catch (error) {
     monitor.send(msg.error(error instanceof UserError ? describeError(error) : 'Internal Error: Image deployment failed.'));
     throw error;

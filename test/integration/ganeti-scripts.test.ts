@@ -81,11 +81,17 @@ describe('install-os', { skip: skipBinary }, () => {
 });
 
 describe('rename (built binary)', { skip: skipBinary }, () => {
-  it('logs the rename and exits 0', async () => {
-    const r = await runScript('rename', { env: withConfig(RENAME_ENV) });
+  it('leaves the guest alone when customization is excluded, and exits 0', async () => {
+    const r = await runScript('rename', { env: withConfig({ ...RENAME_ENV, OSP_IMG_PROPERTIES: '{"EXCLUDE_ALL_TASKS": "yes"}' }) });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /instance renamed/);
-    assert.match(r.stderr, /from=inst1\.gnt\.test to=inst2\.gnt\.test/);
+    assert.match(r.stderr, /instance renamed from=inst1\.gnt\.test to=inst2\.gnt\.test/);
+    assert.match(r.stderr, /customization is excluded for this instance/);
+  });
+
+  it('says how to install the helper VM when it is missing', async () => {
+    const r = await runScript('rename', { env: withConfig(RENAME_ENV) });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /ERROR the helper VM is not installed in HELPER_DIR .*: run snf-image-update-helper/);
   });
 });
 

@@ -1,0 +1,33 @@
+/**
+ * What every helper task works with: the config document, the deployed disk, the detected
+ * OS family and root partition, the guest mount point, and ways to report.
+ */
+import type { ConfigDocument } from '../src/helper-vm/config-document.ts';
+
+export type OsFamily = 'linux' | 'windows' | 'windows-legacy' | 'freebsd' | 'netbsd' | 'openbsd';
+
+export interface HelperContext {
+  config: ConfigDocument;
+  /** Device of instance disk 0, e.g. /dev/vdb. */
+  disk: string;
+  /** Devices of all instance disks, by index. */
+  disks: string[];
+  /** Image properties, upper-case names; detection fills OSFAMILY / ROOT_PARTITION. */
+  properties: Record<string, string>;
+  /** Where the guest root is mounted while mounted tasks run. */
+  target: string;
+  /** Filesystems mounted under target, in mount order. */
+  mounts: string[];
+  /** Partition FixPartitionTable grew (filesystem resize works on it). */
+  resizedPartition?: string;
+  warn(message: string): void;
+  info(message: string): void;
+}
+
+export function isYes(value: string | undefined): boolean {
+  return ['yes', 'true', 'on', '1', 'set'].includes((value ?? '').trim().toLowerCase());
+}
+
+export function osFamily(ctx: HelperContext): OsFamily | undefined {
+  return ctx.properties.OSFAMILY as OsFamily | undefined;
+}

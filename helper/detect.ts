@@ -1,0 +1,57 @@
+/**
+ * Detection of OSFAMILY and ROOT_PARTITION when the image properties do not give them: the
+ * root is the partition whose filesystem holds /etc/fstab and an OS release file (a
+ * separate /boot does not), or an NTFS volume with Windows/System32.
+ */
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { readPartitionTable, type Partition } from './disks.ts';
+import { run, TaskError } from './exec.ts';
+import type { OsFamily } from './context.ts';
+
+const LINUX_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'jfs', 'reiserfs']);
+const BSD_MBR_TYPES: Readonly<Record<string, OsFamily>> = { a5: 'freebsd', a6: 'openbsd', a9: 'netbsd' };
+const FREEBSD_GPT = new Set(['516e7cb6-6ecf-11d6-8ff8-00022d09712b', '516e7cb5-6ecf-11d6-8ff8-00022d09712b', '516e7cba-6ecf-11d6-8ff8-00022d09712b']);
+
+export async function filesystemType(node: string): Promise<string> {
+  const r = await run('blkid', ['-o', 'value', '-s', 'TYPE', node], { allowFailure: true });
+  return r.stdout.trim();
+}
+
+function hasCaseInsensitive(dir: string, ...names: string[]): boolean {
+  let current = dir;
+  for (const name of names) {
+    if (!existsSync(current)) return false;
+    const found = readdirSync(current).find((e) => e.toLowerCase() === name.toLowerCase());
+    if (!found) return false;
+    current = join(current, found);
+  }
+  return true;
+}
+
+async function probe(partition: Partition, fs: string, mountPoint: string): Promise<OsFamily | undefined> {
+  mkdirSync(mountPoint, { recursive: true });
+  const options = fs === 'ntfs' ? ['-t', 'ntfs3', '-o', 'ro'] : ['-o', fs.startsWith('ext') ? 'ro,noload' : 'ro'];
+  const mounted = await run('mount', [...options, partition.node, mountPoint], { allowFailure: true });
+  if (mounted.code !== 0) return undefined;
+  try {
+    if (fs === 'ntfs') return hasCaseInsensitive(mountPoint, 'Windows', 'System32') ? 'windows' : undefined;
+    const release = existsSync(join(mountPoint, 'etc/os-release')) || existsSync(join(mountPoint, 'usr/lib/os-release'));
+    return existsSync(join(mountPoint, 'etc/fstab')) && release ? 'linux' : undefined;
+  } finally {
+    await run('umount', [mountPoint], { allowFailure: true });
+  }
+}
+
+export async function detectRoot(disk: string, mountPoint: string): Promise<{ osFamily: OsFamily; rootPartition: number }> {
+  const table = await readPartitionTable(disk);
+  for (const partition of [...table.partitions].sort((a, b) => a.number - b.number)) {
+    const bsd = BSD_MBR_TYPES[partition.type] ?? (FREEBSD_GPT.has(partition.type) ? 'freebsd' : undefined);
+    if (bsd) return { osFamily: bsd, rootPartition: partition.number };
+    const fs = await filesystemType(partition.node);
+    if (!LINUX_FS.has(fs) && fs !== 'ntfs') continue;
+    const family = await probe(partition, fs, mountPoint);
+    if (family) return { osFamily: family, rootPartition: partition.number };
+  }
+  throw new TaskError('Unable to detect the root partition: no partition holds /etc/fstab with an OS release file, or Windows/System32 (set ROOT_PARTITION and OSFAMILY in img_properties)');
+}

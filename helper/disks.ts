@@ -1,0 +1,75 @@
+/**
+ * Disks and partitions as the helper sees them: instance disks found by their virtio serial
+ * number (never by guessing letters), partition tables read with sfdisk --json.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { run, TaskError } from './exec.ts';
+
+export function findDiskBySerial(serial: string, sysBlock = '/sys/block'): string {
+  for (const name of readdirSync(sysBlock)) {
+    const file = `${sysBlock}/${name}/serial`;
+    if (existsSync(file) && readFileSync(file, 'utf8').trim() === serial) return `/dev/${name}`;
+  }
+  throw new TaskError(`no disk with serial ${serial} is attached to the helper VM`);
+}
+
+export type TableType = 'dos' | 'gpt';
+
+export interface Partition {
+  number: number;
+  node: string;
+  start: number;
+  size: number;
+  type: string;
+}
+
+export interface PartitionTable {
+  device: string;
+  type: TableType;
+  sectorSize: number;
+  /** Disk size in sectors. */
+  sectors: number;
+  partitions: Partition[];
+}
+
+interface SfdiskJson {
+  partitiontable?: {
+    label?: string;
+    device?: string;
+    sectorsize?: number;
+    partitions?: Array<{ node: string; start: number; size: number; type: string }>;
+  };
+}
+
+export function partitionNode(device: string, number: number): string {
+  return /\d$/.test(device) ? `${device}p${number}` : `${device}${number}`;
+}
+
+export async function readPartitionTable(device: string): Promise<PartitionTable> {
+  const r = await run('sfdisk', ['--json', device], { allowFailure: true });
+  if (r.code !== 0) throw new TaskError('Unable to read partition table. The image seems corrupted.');
+  const json = JSON.parse(r.stdout) as SfdiskJson;
+  const table = json.partitiontable;
+  if (!table || (table.label !== 'dos' && table.label !== 'gpt')) throw new TaskError(`Unsupported partition table type '${table?.label ?? 'none'}'`);
+  const size = Number((await run('blockdev', ['--getsz', device])).stdout.trim());
+  const partitions = (table.partitions ?? []).map((p) => {
+    const m = /(\d+)$/.exec(p.node);
+    return { number: Number(m?.[1] ?? 0), node: p.node, start: p.start, size: p.size, type: p.type.toLowerCase() };
+  });
+  return { device, type: table.label, sectorSize: table.sectorsize ?? 512, sectors: size, partitions };
+}
+
+/** MBR extended-partition types. */
+export const EXTENDED_TYPES = new Set(['5', 'f', '85']);
+
+/** The partition to grow: the last one; with logicals inside a last extended, the last logical. */
+export function lastPartition(table: PartitionTable): Partition | undefined {
+  const sorted = [...table.partitions].sort((a, b) => a.start - b.start);
+  const last = sorted.at(-1);
+  if (!last) return undefined;
+  if (table.type === 'dos' && EXTENDED_TYPES.has(last.type)) {
+    const logicals = table.partitions.filter((p) => p.number >= 5).sort((a, b) => a.start - b.start);
+    return logicals.at(-1);
+  }
+  return last;
+}

@@ -1,0 +1,107 @@
+/**
+ * `snf-image helper`: PID 1 of the helper VM (started by the helper initrd). Reads the
+ * config floppy, finds the instance disks by serial, detects what the properties do not
+ * say, runs the task table, writes SUCCESS or "ERROR: ..." to the result port and powers
+ * the VM off. It refuses to run anywhere but in the helper VM.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { parseConfigDocument, type ConfigDocument } from '../src/helper-vm/config-document.ts';
+import { isYes, type HelperContext, type OsFamily } from './context.ts';
+import { detectRoot } from './detect.ts';
+import { findDiskBySerial } from './disks.ts';
+import { run } from './exec.ts';
+import { adapterFor } from './os/adapter.ts';
+import { openPorts, type Ports } from './ports.ts';
+import { runTasks } from './runner.ts';
+
+const CONFIG_DIR = '/run/snf-config';
+const TARGET = '/run/snf-target';
+const RENAME_TASKS = ['MountImage', 'AssignHostname', 'UmountImage'];
+
+function stamp(line: string): string {
+  return `[${(process.uptime()).toFixed(2)}] ${line}`;
+}
+
+async function waitForDevice(path: string, seconds: number): Promise<void> {
+  const deadline = Date.now() + seconds * 1000;
+  while (!existsSync(path) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (!existsSync(path)) throw new Error(`${path} did not appear`);
+}
+
+async function readConfig(): Promise<ConfigDocument> {
+  if (!existsSync('/dev/fd0')) await run('modprobe', ['floppy'], { allowFailure: true });
+  await waitForDevice('/dev/fd0', 10);
+  mkdirSync(CONFIG_DIR, { recursive: true });
+  await run('mount', ['-t', 'ext2', '-o', 'ro', '/dev/fd0', CONFIG_DIR]);
+  try {
+    return parseConfigDocument(readFileSync(`${CONFIG_DIR}/config.json`, 'utf8'));
+  } finally {
+    await run('umount', [CONFIG_DIR], { allowFailure: true });
+  }
+}
+
+async function debugShell(ports: Ports): Promise<void> {
+  ports.console('HELPER_DEBUG: a root shell is on the fourth serial port (ttyS3); exit it to power off');
+  await run('/bin/busybox', ['setsid', 'sh', '-c', 'exec /bin/sh </dev/ttyS3 >/dev/ttyS3 2>&1'], { allowFailure: true });
+}
+
+async function powerOff(): Promise<never> {
+  await run('sync', [], { allowFailure: true });
+  await run('/bin/busybox', ['poweroff', '-f'], { allowFailure: true });
+  await new Promise((r) => setTimeout(r, 3000));
+  process.exit(0);
+}
+
+export async function helperMain(): Promise<never> {
+  const cmdline = existsSync('/proc/cmdline') ? readFileSync('/proc/cmdline', 'utf8') : '';
+  if (!cmdline.split(/\s+/).includes('snf_image_activate_helper')) {
+    process.stderr.write('snf-image helper: runs only inside the helper VM (no snf_image_activate_helper on the kernel command line)\n');
+    process.exit(1);
+  }
+  const ports = openPorts();
+  const log = (line: string) => ports.console(stamp(line));
+  let ctx: HelperContext | undefined;
+  let debug = false;
+  try {
+    const config = await readConfig();
+    debug = config.debug;
+    log(`config document read: operation ${config.operation}, ${config.disks.length} disk(s)`);
+    const disks = config.disks.map((d) => findDiskBySerial(d.serial));
+    ctx = {
+      config,
+      disk: disks[0] as string,
+      disks,
+      properties: { ...config.properties },
+      target: TARGET,
+      mounts: [],
+      warn: (message) => {
+        log(`WARNING: ${message}`);
+        ports.event({ kind: 'warning', message });
+      },
+      info: (message) => log(message),
+    };
+    if (isYes(ctx.properties.EXCLUDE_ALL_TASKS)) {
+      log('EXCLUDE_ALL_TASKS is set: no customization');
+    } else {
+      if (!ctx.properties.OSFAMILY || !ctx.properties.ROOT_PARTITION) {
+        const found = await detectRoot(ctx.disk, '/run/snf-probe');
+        ctx.properties.OSFAMILY ??= found.osFamily;
+        ctx.properties.ROOT_PARTITION ??= String(found.rootPartition);
+        ctx.warn(`image properties completed by detection: OSFAMILY=${ctx.properties.OSFAMILY} ROOT_PARTITION=${ctx.properties.ROOT_PARTITION}`);
+      }
+      adapterFor(ctx.properties.OSFAMILY as OsFamily);
+      await runTasks(ctx, { emit: (e) => ports.event(e), log, ...(config.operation === 'rename' ? { only: RENAME_TASKS } : {}) });
+    }
+    ports.result('SUCCESS');
+    log('customization finished: SUCCESS');
+  } catch (error) {
+    const message = (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, ' ');
+    log(`ERROR: ${message}`);
+    ports.event({ kind: 'error', message });
+    ports.result(`ERROR: ${message}`);
+    if (ctx) for (const where of ctx.mounts.reverse()) await run('umount', ['-l', where], { allowFailure: true });
+    if (debug) await debugShell(ports);
+  }
+  ports.close();
+  return powerOff();
+}

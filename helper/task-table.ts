@@ -1,0 +1,83 @@
+/**
+ * The one table of helper tasks: name, order, run-after / run-before, attributes, OS
+ * families and required inputs. It drives ordering, the EXCLUDE_* properties, the docs and
+ * the tests (which check that the orders honour every after/before).
+ */
+import type { HelperContext, OsFamily } from './context.ts';
+import { GuestFs } from './guest-files.ts';
+import { adapterFor } from './os/adapter.ts';
+import { filesystemResizeMounted, filesystemResizeUnmounted } from './tasks/filesystems.ts';
+import { mountImage, umountImage } from './tasks/mount.ts';
+import { fixPartitionTable } from './tasks/partitions.ts';
+import { enforcePersonality } from './tasks/personality.ts';
+
+export interface TaskAttributes {
+  /** Honours EXCLUDE_TASK_<NAME>. */
+  excludable: boolean;
+  /** Skipped by EXCLUDE_FILESYSTEMRESIZE_TASKS. */
+  fsResize: boolean;
+  /** Needs the guest mounted; skipped by EXCLUDE_MOUNTED_TASKS. */
+  mounted: boolean;
+  /** Skipped in cloud-init mode (CLOUD_INIT). */
+  cloudInitExcludable: boolean;
+  /** The image may override it (ALLOW_MOUNTED_TASK_OVERWRITING). */
+  overwritable: boolean;
+}
+
+export type Requirement = 'password-or-keys' | 'personality';
+
+export interface TaskSpec {
+  name: string;
+  order: number;
+  runAfter: readonly string[];
+  runBefore: readonly string[];
+  attributes: TaskAttributes;
+  families: readonly OsFamily[];
+  requires: readonly Requirement[];
+  description: string;
+  run(ctx: HelperContext): Promise<void>;
+}
+
+const attrs = (flags: string): TaskAttributes => ({
+  excludable: flags.includes('E'),
+  fsResize: flags.includes('F'),
+  mounted: flags.includes('M'),
+  cloudInitExcludable: flags.includes('C'),
+  overwritable: flags.includes('O'),
+});
+
+const LINUX: readonly OsFamily[] = ['linux'];
+const guest = (ctx: HelperContext) => new GuestFs(ctx.target);
+
+export const TASKS: readonly TaskSpec[] = [
+  { name: 'FixPartitionTable', order: 10, runAfter: [], runBefore: ['FilesystemResizeUnmounted'], attributes: attrs('EC'), families: LINUX, requires: [], description: 'grow the last partition to the end of the disk (MBR, GPT, logical partitions)', run: fixPartitionTable },
+  { name: 'FilesystemResizeUnmounted', order: 20, runAfter: ['FixPartitionTable'], runBefore: ['MountImage'], attributes: attrs('EFC'), families: LINUX, requires: [], description: 'grow an ext2/3/4 filesystem on the grown partition (after e2fsck)', run: filesystemResizeUnmounted },
+  { name: 'MountImage', order: 30, runAfter: [], runBefore: ['UmountImage'], attributes: attrs('M'), families: LINUX, requires: [], description: 'mount the root filesystem and the fstab entries customization needs', run: mountImage },
+  { name: 'FilesystemResizeMounted', order: 40, runAfter: ['MountImage'], runBefore: ['UmountImage'], attributes: attrs('EMFOC'), families: LINUX, requires: [], description: 'grow a mounted xfs or btrfs filesystem', run: filesystemResizeMounted },
+  { name: 'AssignHostname', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: [], description: 'set the hostname (per distribution) and the 127.0.1.1 line of /etc/hosts', run: (ctx) => adapterFor('linux').assignHostname(ctx, guest(ctx)) },
+  { name: 'ChangeMachineId', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: [], description: 'give the instance its own /etc/machine-id', run: (ctx) => adapterFor('linux').changeMachineId(ctx, guest(ctx)) },
+  { name: 'ChangePassword', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: ['password-or-keys'], description: 'set the password of USERS (hashed in the helper) and append auth_keys', run: (ctx) => adapterFor('linux').changePassword(ctx, guest(ctx)) },
+  { name: 'DeleteSSHKeys', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: [], description: 'replace the image SSH host keys with fresh ones of every type sshd uses', run: (ctx) => adapterFor('linux').deleteSshKeys(ctx, guest(ctx)) },
+  { name: 'SELinuxAutorelabel', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: [], description: 'request an SELinux relabel at first boot (redhat family)', run: (ctx) => adapterFor('linux').selinuxAutorelabel(ctx, guest(ctx)) },
+  { name: 'EnforcePersonality', order: 60, runAfter: ['MountImage'], runBefore: ['UmountImage'], attributes: attrs('EMO'), families: LINUX, requires: ['personality'], description: 'inject the img_personality files with owner, group and mode', run: enforcePersonality },
+  { name: 'UmountImage', order: 80, runAfter: ['MountImage'], runBefore: [], attributes: attrs('M'), families: LINUX, requires: [], description: 'unmount everything MountImage mounted', run: umountImage },
+];
+
+/** Problems in the table itself: after/before constraints the orders break, unknown names. */
+export function tableProblems(tasks: readonly TaskSpec[] = TASKS): string[] {
+  const byName = new Map(tasks.map((t) => [t.name, t]));
+  const problems: string[] = [];
+  for (const task of tasks) {
+    for (const other of task.runAfter) {
+      const o = byName.get(other);
+      if (!o) problems.push(`${task.name}: runAfter names unknown task ${other}`);
+      else if (o.order >= task.order) problems.push(`${task.name} (${task.order}) must run after ${other} (${o.order})`);
+    }
+    for (const other of task.runBefore) {
+      const o = byName.get(other);
+      if (!o) problems.push(`${task.name}: runBefore names unknown task ${other}`);
+      else if (o.order <= task.order) problems.push(`${task.name} (${task.order}) must run before ${other} (${o.order})`);
+    }
+  }
+  return problems;
+}

@@ -1,0 +1,42 @@
+/**
+ * Filesystem growth: ext2/3/4 unmounted (after a forced check), xfs and btrfs mounted.
+ */
+import { filesystemType } from '../detect.ts';
+import { run, TaskError } from '../exec.ts';
+import type { HelperContext } from '../context.ts';
+import { lastPartition, readPartitionTable } from '../disks.ts';
+
+async function resizedPartition(ctx: HelperContext): Promise<string | undefined> {
+  if (ctx.resizedPartition) return ctx.resizedPartition;
+  const last = lastPartition(await readPartitionTable(ctx.disk));
+  return last?.node;
+}
+
+export async function filesystemResizeUnmounted(ctx: HelperContext): Promise<void> {
+  const node = await resizedPartition(ctx);
+  if (!node) return;
+  const fs = await filesystemType(node);
+  if (!fs.startsWith('ext')) {
+    if (!['xfs', 'btrfs', 'swap', 'ntfs', ''].includes(fs)) ctx.warn(`Cannot resize a ${fs} filesystem: only ext2/3/4, xfs and btrfs grow`);
+    return;
+  }
+  const check = await run('e2fsck', ['-f', '-p', node], { allowFailure: true });
+  // 0: clean, 1: errors corrected; anything else needs a person.
+  if (check.code > 1) throw new TaskError(`The ${fs} filesystem on ${node} has errors e2fsck cannot fix automatically (exit ${check.code}): ${check.stdout.trim().split('\n').pop() ?? ''}`);
+  await run('resize2fs', [node]);
+}
+
+export async function filesystemResizeMounted(ctx: HelperContext): Promise<void> {
+  const node = await resizedPartition(ctx);
+  if (!node) return;
+  const fs = await filesystemType(node);
+  if (fs !== 'xfs' && fs !== 'btrfs') return;
+  const mounts = (await run('findmnt', ['-n', '-o', 'TARGET', '--source', node], { allowFailure: true })).stdout.trim().split('\n').filter(Boolean);
+  const mountPoint = mounts[0];
+  if (!mountPoint) {
+    ctx.warn(`the ${fs} filesystem on ${node} is not mounted: not grown`);
+    return;
+  }
+  if (fs === 'xfs') await run('xfs_growfs', [mountPoint]);
+  else await run('btrfs', ['filesystem', 'resize', 'max', mountPoint]);
+}

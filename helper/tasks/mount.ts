@@ -1,0 +1,80 @@
+/**
+ * MountImage / UmountImage: the root filesystem read-write under the target, then the fstab
+ * entries the customization needs (/boot, /usr, /var, ...) by UUID=, LABEL=, PARTUUID= or
+ * device path; nosuid and nodev everywhere, mount points resolved inside the guest.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { partitionNode } from '../disks.ts';
+import { filesystemType } from '../detect.ts';
+import { run, TaskError } from '../exec.ts';
+import { resolveInGuest } from '../guest-path.ts';
+import type { HelperContext } from '../context.ts';
+
+const MOUNTABLE = new Set(['auto', 'ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'vfat', 'msdos']);
+const WANTED = /^\/(boot|boot\/efi|usr|var|opt|home|root|etc)(\/|$)/;
+
+export interface FstabEntry {
+  source: string;
+  mountPoint: string;
+  type: string;
+  options: string;
+}
+
+export function parseFstab(text: string): FstabEntry[] {
+  const entries: FstabEntry[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/#.*/, '').trim();
+    if (line === '') continue;
+    const [source, mountPoint, type, options] = line.split(/\s+/);
+    if (!source || !mountPoint || !type) continue;
+    entries.push({ source, mountPoint: mountPoint.replace(/\\040/g, ' '), type, options: options ?? 'defaults' });
+  }
+  return entries;
+}
+
+async function resolveSource(source: string): Promise<string> {
+  const m = /^(UUID|LABEL|PARTUUID|PARTLABEL)=(.+)$/.exec(source);
+  if (m) {
+    const r = await run('blkid', ['-l', '-o', 'device', '-t', `${m[1]}=${(m[2] ?? '').replace(/^"|"$/g, '')}`], { allowFailure: true });
+    const device = r.stdout.trim();
+    if (device === '') throw new TaskError(`fstab names ${source}, but no partition of the image has it`);
+    return device;
+  }
+  if (source.startsWith('/dev/')) throw new TaskError(`fstab names the device ${source}; only UUID=, LABEL=, PARTUUID= and PARTLABEL= sources can be found reliably`);
+  throw new TaskError(`unsupported fstab source ${source}`);
+}
+
+export async function mountImage(ctx: HelperContext): Promise<void> {
+  const rootNumber = Number(ctx.properties.ROOT_PARTITION);
+  const root = partitionNode(ctx.disk, rootNumber);
+  mkdirSync(ctx.target, { recursive: true });
+  const fs = await filesystemType(root);
+  if (fs === '') throw new TaskError(`ROOT_PARTITION ${rootNumber} (${root}) holds no filesystem`);
+  await run('mount', ['-o', 'rw,nosuid,nodev', root, ctx.target]);
+  ctx.mounts.push(ctx.target);
+  let fstab = '';
+  try {
+    fstab = readFileSync(resolveInGuest(ctx.target, '/etc/fstab'), 'utf8');
+  } catch {
+    ctx.warn('the image has no /etc/fstab');
+    return;
+  }
+  const entries = parseFstab(fstab)
+    .filter((e) => WANTED.test(e.mountPoint) && MOUNTABLE.has(e.type) && !e.options.split(',').includes('noauto'))
+    .sort((a, b) => a.mountPoint.length - b.mountPoint.length);
+  for (const entry of entries) {
+    const device = await resolveSource(entry.source);
+    const where = resolveInGuest(ctx.target, entry.mountPoint);
+    mkdirSync(where, { recursive: true });
+    await run('mount', ['-o', 'rw,nosuid,nodev', device, where]);
+    ctx.mounts.push(where);
+  }
+}
+
+export async function umountImage(ctx: HelperContext): Promise<void> {
+  await run('sync', []);
+  while (ctx.mounts.length > 0) {
+    const where = ctx.mounts.pop() as string;
+    await run('umount', [where]);
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The deployment's parameters as the helper VM receives them: a typed, versioned JSON
+ * document on the config floppy (not shell code). The host builds it; the helper validates
+ * it with the same schema before using anything in it.
+ */
+import { z } from 'zod';
+
+export const CONFIG_DOCUMENT_VERSION = 1;
+
+const nic = z.object({
+  index: z.number().int().nonnegative(),
+  mac: z.string(),
+  ip: z.string().optional(),
+  name: z.string().optional(),
+  mode: z.string().optional(),
+  link: z.string().optional(),
+  frontendType: z.string().optional(),
+  network: z.object({
+    name: z.string().optional(),
+    tags: z.array(z.string()),
+    subnet: z.string().optional(),
+    gateway: z.string().optional(),
+    subnet6: z.string().optional(),
+    gateway6: z.string().optional(),
+  }),
+});
+
+const personalityFile = z.object({
+  path: z.string(),
+  contents: z.string(),
+  owner: z.string().optional(),
+  group: z.string().optional(),
+  mode: z.number().int().optional(),
+});
+
+export const configDocumentSchema = z.object({
+  version: z.literal(CONFIG_DOCUMENT_VERSION),
+  /** 'create' runs the task table; 'rename' only the hostname task. */
+  operation: z.enum(['create', 'rename']),
+  hostname: z.string(),
+  oldHostname: z.string().optional(),
+  /** Image properties (img_properties overridden by inst_properties), upper-case names. */
+  properties: z.record(z.string(), z.string()),
+  /** Virtio serial numbers of the instance disks, in Ganeti's order (disk 0 first). */
+  disks: z.array(z.object({ index: z.number().int().nonnegative(), serial: z.string() })),
+  nics: z.array(nic),
+  network: z.object({
+    dhcpTags: z.array(z.string()),
+    statefulDhcpv6Tags: z.array(z.string()),
+    statelessDhcpv6Tags: z.array(z.string()),
+    defaultNicConfig: z.string(),
+  }),
+  secrets: z.object({
+    password: z.string().optional(),
+    passwordHash: z.string().optional(),
+    authKeys: z.string().optional(),
+    cloudUserdata: z.string().optional(),
+    productKey: z.string().optional(),
+  }),
+  personality: z.array(personalityFile),
+  /** When the personality did not fit on the floppy: the virtio disk holding it. */
+  personalityDisk: z.object({ serial: z.string(), bytes: z.number().int().positive() }).optional(),
+  windowsTimezone: z.string(),
+  cloudInitDebug: z.boolean(),
+  debug: z.boolean(),
+});
+
+export type ConfigDocument = z.infer<typeof configDocumentSchema>;
+
+export function parseConfigDocument(text: string): ConfigDocument {
+  const data: unknown = JSON.parse(text);
+  const version = typeof data === 'object' && data !== null ? (data as { version?: unknown }).version : undefined;
+  if (version !== CONFIG_DOCUMENT_VERSION) throw new Error(`config document version ${String(version)} is not ${CONFIG_DOCUMENT_VERSION}: the helper image does not match this snf-image (run snf-image-update-helper)`);
+  const result = configDocumentSchema.safeParse(data);
+  if (!result.success) throw new Error(`config document invalid: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return result.data;
+}

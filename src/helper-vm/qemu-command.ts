@@ -1,0 +1,94 @@
+/**
+ * The helper VM's QEMU command line, as a pure function of its inputs: no network device
+ * at all, no defaults, no user config, seccomp sandbox, an unprivileged user, no display,
+ * the helper root read-only, instance disks in order with cache=none and serial numbers,
+ * four serial ports (console, result, monitor, debug shell).
+ */
+
+export type Accel = 'kvm' | 'tcg';
+
+export interface HelperFiles {
+  kernel: string;
+  initrd: string;
+  root: string;
+  /** Filesystem of root.img (squashfs or ext4), from the helper manifest. */
+  rootFsType: string;
+}
+
+export interface QemuCommandInput {
+  accel: Accel;
+  memoryMiB: number;
+  user: string;
+  /** QEMU >= 9 spells it -run-with user=; older ones -runas. */
+  userOption: 'run-with' | 'runas';
+  helper: HelperFiles;
+  floppy: string;
+  personalityDisk?: string | undefined;
+  disks: ReadonlyArray<{ path: string; serial: string }>;
+  serial: { console: string; result: string; monitor: string; debug?: string | undefined };
+  debug: boolean;
+  /** Extra kernel command line words (tests, probes). */
+  kernelArgs?: readonly string[];
+}
+
+export const HELPER_ROOT_SERIAL = 'helper-root';
+
+/** QEMU option values escape a comma by doubling it. */
+export function optionValue(text: string): string {
+  return text.replaceAll(',', ',,');
+}
+
+export function diskSerial(index: number): string {
+  return `snf-disk${index}`;
+}
+
+export function kernelCommandLine(input: Pick<QemuCommandInput, 'helper' | 'debug' | 'kernelArgs'>): string {
+  return [
+    'console=ttyS0,115200',
+    'quiet',
+    'loglevel=3',
+    'panic=-1',
+    'oops=panic',
+    'tsc=reliable',
+    'no_timer_check',
+    'i8042.noaux',
+    'i8042.nokbd',
+    '8250.nr_uarts=4',
+    `snf_image_rootfstype=${input.helper.rootFsType}`,
+    'snf_image_activate_helper',
+    ...(input.debug ? ['snf_image_debug_helper'] : []),
+    ...(input.kernelArgs ?? []),
+  ].join(' ');
+}
+
+export function qemuArguments(input: QemuCommandInput): string[] {
+  const args = [
+    '-accel', input.accel,
+    '-machine', 'pc',
+    ...(input.accel === 'kvm' ? ['-cpu', 'host'] : []),
+    '-nodefaults',
+    '-no-user-config',
+    '-nographic',
+    '-no-reboot',
+    '-m', String(input.memoryMiB),
+    '-smp', '1',
+    '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+    ...(input.userOption === 'run-with' ? ['-run-with', `user=${input.user}`] : ['-runas', input.user]),
+    '-kernel', input.helper.kernel,
+    '-initrd', input.helper.initrd,
+    '-append', kernelCommandLine(input),
+    '-drive', `file=${optionValue(input.helper.root)},format=raw,if=none,id=helper-root,readonly=on`,
+    '-device', `virtio-blk-pci,drive=helper-root,serial=${HELPER_ROOT_SERIAL}`,
+    '-drive', `file=${optionValue(input.floppy)},if=floppy,index=0,format=raw,readonly=on`,
+  ];
+  input.disks.forEach((disk, i) => {
+    args.push('-drive', `file=${optionValue(disk.path)},format=raw,if=none,id=disk${i},cache=none,discard=unmap`, '-device', `virtio-blk-pci,drive=disk${i},serial=${disk.serial}`);
+  });
+  if (input.personalityDisk) {
+    args.push('-drive', `file=${optionValue(input.personalityDisk)},format=raw,if=none,id=personality,readonly=on`, '-device', 'virtio-blk-pci,drive=personality,serial=snf-personality');
+  }
+  const ports = [input.serial.console, input.serial.result, input.serial.monitor];
+  ports.forEach((path, i) => args.push('-chardev', `file,id=serial${i},path=${optionValue(path)}`, '-serial', `chardev:serial${i}`));
+  if (input.serial.debug) args.push('-chardev', `pty,id=serial3`, '-serial', 'chardev:serial3');
+  return args;
+}
