@@ -28,7 +28,6 @@ const args = [
   '-std=gnu11',
   '-Wall',
   '-Wextra',
-  '-Werror',
   '-D_FORTIFY_SOURCE=2',
   '-Wl,-z,relro,-z,now',
   '-s',

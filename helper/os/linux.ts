@@ -112,7 +112,7 @@ export function guestHashMethod(fs: GuestFs): 'yescrypt' | 'sha512' {
 export async function hashPassword(password: string, method: string): Promise<string> {
   const tool = METHODS[method];
   if (!tool) throw new TaskError(`PASSWD_HASHING_METHOD ${method} is not supported`);
-  const r = await run('mkpasswd', ['--method', tool, '--stdin'], { input: `${password}\n` });
+  const r = await run('mkpasswd', [`--method=${tool}`, '--stdin'], { input: `${password}\n` });
   const hash = r.stdout.trim();
   if (!hash.startsWith('$')) throw new TaskError('mkpasswd produced no hash');
   return hash;

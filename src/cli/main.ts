@@ -61,6 +61,27 @@ function buildProgram(): Command {
   addDeployCommand(program);
 
   program
+    .command('update-helper')
+    .description('build the helper VM from Debian packages into HELPER_DIR (also installed as snf-image-update-helper)')
+    .option('--check', 'only say whether the installed helper matches this binary (exit 1 if not)')
+    .option('--force', 'rebuild even if the helper is up to date')
+    .option('--binary <path>', 'the snf-image binary to put into the helper (default: this one)')
+    .option('--mirror <url>', 'Debian mirror (default: the one apt uses)')
+    .action(async (opts: { check?: boolean; force?: boolean; binary?: string; mirror?: string }) => {
+      const binary = opts.binary ?? (runningAsSea() ? process.execPath : undefined);
+      if (!binary) throw new Error('--binary: required when not running the built single executable');
+      const { helperState, updateHelper } = await import('../helper-vm/update-helper.ts');
+      const { settings } = loadConfig({ configFile: configFileFrom(process.env) });
+      if (opts.check) {
+        const state = await helperState(settings.HELPER_DIR, binary);
+        process.stdout.write(state.state === 'current' ? `up to date (built ${state.buildTime})\n` : state.state === 'missing' ? `missing: no helper VM in ${settings.HELPER_DIR}\n` : `stale: ${state.why}\n`);
+        process.exitCode = state.state === 'current' ? 0 : 1;
+        return;
+      }
+      await updateHelper({ helperDir: settings.HELPER_DIR, binary, force: Boolean(opts.force), mirror: opts.mirror, out: (line) => process.stdout.write(`${line}\n`) });
+    });
+
+  program
     .command('helper', { hidden: true })
     .description('PID 1 of the helper VM (refuses to run anywhere else)')
     .action(async () => {

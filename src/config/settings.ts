@@ -74,6 +74,10 @@ export const SETTINGS = {
   HTTP_RETRIES: setting('5', 'How often an interrupted image download is resumed', z.string().regex(/^\d+$/, { error: 'must be a whole number' }).transform(Number)),
   IMAGE_TMP_DIR: setting('/var/tmp', 'Where remote images that need random access (qcow2, vmdk, vdi, vhdx) are downloaded before conversion', absolutePath),
   WIPE_DISK_TAIL: setting('yes', 'Zero the part of the disk after the image, so no previous data stays readable (skipped on fresh sparse files)', yesNo),
+  IMAGE_CACHE: setting('yes', 'Keep a node-local cache of remote http(s) images: one download per image, later deployments revalidate it (ETag / Last-Modified)', yesNo),
+  IMAGE_CACHE_DIR: setting('/var/cache/snf-image/images', 'Directory of the remote image cache (created 0700, files 0600)', absolutePath),
+  IMAGE_CACHE_MAX_SIZE: setting('20G', 'Largest total size of the image cache; least recently used entries are evicted beyond it', sizeBytes),
+  IMAGE_CACHE_VERIFY: setting('no', 'Check the sha256 of a cached image (not only its size) before every use', yesNo),
   QEMU: setting('qemu-system-x86_64', 'QEMU binary that runs the helper VM', z.string().min(1, { error: 'must not be empty' })),
 } as const;
 

@@ -11,7 +11,7 @@
  *  - the disk size is a hard limit checked before anything beyond it is written;
  *  - a final partial logical block goes through a second, buffered descriptor; fdatasync.
  */
-import { close, closeSync, constants, fdatasync, fstatSync, openSync, statSync, write, type Stats } from 'node:fs';
+import { close, closeSync, constants, fdatasync, fstatSync, openSync, read, statSync, write, type Stats } from 'node:fs';
 import Queue from 'yocto-queue';
 import { UserError } from '../util/errors.ts';
 import { directIo, type DirectIo } from './native.ts';
@@ -20,6 +20,7 @@ const MiB = 1024 * 1024;
 export const DEFAULT_BLOCK_SIZE = 4 * MiB;
 export const DEFAULT_ZERO_BLOCK_SIZE = 64 * 1024;
 export const DEFAULT_IN_FLIGHT = 3;
+export const DEFAULT_MIN_ZERO_RUN = 0;
 /** Memory alignment of the buffers: a page satisfies every device's DMA alignment. */
 const MEMORY_ALIGNMENT = 4096;
 /** A run of zeroes is handed to zeroRange once it reaches this size (overlaps with reading). */
@@ -46,6 +47,11 @@ export interface WriteImageOptions {
   zeroBlockSize?: number;
   /** Buffers being written while the next one is filled (default 3). */
   inFlight?: number;
+  /**
+   * Zero runs shorter than this that lie between data in one buffer are written as data
+   * (unless knownZero): one longer write costs less than a separate zeroing call.
+   */
+  minZeroRun?: number;
 }
 
 export interface WriteImageResult {
@@ -57,10 +63,43 @@ export interface WriteImageResult {
   zeroBytes: number;
 }
 
+/** Largest chunk zeroChunk() returns. */
+export const ZERO_CHUNK_MAX = 8 * MiB;
+let sharedZeros: Uint8Array | undefined;
+
+/**
+ * `length` (<= ZERO_CHUNK_MAX) zero bytes for an input stream to yield for a hole of its
+ * source: writeImage recognizes these chunks and neither scans nor copies them. They are
+ * views of one shared buffer: never write into them.
+ */
+export function zeroChunk(length: number): Uint8Array {
+  if (!Number.isInteger(length) || length < 0 || length > ZERO_CHUNK_MAX) {
+    throw new RangeError(`zeroChunk length must be an integer in 0..${ZERO_CHUNK_MAX} (got ${length})`);
+  }
+  sharedZeros ??= new Uint8Array(ZERO_CHUNK_MAX);
+  return sharedZeros.subarray(0, length);
+}
+
 interface Slot {
   bytes: Uint8Array;
   /** Per zero-detection sub-block: 1 = holds data, 0 = all zero (its bytes may be stale). */
   flags: Uint8Array;
+}
+
+/** An error of the input iterator: passed on as it is (the caller's pipeline owns it). */
+class InputFailure {
+  readonly error: unknown;
+  constructor(error: unknown) {
+    this.error = error;
+  }
+}
+
+async function* guarded(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    yield* input;
+  } catch (error) {
+    throw new InputFailure(error);
+  }
 }
 
 interface InFlight {
@@ -179,6 +218,7 @@ export async function writeImage(
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
   const grain = options.zeroBlockSize ?? DEFAULT_ZERO_BLOCK_SIZE;
   const depth = options.inFlight ?? DEFAULT_IN_FLIGHT;
+  const minZeroRun = options.minZeroRun ?? DEFAULT_MIN_ZERO_RUN;
   checkOptions(blockSize, grain, depth);
   const limit = target.sizeBytes;
   const expected = options.expectedBytes;
@@ -296,6 +336,22 @@ export async function writeImage(
     const { bytes, flags } = slot;
     const ops: Promise<void>[] = [];
     const count = Math.ceil(length / grain);
+    if (minZeroRun > grain && !knownZero) {
+      // Short zero runs between data in this buffer: one longer write beats a zeroing call.
+      for (let k = 0; k < count; ) {
+        if (flags[k] === 1) {
+          k++;
+          continue;
+        }
+        let j = k + 1;
+        while (j < count && flags[j] !== 1) j++;
+        if (k > 0 && j < count && (j - k) * grain < minZeroRun) {
+          bytes.fill(0, k * grain, j * grain);
+          flags.fill(1, k, j);
+        }
+        k = j;
+      }
+    }
     for (let k = 0; k < count; ) {
       const data = flags[k] === 1;
       let j = k + 1;
@@ -330,7 +386,7 @@ export async function writeImage(
     const lbs = direct ? io.logicalBlockSize(fd) : 1;
     if (isBlock && grain % lbs !== 0) throw new RangeError(`zeroBlockSize ${grain} is not a multiple of the logical block size ${lbs}`);
 
-    for await (const chunk of input) {
+    for await (const chunk of guarded(input)) {
       throwIfFailed();
       if (received + chunk.length > limit) {
         throw new UserError(`${label}: the image is larger than the disk (${limit} bytes); nothing beyond the disk end was written`);
@@ -339,17 +395,17 @@ export async function writeImage(
         throw new UserError(`${label}: the image is larger than its announced size (${expected} bytes)`);
       }
       received += chunk.length;
+      const knownZeroChunk = chunk.buffer === sharedZeros?.buffer;
       for (let i = 0; i < chunk.length; ) {
         const subEnd = subStart + grain;
         const n = Math.min(chunk.length - i, subEnd - fill);
-        const piece = chunk.subarray(i, i + n);
-        if (!subZero || !isAllZero(piece, zeros)) {
+        if (!subZero || !(knownZeroChunk || isAllZero(chunk.subarray(i, i + n), zeros))) {
           if (subZero) {
             // First data in this sub-block: its skipped zero prefix must be real zeroes now.
             if (fill > subStart) slot.bytes.fill(0, subStart, fill);
             subZero = false;
           }
-          slot.bytes.set(piece, fill);
+          slot.bytes.set(chunk.subarray(i, i + n), fill);
         }
         fill += n;
         i += n;
@@ -400,6 +456,7 @@ export async function writeImage(
     onProgress?.(slotPos);
     return { bytes: slotPos, dataBytes, zeroBytes };
   } catch (error) {
+    if (error instanceof InputFailure) throw error.error;
     if (error instanceof UserError || error instanceof RangeError) throw error;
     throw new UserError(`${label}: writing the image failed: ${error instanceof Error ? error.message : String(error)}`, {
       cause: error,
@@ -410,5 +467,157 @@ export async function writeImage(
     await drain();
     await closeFd(fd);
     if (bufferedFd !== undefined) await closeFd(bufferedFd);
+  }
+}
+
+export interface ReadImageFileOptions {
+  /** Largest chunk read (and yielded) at once; a multiple of 4096 (default 8 MiB). */
+  chunkSize?: number;
+  /** Reads in flight ahead of the consumer (default 2). */
+  readAhead?: number;
+  /** Skip holes with SEEK_DATA / SEEK_HOLE and yield zeroChunk()s for them (default true). */
+  sparse?: boolean;
+  /** Holes shorter than this are read like data (default 1 MiB). */
+  minHole?: number;
+}
+
+function readAt(fd: number, buffer: Uint8Array, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    read(fd, buffer, 0, length, position, (error, bytesRead) => (error ? reject(error) : resolve(bytesRead)));
+  });
+}
+
+/**
+ * Reads a local raw image file for writeImage without filling the page cache: O_DIRECT
+ * reads into aligned buffers (falling back to buffered reads plus posix_fadvise DONTNEED
+ * behind the read position), `readAhead` reads in flight, holes skipped (SEEK_DATA /
+ * SEEK_HOLE) and yielded as zeroChunk()s. Each yielded chunk is valid only until the next
+ * one is requested (its buffer is then reused).
+ */
+export async function* readImageFile(path: string, options: ReadImageFileOptions = {}): AsyncGenerator<Uint8Array> {
+  const chunkSize = options.chunkSize ?? 8 * MiB;
+  const ahead = options.readAhead ?? 2;
+  const sparse = options.sparse ?? true;
+  const minHole = options.minHole ?? MiB;
+  if (!Number.isInteger(chunkSize) || chunkSize < 4096 || chunkSize % 4096 !== 0) {
+    throw new RangeError(`chunkSize must be a positive multiple of 4096 (got ${chunkSize})`);
+  }
+  if (!Number.isInteger(ahead) || ahead < 1 || ahead > 64) throw new RangeError(`readAhead must be in 1..64 (got ${ahead})`);
+  const io = directIo();
+  let fd: number;
+  let direct = true;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_DIRECT);
+  } catch (error) {
+    if (errorCode(error) !== 'EINVAL') throw error;
+    fd = openSync(path, constants.O_RDONLY);
+    direct = false;
+  }
+  let bufferedFd: number | undefined;
+  const size = fstatSync(fd).size;
+  const ring = Array.from({ length: ahead + 1 }, () => new Uint8Array(io.allocAligned(chunkSize, MEMORY_ALIGNMENT)));
+  let ringIndex = 0;
+  let dropped = 0;
+
+  // The image as segments: data ranges (<= chunkSize each) and holes (<= ZERO_CHUNK_MAX).
+  function* segments(): Generator<{ position: number; length: number; hole: boolean }> {
+    let position = 0;
+    while (position < size) {
+      let dataStart = position;
+      if (sparse) {
+        const found = io.seekData(fd, position);
+        dataStart = found < 0 ? size : Math.min(found, size);
+      }
+      for (; position < dataStart; ) {
+        const length = Math.min(dataStart - position, ZERO_CHUNK_MAX);
+        yield { position, length, hole: true };
+        position += length;
+      }
+      if (position >= size) return;
+      let dataEnd = size;
+      if (sparse) {
+        // Holes shorter than minHole are read through (cheap with O_DIRECT: the kernel
+        // zero-fills), so a fragmented image does not turn into many small reads.
+        for (let from = position; ; ) {
+          const hole = io.seekHole(fd, from);
+          dataEnd = hole < 0 ? size : Math.min(hole, size);
+          if (dataEnd <= from) {
+            dataEnd = size; // a file system that misreports: read the rest
+            break;
+          }
+          if (dataEnd >= size) break;
+          const next = io.seekData(fd, dataEnd);
+          if (next < 0 || next - dataEnd >= minHole) break;
+          from = next;
+        }
+      }
+      for (; position < dataEnd; ) {
+        const length = Math.min(dataEnd - position, chunkSize);
+        yield { position, length, hole: false };
+        position += length;
+      }
+    }
+  }
+
+  const readSegment = async (buffer: Uint8Array, position: number, length: number): Promise<Uint8Array> => {
+    let done = 0;
+    while (done < length) {
+      let n: number;
+      if (direct) {
+        // O_DIRECT: whole aligned blocks; the end of the file makes the last read short.
+        const want = Math.min(Math.ceil((length - done) / 4096) * 4096, buffer.length - done);
+        try {
+          n = await readAt(fd, done === 0 ? buffer : buffer.subarray(done), want, position + done);
+        } catch (error) {
+          if (errorCode(error) !== 'EINVAL') throw error;
+          direct = false; // alignment this file system does not accept: read buffered
+          continue;
+        }
+      } else {
+        bufferedFd ??= openSync(path, constants.O_RDONLY);
+        n = await readAt(bufferedFd, done === 0 ? buffer : buffer.subarray(done), length - done, position + done);
+      }
+      if (n <= 0) throw new Error(`${path}: unexpected end of file at offset ${position + done} (size ${size})`);
+      done += n;
+    }
+    return buffer.subarray(0, length);
+  };
+
+  const plan = segments();
+  const pending: Promise<Uint8Array>[] = [];
+  const issue = (): void => {
+    const next = plan.next();
+    if (next.done === true) return;
+    const { position, length, hole } = next.value;
+    if (hole) {
+      pending.push(Promise.resolve(zeroChunk(length)));
+      return;
+    }
+    const buffer = ring[ringIndex] ?? new Uint8Array(0);
+    ringIndex = (ringIndex + 1) % ring.length;
+    const promise = readSegment(buffer, position, length);
+    promise.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
+    pending.push(promise);
+  };
+  try {
+    for (let i = 0; i < ahead; i++) issue();
+    let position = 0;
+    for (let next = pending.shift(); next !== undefined; next = pending.shift()) {
+      const chunk = await next;
+      issue(); // into the buffer of the chunk yielded before this one: the consumer is done with it
+      yield chunk;
+      position += chunk.length;
+      const cacheFd = bufferedFd ?? (direct ? undefined : fd);
+      if (cacheFd !== undefined && position - dropped >= 64 * MiB) {
+        io.dropCache(cacheFd, dropped, position - dropped);
+        dropped = position;
+      }
+    }
+    const cacheFd = bufferedFd ?? (direct ? undefined : fd);
+    if (cacheFd !== undefined && position > dropped) io.dropCache(cacheFd, dropped, position - dropped);
+  } finally {
+    await Promise.allSettled(pending);
+    closeSync(fd);
+    if (bufferedFd !== undefined) closeSync(bufferedFd);
   }
 }

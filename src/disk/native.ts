@@ -29,9 +29,11 @@ export interface DirectIo {
   blockDeviceSize(fd: number): number;
   /** lseek(SEEK_DATA): the next offset >= `offset` holding data, or -1 when none does. */
   seekData(fd: number, offset: number): number;
+  /** lseek(SEEK_HOLE): the next offset >= `offset` in a hole (the file size at the end), -1 beyond the end. */
+  seekHole(fd: number, offset: number): number;
 }
 
-const FUNCTIONS = ['allocAligned', 'zeroRange', 'dropCache', 'logicalBlockSize', 'blockDeviceSize', 'seekData'] as const;
+const FUNCTIONS = ['allocAligned', 'zeroRange', 'dropCache', 'logicalBlockSize', 'blockDeviceSize', 'seekData', 'seekHole'] as const;
 
 function isDirectIo(value: unknown): value is DirectIo {
   if (typeof value !== 'object' || value === null) return false;

@@ -65,14 +65,19 @@ export function qemuArguments(input: QemuCommandInput): string[] {
   const args = [
     '-accel', input.accel,
     '-machine', 'pc',
-    ...(input.accel === 'kvm' ? ['-cpu', 'host'] : []),
+    // -cpu max under TCG gives the guest RDRAND: without it the helper kernel's random pool
+    // is not ready for a long while and salt generation (mkpasswd, ssh-keygen) fails.
+    '-cpu', input.accel === 'kvm' ? 'host' : 'max',
     '-nodefaults',
     '-no-user-config',
     '-nographic',
     '-no-reboot',
     '-m', String(input.memoryMiB),
     '-smp', '1',
-    '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+    // QEMU installs its seccomp filter before it switches to the unprivileged user, so
+    // elevateprivileges=deny would kill it at its own setuid(); once switched it holds no
+    // capability and cannot regain root, which is what that option guards against.
+    '-sandbox', 'on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny',
     ...(input.userOption === 'run-with' ? ['-run-with', `user=${input.user}`] : ['-runas', input.user]),
     '-kernel', input.helper.kernel,
     '-initrd', input.helper.initrd,

@@ -24,6 +24,7 @@ import { findImageFormat, type ImageFormatSpec } from './formats.ts';
 import { describeDetected, detect, filesystemSize, MAGIC_BYTES } from './magic.ts';
 import { bootCode, PREFIX_BYTES, synthesizePrefix } from './mbr.ts';
 import { convertToDisk, inspectQemuImage, type QemuFormat } from './qemu-img.ts';
+import { openCachedHttp, type CachedImage } from './sources/cached-http.ts';
 import { selectSource } from './sources/registry.ts';
 import type { OpenedImage, SourceSettings } from './sources/source.ts';
 import { counted, peek, prefixed, type ByteStream } from './stream-util.ts';
@@ -89,7 +90,7 @@ class ProgressReporter {
   }
 }
 
-async function expectedDigest(req: DeployRequest, opened: OpenedImage): Promise<ExpectedDigest | undefined> {
+async function expectedDigest(req: DeployRequest, opened?: OpenedImage): Promise<ExpectedDigest | undefined> {
   const fromProperties = digestFromProperties(req.properties);
   if (fromProperties) return fromProperties;
   if (/^https?:\/\//i.test(req.imgId)) return digestFromSidecar(new URL(req.imgId), req.settings.HTTP_TIMEOUT * 1000);
@@ -198,17 +199,24 @@ export async function deployImage(req: DeployRequest): Promise<DeployResult> {
   const format = findImageFormat(req.imgFormat);
   if (!format) throw new UserError(`img_format: '${req.imgFormat}' is not a supported format`);
   const source = selectSource(req.imgId, req.settings.SOURCE_PRIORITIES, req.settings.SOURCES_DISABLED);
-  const opened = await source.open(req.imgId, sourceSettings(req.settings));
+  // Remote http(s) images go through the node-local cache, which verifies the checksum itself.
+  const cached = source.name === 'http' && req.settings.IMAGE_CACHE;
+  let digest = cached ? await expectedDigest(req) : undefined;
+  const fromCache: CachedImage | undefined = cached
+    ? await openCachedHttp(req.imgId, sourceSettings(req.settings), { dir: req.settings.IMAGE_CACHE_DIR, maxBytes: req.settings.IMAGE_CACHE_MAX_SIZE, verify: req.settings.IMAGE_CACHE_VERIFY }, { digest, needFile: format.qemuFormat !== undefined })
+    : undefined;
+  const opened = fromCache ?? (await source.open(req.imgId, sourceSettings(req.settings)));
   try {
     log().info({ source: source.name, image: opened.description, bytes: opened.size, format: format.name }, 'image source opened');
     if (source.name === 'null') {
       req.monitor.send(msg.info('No image to copy (img_id=null): customizing the disk as it is.'));
       return { method: 'none', imageBytes: 0, diskBytes: 0, seconds: 0 };
     }
-    const digest = await expectedDigest(req, opened);
+    if (!cached) digest = await expectedDigest(req, opened);
     if (digest) log().info({ algorithm: digest.algorithm, from: digest.from }, 'image checksum will be verified');
+    const toVerify = fromCache ? fromCache.pendingDigest : digest;
     req.monitor.send(msg.info('Starting image copy...'));
-    const result = format.qemuFormat ? await deployQemu(req, format.qemuFormat as QemuFormat, opened, digest) : await deployStream(req, format, opened, digest);
+    const result = format.qemuFormat ? await deployQemu(req, format.qemuFormat as QemuFormat, opened, toVerify) : await deployStream(req, format, opened, toVerify);
     req.monitor.send(msg.info('Image copy finished.'));
     return result;
   } finally {

@@ -6,9 +6,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { binaryMissingReason, notRootReason, runScript } from '../support/binary.ts';
@@ -209,5 +210,134 @@ describe('image pipeline (built binary, create with a Ganeti environment)', { sk
         execFileSync('losetup', ['-d', loop]);
       }
     });
+  });
+});
+
+describe('image cache (built binary)', { skip }, () => {
+  // The pipeline tests above deploy http images with the shared node: point its cache at a
+  // temporary directory too, so no test touches the default IMAGE_CACHE_DIR.
+  appendFileSync(node.configFile, `IMAGE_CACHE_DIR=${join(node.root, 'image-cache')}\n`);
+
+  const scratch = mkdtempSync(join(tmpdir(), 'snf-cache-it-'));
+  const cacheDir = join(scratch, 'cache', 'images');
+  const tmpDir = join(scratch, 'tmp');
+  mkdirSync(tmpDir);
+  const cachedNode = makeNode(`HTTP_RETRIES=1\nHTTP_TIMEOUT=5\nIMAGE_CACHE_DIR=${cacheDir}\nIMAGE_TMP_DIR=${tmpDir}\n`);
+  const uncachedNode = makeNode(`HTTP_RETRIES=1\nHTTP_TIMEOUT=5\nIMAGE_CACHE=no\nIMAGE_CACHE_DIR=${join(scratch, 'unused')}\n`);
+  let cacheServer: Server;
+  let cacheBase = '';
+  const full = new Map<string, number>();
+  const notModified = new Map<string, number>();
+  const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
+
+  const keyFiles = (path: string): string[] => {
+    const key = createHash('sha256').update(`${cacheBase}${path}`).digest('hex');
+    return existsSync(cacheDir) ? readdirSync(cacheDir).filter((f) => f.startsWith(key)) : [];
+  };
+
+  const deployOn = (fixture: typeof node, disk: string, imgId: string, imgFormat: string, props: Record<string, string> = {}) =>
+    runScript('create', { env: { ...CREATE_ENV, OSP_IMG_ID: imgId, OSP_IMG_FORMAT: imgFormat, OSP_IMG_PROPERTIES: JSON.stringify({ EXCLUDE_ALL_TASKS: 'yes', ...props }), DISK_0_PATH: disk, SNF_IMAGE_CONFIG: fixture.configFile } });
+
+  before(async () => {
+    // Serves the images of the shared node with an ETag, answering If-None-Match with 304.
+    cacheServer = createServer((req, res) => {
+      const path = req.url ?? '/';
+      let data: Buffer;
+      try {
+        data = readFileSync(join(node.imageDir, (path.split('?')[0] ?? '').slice(1)));
+      } catch {
+        res.statusCode = 404;
+        res.end();
+        return;
+      }
+      const etag = `"${createHash('sha256').update(data).digest('hex').slice(0, 16)}"`;
+      res.setHeader('etag', etag);
+      if (req.headers['if-none-match'] === etag) {
+        bump(notModified, path);
+        res.statusCode = 304;
+        res.end();
+        return;
+      }
+      bump(full, path);
+      res.setHeader('content-length', String(data.length));
+      res.end(data);
+    });
+    await new Promise<void>((resolve) => cacheServer.listen(0, '127.0.0.1', resolve));
+    cacheBase = `http://127.0.0.1:${(cacheServer.address() as AddressInfo).port}`;
+  });
+
+  after(() => {
+    cacheServer?.closeAllConnections();
+    cacheServer?.close();
+  });
+
+  it('an http image is downloaded once into the cache, then revalidated (304) and written from it', async () => {
+    for (const round of [1, 2]) {
+      const disk = dirtyFile(`cache-raw-${round}`, 32 * MiB);
+      const r = await deployOn(cachedNode, disk, `${cacheBase}/disk.img`, 'diskdump');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(sha256Prefix(disk, 24 * MiB), rawSha256);
+      assert.ok(readFileSync(disk).subarray(24 * MiB).every((b) => b === 0), 'tail zeroed');
+      if (round === 2) assert.match(r.stderr, /image cache hit \(the server says it is unchanged\)/);
+    }
+    assert.equal(full.get('/disk.img'), 1);
+    assert.equal(notModified.get('/disk.img'), 1);
+    assert.equal(keyFiles('/disk.img').length, 2, 'metadata and image');
+    assert.equal(statSync(cacheDir).mode & 0o777, 0o700);
+  });
+
+  it('a remote qcow2 converts straight from the cache file (no temporary download)', async () => {
+    for (const round of [1, 2]) {
+      const disk = dirtyFile(`cache-qcow2-${round}`, 32 * MiB);
+      const r = await deployOn(cachedNode, disk, `${cacheBase}/disk.qcow2`, 'qcow2');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(sha256Prefix(disk, 24 * MiB), rawSha256);
+      assert.doesNotMatch(r.stderr, /need random access: downloading first/);
+      assert.match(r.stderr, new RegExp(`image source opened .*cached: ${cacheDir.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}/`));
+    }
+    assert.equal(full.get('/disk.qcow2'), 1);
+    assert.equal(notModified.get('/disk.qcow2'), 1);
+    assert.deepEqual(readdirSync(tmpDir), []);
+  });
+
+  it('concurrent deployments of one URL download it once', async () => {
+    const disks = [1, 2, 3, 4].map((i) => dirtyFile(`cache-concurrent-${i}`, 32 * MiB));
+    const results = await Promise.all(disks.map((disk) => deployOn(cachedNode, disk, `${cacheBase}/disk.img.zst`, 'diskdump')));
+    for (const [i, r] of results.entries()) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(sha256Prefix(disks[i] as string, 24 * MiB), rawSha256);
+    }
+    assert.equal(full.get('/disk.img.zst'), 1);
+    assert.deepEqual(readdirSync(cacheDir).filter((f) => /\.(lock|part)$|\.use-/.test(f)), [], 'no lock, partial file or use marker left');
+  });
+
+  it('a checksum mismatch fails the deployment and caches nothing (streamed and qemu-img images)', async () => {
+    for (const [path, format] of [['/disk.img?mismatch', 'diskdump'], ['/disk.vdi', 'vdi']] as const) {
+      const disk = dirtyFile('cache-mismatch', 32 * MiB);
+      const r = await deployOn(cachedNode, disk, `${cacheBase}${path}`, format, { SHA256: '0'.repeat(64) });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /ERROR img_id: sha256 checksum mismatch \(expected 0000000000000000… from the SHA256 image property/);
+      assert.equal(r.stderr.split('\n').filter((l) => / ERROR /.test(l)).length, 1, r.stderr);
+      assert.deepEqual(keyFiles(path), [], path);
+      assert.equal(full.get(path), 1);
+    }
+  });
+
+  it('with IMAGE_CACHE=no every deployment downloads and no cache directory appears', async () => {
+    for (const round of [1, 2]) {
+      const disk = dirtyFile(`nocache-${round}`, 32 * MiB);
+      const r = await deployOn(uncachedNode, disk, `${cacheBase}/disk.img.gz`, 'diskdump');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(sha256Prefix(disk, 24 * MiB), rawSha256);
+    }
+    assert.equal(full.get('/disk.img.gz'), 2);
+    assert.equal(existsSync(join(scratch, 'unused')), false);
+  });
+
+  it('the shared node of the pipeline tests above has its own temporary cache directory', async () => {
+    const r = await runScript('snf-image', { args: ['config'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SNF_IMAGE_CONFIG: node.configFile } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout.toString(), new RegExp(`^IMAGE_CACHE_DIR=${join(node.root, 'image-cache')}  #`, 'm'));
+    assert.match(r.stdout.toString(), /^IMAGE_CACHE=yes$/m);
   });
 });

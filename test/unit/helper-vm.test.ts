@@ -31,7 +31,7 @@ describe('helper VM command line', () => {
     assert.ok(args.includes('-no-user-config'));
     for (const forbidden of ['-net', '-netdev', '-nic']) assert.ok(!args.includes(forbidden), forbidden);
     assert.doesNotMatch(text, /virtio-net|e1000|rtl8139|user,|tap,/);
-    assert.match(text, /-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny/);
+    assert.match(text, /-sandbox on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny/);
     assert.deepEqual(args.slice(args.indexOf('-runas'), args.indexOf('-runas') + 2), ['-runas', 'nobody']);
     assert.deepEqual(qemuArguments({ ...base, userOption: 'run-with' }).filter((a) => a.startsWith('user=')), ['user=nobody']);
     assert.match(text, /file=\/h\/root\.img,format=raw,if=none,id=helper-root,readonly=on/);

@@ -9,6 +9,7 @@
  *   logicalBlockSize(fd)                       -> number (BLKSSZGET; files: statx DIO alignment or 512)
  *   blockDeviceSize(fd)                        -> number (BLKGETSIZE64)
  *   seekData(fd, offset)                       -> number (lseek SEEK_DATA; -1 when no data follows)
+ *   seekHole(fd, offset)                       -> number (lseek SEEK_HOLE; -1 beyond the end)
  *
  * Errors are thrown (or rejected) as Error objects shaped like Node's own system errors:
  * message "<syscall>: <strerror>", code "EXXX", errno (negative), syscall.
@@ -328,9 +329,9 @@ static napi_value block_device_size(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* ---- seekData(fd, offset) ------------------------------------------------------------ */
+/* ---- seekData(fd, offset), seekHole(fd, offset) ------------------------------------ */
 
-static napi_value seek_data(napi_env env, napi_callback_info info) {
+static napi_value seek(napi_env env, napi_callback_info info, int whence, const char *syscall) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -338,14 +339,22 @@ static napi_value seek_data(napi_env env, napi_callback_info info) {
   int64_t offset = 0;
   if (!get_fd(env, argv, argc, &fd)) return NULL;
   if (!get_uint(env, argv, argc, 1, "offset", &offset)) return NULL;
-  off_t found = lseek(fd, (off_t)offset, SEEK_DATA);
+  off_t found = lseek(fd, (off_t)offset, whence);
   if (found < 0 && errno != ENXIO) {
-    throw_errno(env, "lseek(SEEK_DATA)", errno);
+    throw_errno(env, syscall, errno);
     return NULL;
   }
   napi_value result;
   CHECK(env, napi_create_double(env, found < 0 ? -1.0 : (double)found, &result));
   return result;
+}
+
+static napi_value seek_data(napi_env env, napi_callback_info info) {
+  return seek(env, info, SEEK_DATA, "lseek(SEEK_DATA)");
+}
+
+static napi_value seek_hole(napi_env env, napi_callback_info info) {
+  return seek(env, info, SEEK_HOLE, "lseek(SEEK_HOLE)");
 }
 
 /* ---- module ---------------------------------------------------------------------------- */
@@ -358,6 +367,7 @@ NAPI_MODULE_INIT() {
       {"logicalBlockSize", NULL, logical_block_size, NULL, NULL, NULL, napi_enumerable, NULL},
       {"blockDeviceSize", NULL, block_device_size, NULL, NULL, NULL, napi_enumerable, NULL},
       {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok) {
     throw_status(env, "napi_define_properties");
