@@ -1,0 +1,49 @@
+/**
+ * A helper VM for tests, built with `snf-image update-helper` from the built binary and
+ * cached outside the repository, keyed by the hash of the binary and the build scripts.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BINARY, binaryMissingReason } from './binary.ts';
+
+export const TEST_CACHE = process.env.SNF_TEST_CACHE ?? '/var/cache/snf-image-test';
+
+export function helperSkipReason(): string | false {
+  const missing = binaryMissingReason();
+  if (missing) return missing;
+  if (process.getuid?.() !== 0) return 'needs root (helper build, loop devices)';
+  for (const tool of ['qemu-system-x86_64', 'debootstrap', 'mksquashfs', 'mke2fs']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed`;
+  }
+  return false;
+}
+
+function cacheKey(): string {
+  const hash = createHash('sha256');
+  hash.update(readFileSync(BINARY));
+  for (const f of readdirSync('helper/build').sort()) hash.update(readFileSync(join('helper/build', f)));
+  return hash.digest('hex').slice(0, 16);
+}
+
+let built: string | undefined;
+
+/** HELPER_DIR of a helper built for the current binary (built once, then reused). */
+export function ensureHelper(): string {
+  if (built) return built;
+  const root = join(TEST_CACHE, 'helper');
+  const dir = join(root, cacheKey());
+  if (!existsSync(join(dir, 'helper', 'manifest.json'))) {
+    mkdirSync(dir, { recursive: true });
+    // Keep only the newest helper: each is ~150 MB.
+    for (const old of readdirSync(root)) if (join(root, old) !== dir) rmSync(join(root, old), { recursive: true, force: true });
+    const conf = join(dir, 'build.conf');
+    writeFileSync(conf, `HELPER_DIR=${join(dir, 'helper')}\n`);
+    const started = Date.now();
+    execFileSync(BINARY, ['update-helper'], { env: { PATH: process.env.PATH ?? '', SNF_IMAGE_CONFIG: conf }, stdio: ['ignore', 'inherit', 'inherit'], timeout: 1_200_000 });
+    console.log(`# helper VM built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+  built = join(dir, 'helper');
+  return built;
+}
