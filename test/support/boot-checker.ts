@@ -1,0 +1,185 @@
+/**
+ * Boots a deployed disk read-only (QEMU -snapshot) and looks inside through the serial
+ * console: logs in, runs commands, reports each check. KVM when it really boots a stock
+ * kernel here (the same probe as the helper), else TCG.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { kvmBootsKernel } from '../../src/helper-vm/qemu-probe.ts';
+
+export interface BootOptions {
+  disk: string;
+  format?: 'raw' | 'qcow2';
+  memoryMiB?: number;
+  nic?: { mac: string };
+  /** A kernel to probe KVM with (the helper's); without it TCG is used. */
+  probeKernel?: string;
+  log?: (text: string) => void;
+}
+
+export interface CheckResult {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+let kvmAnswer: boolean | undefined;
+
+async function accel(probeKernel: string | undefined): Promise<'kvm' | 'tcg'> {
+  if (!existsSync('/dev/kvm') || !probeKernel) return 'tcg';
+  kvmAnswer ??= await kvmBootsKernel('qemu-system-x86_64', probeKernel);
+  return kvmAnswer ? 'kvm' : 'tcg';
+}
+
+export class BootedGuest {
+  readonly #child: ChildProcess;
+  #buffer = '';
+  readonly #log: (text: string) => void;
+  readonly startedAt = Date.now();
+  accel: 'kvm' | 'tcg' = 'tcg';
+
+  private constructor(child: ChildProcess, log: (text: string) => void) {
+    this.#child = child;
+    this.#log = log;
+    child.stdout?.on('data', (d: Buffer) => {
+      const text = d.toString('utf8');
+      this.#buffer += text;
+      this.#log(text);
+    });
+  }
+
+  static async boot(options: BootOptions): Promise<BootedGuest> {
+    const chosen = await accel(options.probeKernel);
+    const args = [
+      '-accel', chosen,
+      '-machine', 'pc',
+      '-cpu', chosen === 'kvm' ? 'host' : 'max',
+      '-smp', '2',
+      '-m', String(options.memoryMiB ?? 1024),
+      '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+      '-snapshot',
+      '-drive', `file=${options.disk},format=${options.format ?? 'raw'},if=virtio`,
+      '-serial', 'stdio',
+      ...(options.nic ? ['-netdev', 'user,id=n0,restrict=on', '-device', `virtio-net-pci,netdev=n0,mac=${options.nic.mac}`] : []),
+    ];
+    const child = spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    const guest = new BootedGuest(child, options.log ?? (() => undefined));
+    guest.accel = chosen;
+    return guest;
+  }
+
+  /** Waits until the console output (since `from`) matches; returns the match end offset. */
+  async expect(pattern: RegExp, timeoutMs: number, from = 0): Promise<{ match: RegExpExecArray; end: number }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const slice = this.#buffer.slice(from);
+      const m = pattern.exec(slice);
+      if (m) return { match: m, end: from + m.index + m[0].length };
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern} (last output: ${JSON.stringify(this.#buffer.slice(-300))})`);
+      if (this.#child.exitCode !== null) throw new Error(`the guest's QEMU exited (${this.#child.exitCode}) while waiting for ${pattern}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  get length(): number {
+    return this.#buffer.length;
+  }
+
+  send(text: string): void {
+    this.#child.stdin?.write(text);
+  }
+
+  /** Tries a login; true when a shell prompt follows, false on "Login incorrect". */
+  async login(user: string, password: string, timeoutMs = 300_000): Promise<boolean> {
+    let at = (await this.expect(/login: $/m, timeoutMs, Math.max(0, this.length - 200))).end;
+    this.send(`${user}\n`);
+    at = (await this.expect(/Password: ?$/m, 60_000, at)).end;
+    this.send(`${password}\n`);
+    const outcome = await this.expect(/(Login incorrect)|(# $)/m, 60_000, at);
+    return outcome.match[2] !== undefined;
+  }
+
+  /** Runs a shell command; returns its output (between unique markers). */
+  async run(command: string, timeoutMs = 60_000): Promise<string> {
+    const marker = `M${Math.random().toString(36).slice(2, 10)}`;
+    const from = this.length;
+    this.send(`echo ${marker}-B; ${command}; echo ${marker}-E\n`);
+    const begin = await this.expect(new RegExp(`^${marker}-B\\r?$`, 'm'), timeoutMs, from);
+    const end = await this.expect(new RegExp(`^${marker}-E\\r?$`, 'm'), timeoutMs, begin.end);
+    return this.#buffer.slice(begin.end, end.end - end.match[0].length).replace(/\r/g, '').trim();
+  }
+
+  async poweroff(): Promise<void> {
+    this.send('poweroff -f\n');
+    const timer = setTimeout(() => this.#child.kill('SIGKILL'), 20_000);
+    await new Promise<void>((resolve) => (this.#child.exitCode !== null ? resolve() : this.#child.once('exit', () => resolve())));
+    clearTimeout(timer);
+  }
+
+  kill(): void {
+    this.#child.kill('SIGKILL');
+  }
+}
+
+export interface ExpectedState {
+  oldPassword?: string;
+  password: string;
+  hostname?: string;
+  /** Root filesystem at least this many bytes (the disk grown into). */
+  minRootBytes?: number;
+  /** Host key fingerprints that must NOT be present any more (the template's). */
+  oldHostKeyFingerprints?: string[];
+  files?: Record<string, string>;
+  address?: { mac: string; cidr: string };
+  sshdRunning?: boolean;
+}
+
+/** Boots the disk and runs every check of `expected`; never throws for a failed check. */
+export async function checkDeployedDisk(options: BootOptions, expected: ExpectedState): Promise<{ checks: CheckResult[]; bootSeconds: number }> {
+  const guest = await BootedGuest.boot(options);
+  const checks: CheckResult[] = [];
+  const add = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
+  let bootSeconds = 0;
+  try {
+    if (expected.oldPassword !== undefined) {
+      const oldWorks = await guest.login('root', expected.oldPassword);
+      bootSeconds = (Date.now() - guest.startedAt) / 1000;
+      add('old password rejected', !oldWorks, oldWorks ? 'the template password still logs in' : 'Login incorrect');
+      if (oldWorks) guest.send('exit\n');
+    }
+    const newWorks = await guest.login('root', expected.password);
+    if (bootSeconds === 0) bootSeconds = (Date.now() - guest.startedAt) / 1000;
+    add('new password accepted', newWorks, newWorks ? 'logged in' : 'Login incorrect');
+    if (!newWorks) return { checks, bootSeconds };
+    await guest.run('export TERM=dumb PS1="# "; stty -echo');
+    if (expected.hostname !== undefined) {
+      const name = await guest.run('hostname');
+      add('hostname', name === expected.hostname, name);
+    }
+    if (expected.minRootBytes !== undefined) {
+      const size = Number(await guest.run("df -B1 --output=size / | tail -1"));
+      add('root filesystem grown', size >= expected.minRootBytes, `${size} bytes (want >= ${expected.minRootBytes})`);
+    }
+    if (expected.oldHostKeyFingerprints) {
+      const fps = await guest.run('for f in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "$f"; done');
+      const reused = expected.oldHostKeyFingerprints.filter((fp) => fps.includes(fp));
+      add('new host keys', fps.includes('SHA256:') && reused.length === 0, reused.length > 0 ? `template keys still present: ${reused.join(' ')}` : fps.split('\n').length + ' keys');
+    }
+    if (expected.sshdRunning) {
+      const active = await guest.run('systemctl is-active ssh.service sshd.service 2>/dev/null | grep -c ^active; true');
+      add('sshd running', Number(active) >= 1, `active units: ${active}`);
+    }
+    for (const [path, content] of Object.entries(expected.files ?? {})) {
+      const got = await guest.run(`cat ${path}`);
+      add(`file ${path}`, got === content.trim(), got.slice(0, 80));
+    }
+    if (expected.address) {
+      const out = await guest.run(`for i in /sys/class/net/*; do [ "$(cat $i/address)" = "${expected.address.mac}" ] && ip -o addr show dev "\${i##*/}"; done; true`);
+      add(`address ${expected.address.cidr} on ${expected.address.mac}`, out.includes(` ${expected.address.cidr} `), out.split('\n')[0] ?? '');
+    }
+    await guest.poweroff();
+  } finally {
+    guest.kill();
+  }
+  return { checks, bootSeconds };
+}
