@@ -62,6 +62,7 @@ export async function helperMain(): Promise<never> {
   const log = (line: string) => ports.console(stamp(line));
   let ctx: HelperContext | undefined;
   let debug = false;
+  log('snf-image helper started');
   try {
     const config = await readConfig();
     debug = config.debug;

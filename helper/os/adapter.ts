@@ -46,7 +46,7 @@ export const linuxAdapter: OsAdapter = {
     }
   },
   async deleteSshKeys(ctx, fs) {
-    const made = await linux.regenerateHostKeys(fs);
+    const made = await linux.regenerateHostKeys(fs, ctx.config.hostKeys);
     ctx.info(made.length > 0 ? `new SSH host keys: ${made.join(', ')}` : 'the image has no /etc/ssh');
   },
   async selinuxAutorelabel(ctx, fs) {

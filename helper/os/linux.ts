@@ -170,7 +170,9 @@ export function addAuthorizedKeys(fs: GuestFs, users: readonly string[], keys: s
 const KEY_TYPES = ['rsa', 'ecdsa', 'ed25519'] as const;
 
 /** Removes the image's host keys and makes fresh ones of every type its sshd uses. */
-export async function regenerateHostKeys(fs: GuestFs): Promise<string[]> {
+export type ProvidedKeys = Readonly<Record<string, { privateKey: string; publicKey: string }>>;
+
+export async function regenerateHostKeys(fs: GuestFs, provided: ProvidedKeys = {}): Promise<string[]> {
   const sshDir = '/etc/ssh';
   if (!fs.isDirectory(sshDir)) return [];
   const config = fs.readOr('/etc/ssh/sshd_config', '');
@@ -190,6 +192,13 @@ export async function regenerateHostKeys(fs: GuestFs): Promise<string[]> {
   try {
     for (const path of wanted) {
       const type = KEY_TYPES.find((t) => path.includes(`_${t}_`) || path.endsWith(`_${t}`)) ?? 'ed25519';
+      const given = provided[type];
+      if (given && !made.some((m) => m.includes(`_${type}_`))) {
+        fs.write(path, given.privateKey, { mode: 0o600, uid: 0, gid: 0 });
+        fs.write(`${path}.pub`, given.publicKey, { mode: 0o644, uid: 0, gid: 0 });
+        made.push(path);
+        continue;
+      }
       const file = join(work, `key-${made.length}`);
       await run('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', `root@${type}`, '-f', file]);
       fs.write(path, readFileSync(file), { mode: 0o600, uid: 0, gid: 0 });

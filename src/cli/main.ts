@@ -1,129 +1,20 @@
 /**
- * snf-image command line. Called by the name of a Ganeti OS script (create, import,
- * export, rename, verify: the OS directory's scripts link to this binary) it behaves as
- * that script; otherwise it takes a subcommand.
+ * Entry point of the single executable. Modules load lazily: the helper VM's PID 1
+ * (`snf-image helper`, under software emulation on some hosts) must not pay for the CLI,
+ * logging, HTTP and schema libraries it never uses.
  */
-import { basename } from 'node:path';
-import { Command, CommanderError } from 'commander';
-import { loadConfig, renderEffectiveConfig } from '../config/load.ts';
-import { configFileFrom } from '../ganeti/context.ts';
-import { GANETI_SCRIPTS, installOsDefinition, type GanetiScript } from '../ganeti/os-definition.ts';
-import { runningAsSea } from '../util/assets.ts';
-import { describeError, ValidationError } from '../util/errors.ts';
-import { runGanetiScript } from './ganeti-script.ts';
-import { addDeployCommand } from './deploy-command.ts';
-import { VERSION } from '../version.ts';
-
-/** Names the binary answers to through links, and the subcommand each one means. */
-const LINK_NAMES: Readonly<Record<string, string[]>> = {
-  'snf-image-update-helper': ['update-helper'],
-};
-
-function isGanetiScript(name: string): name is GanetiScript {
-  return (GANETI_SCRIPTS as readonly string[]).includes(name);
+function fail(error: unknown): void {
+  process.stderr.write(`snf-image: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
 }
 
-function buildProgram(): Command {
-  const program = new Command('snf-image')
-    .description('Ganeti OS provider: deploy VM images and customize them in an isolated helper VM')
-    .version(VERSION)
-    .exitOverride()
-    .showHelpAfterError();
-
-  for (const script of GANETI_SCRIPTS) {
-    program
-      .command(script)
-      .description(`run the Ganeti OS ${script} script (environment as Ganeti sets it)`)
-      .argument('[args...]')
-      .allowUnknownOption()
-      .helpOption(false)
-      .action(async (args: string[]) => {
-        process.exitCode = await runGanetiScript(script, args, process.env);
-      });
-  }
-
-  program
-    .command('install-os')
-    .description('write a Ganeti OS definition (API 20) whose scripts link to this binary')
-    .argument('<dir>', 'OS directory, e.g. /srv/ganeti/os/snf-image')
-    .option('--binary <path>', 'the snf-image binary the scripts link to (default: this one)')
-    .option('--variants-dir <dir>', 'where variant files live (default: VARIANTS_DIR)')
-    .action((dir: string, opts: { binary?: string; variantsDir?: string }) => {
-      const binary = opts.binary ?? (runningAsSea() ? process.execPath : undefined);
-      if (!binary) throw new Error('--binary: required when not running the built single executable');
-      const config = loadConfig({ configFile: configFileFrom(process.env) });
-      const configFile = configFileFrom(process.env);
-      for (const line of installOsDefinition({ dir, binary, variantsDir: opts.variantsDir ?? config.settings.VARIANTS_DIR, ...(configFile ? { configFile } : {}) })) {
-        process.stdout.write(`${line}\n`);
-      }
-    });
-
-  addDeployCommand(program);
-
-  program
-    .command('update-helper')
-    .description('build the helper VM from Debian packages into HELPER_DIR (also installed as snf-image-update-helper)')
-    .option('--check', 'only say whether the installed helper matches this binary (exit 1 if not)')
-    .option('--force', 'rebuild even if the helper is up to date')
-    .option('--binary <path>', 'the snf-image binary to put into the helper (default: this one)')
-    .option('--mirror <url>', 'Debian mirror (default: the one apt uses)')
-    .action(async (opts: { check?: boolean; force?: boolean; binary?: string; mirror?: string }) => {
-      const binary = opts.binary ?? (runningAsSea() ? process.execPath : undefined);
-      if (!binary) throw new Error('--binary: required when not running the built single executable');
-      const { helperState, updateHelper } = await import('../helper-vm/update-helper.ts');
-      const { settings } = loadConfig({ configFile: configFileFrom(process.env) });
-      if (opts.check) {
-        const state = await helperState(settings.HELPER_DIR, binary);
-        process.stdout.write(state.state === 'current' ? `up to date (built ${state.buildTime})\n` : state.state === 'missing' ? `missing: no helper VM in ${settings.HELPER_DIR}\n` : `stale: ${state.why}\n`);
-        process.exitCode = state.state === 'current' ? 0 : 1;
-        return;
-      }
-      await updateHelper({ helperDir: settings.HELPER_DIR, binary, force: Boolean(opts.force), mirror: opts.mirror, out: (line) => process.stdout.write(`${line}\n`) });
-    });
-
-  program
-    .command('helper', { hidden: true })
-    .description('PID 1 of the helper VM (refuses to run anywhere else)')
-    .action(async () => {
-      const { helperMain } = await import('../../helper/main.ts');
-      await helperMain();
-    });
-
-  program
-    .command('config')
-    .description('print the effective configuration (snf-image.conf, then the variant file)')
-    .option('--variant <name>', 'include this variant file', 'default')
-    .action((opts: { variant: string }) => {
-      const config = loadConfig({ configFile: configFileFrom(process.env), variant: opts.variant });
-      process.stdout.write(renderEffectiveConfig(config));
-    });
-
-  return program;
+if (process.argv[2] === 'helper') {
+  import('../../helper/main.ts').then((m) => m.helperMain(), fail);
+} else {
+  import('./program.ts').then(
+    async (m) => {
+      process.exitCode = await m.main(process.argv);
+    },
+    fail,
+  );
 }
-
-export async function main(argv: readonly string[]): Promise<number> {
-  const invokedAs = basename(argv[1] ?? '');
-  const rest = argv.slice(2);
-  if (isGanetiScript(invokedAs)) return runGanetiScript(invokedAs, rest, process.env);
-  const linked = LINK_NAMES[invokedAs];
-  const program = buildProgram();
-  try {
-    await program.parseAsync([...(linked ?? []), ...rest], { from: 'user' });
-    return Number(process.exitCode ?? 0);
-  } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode;
-    if (error instanceof ValidationError) for (const problem of error.problems) process.stderr.write(`snf-image: ${problem}\n`);
-    else process.stderr.write(`snf-image: ${describeError(error)}\n`);
-    return 1;
-  }
-}
-
-main(process.argv).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(`snf-image: ${describeError(error)}\n`);
-    process.exitCode = 1;
-  },
-);

@@ -6,6 +6,7 @@ import { inspectDisk } from '../disk/disk-target.ts';
 import { deployImage } from '../image/deploy.ts';
 import { helperFiles } from '../helper-vm/helper-files.ts';
 import { runHelper } from '../helper-vm/run-helper.ts';
+import { generateHostKeys } from '../helper-vm/host-keys.ts';
 import { log } from '../log/logger.ts';
 import * as msg from '../monitor/messages.ts';
 import type { TerminalProgress } from '../monitor/progress-bar.ts';
@@ -58,12 +59,14 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
   const monitor = createMonitor(ctx.config.settings.PROGRESS_MONITOR, instance.name);
   try {
     log().info({ instance: instance.name, img_id: params.imgId, img_format: params.imgFormat, disk: disk.path, diskBytes: disk.sizeBytes, reinstall: instance.reinstall }, 'deploying image');
+    const hostKeys = skipHelper || isYes(properties.EXCLUDE_TASK_DELETESSHKEYS) ? undefined : generateHostKeys();
+    hostKeys?.catch(() => undefined);
     const result = await deployImage({ imgId: params.imgId as string, imgFormat: params.imgFormat as string, properties, disk, settings: ctx.config.settings, monitor, terminal: options.terminal });
     log().info({ method: result.method, imageBytes: result.imageBytes, diskBytes: result.diskBytes, seconds: result.seconds }, 'image deployed');
     if (skipHelper) {
       monitor.send(msg.info('Image customization skipped (no customization requested).'));
     } else {
-      const outcome = await runHelper({ operation: 'create', instance, params, properties, settings: ctx.config.settings, monitor, ...(options.onHelperStart ? { onStart: options.onHelperStart } : {}) });
+      const outcome = await runHelper({ operation: 'create', instance, params, properties, settings: ctx.config.settings, monitor, hostKeys: await hostKeys, ...(options.onHelperStart ? { onStart: options.onHelperStart } : {}) });
       if (!outcome.ok) throw new UserError(outcome.message);
       monitor.send(msg.info('Image customization finished successfully.'));
     }

@@ -58,6 +58,8 @@ export const configDocumentSchema = z.object({
     productKey: z.string().optional(),
   }),
   personality: z.array(personalityFile),
+  /** Fresh SSH host keys made on the host, by type (rsa, ecdsa, ed25519). */
+  hostKeys: z.record(z.string(), z.object({ privateKey: z.string(), publicKey: z.string() })),
   /** When the personality did not fit on the floppy: the virtio disk holding it. */
   personalityDisk: z.object({ serial: z.string(), bytes: z.number().int().positive() }).optional(),
   windowsTimezone: z.string(),

@@ -19,6 +19,7 @@ import { helperFiles } from './helper-files.ts';
 import { launchHelper, type HelperOutcome } from './launch.ts';
 import { diskSerial } from './qemu-command.ts';
 import { chooseAccel, qemuVersion, userOptionFor } from './qemu-probe.ts';
+import type { HostKeys } from './host-keys.ts';
 
 export interface HelperRequest {
   operation: 'create' | 'rename';
@@ -28,6 +29,7 @@ export interface HelperRequest {
   settings: Settings;
   monitor: MonitorSink;
   oldHostname?: string | undefined;
+  hostKeys?: HostKeys | undefined;
   onStart?: (pid: number, args: readonly string[]) => void;
 }
 
@@ -67,6 +69,7 @@ export function buildConfigDocument(req: HelperRequest): ConfigDocument {
       ...(p?.osProductKey ? { productKey: p.osProductKey.reveal() } : {}),
     },
     personality: (p?.imgPersonality ?? []).map((f) => ({ ...f })),
+    hostKeys: { ...(req.hostKeys ?? {}) },
     windowsTimezone: s.WINDOWS_TIMEZONE,
     cloudInitDebug: s.CLOUD_INIT_DEBUG,
     debug: s.HELPER_DEBUG,
