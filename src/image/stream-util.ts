@@ -4,7 +4,8 @@ export type ByteStream = AsyncIterable<Uint8Array>;
 
 /**
  * Reads at least `bytes` bytes (or everything, if shorter) from `input` and returns them
- * together with a stream that yields the same data again from the start.
+ * together with a stream that yields the same data again from the start. The chunks read
+ * ahead are copied; the rest of the stream is passed through as it comes.
  */
 export async function peek(input: ByteStream, bytes: number): Promise<{ head: Buffer; stream: ByteStream }> {
   const iterator = input[Symbol.asyncIterator]();
@@ -17,7 +18,8 @@ export async function peek(input: ByteStream, bytes: number): Promise<{ head: Bu
       done = true;
       break;
     }
-    chunks.push(next.value);
+    // Copied: some sources (readImageFile) reuse their buffers once the next chunk is asked for.
+    chunks.push(Buffer.from(next.value));
     have += next.value.byteLength;
   }
   const head = Buffer.concat(chunks);
