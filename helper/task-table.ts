@@ -8,6 +8,7 @@ import { GuestFs } from './guest-files.ts';
 import { adapterFor } from './os/adapter.ts';
 import { filesystemResizeMounted, filesystemResizeUnmounted } from './tasks/filesystems.ts';
 import { mountImage, umountImage } from './tasks/mount.ts';
+import { configureNetwork } from './tasks/network.ts';
 import { fixPartitionTable } from './tasks/partitions.ts';
 import { enforcePersonality } from './tasks/personality.ts';
 
@@ -57,6 +58,7 @@ export const TASKS: readonly TaskSpec[] = [
   { name: 'AssignHostname', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: [], description: 'set the hostname (per distribution) and the 127.0.1.1 line of /etc/hosts', run: (ctx) => adapterFor('linux').assignHostname(ctx, guest(ctx)) },
   { name: 'ChangeMachineId', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: [], description: 'give the instance its own /etc/machine-id', run: (ctx) => adapterFor('linux').changeMachineId(ctx, guest(ctx)) },
   { name: 'ChangePassword', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: ['password-or-keys'], description: 'set the password of USERS (hashed in the helper) and append auth_keys', run: (ctx) => adapterFor('linux').changePassword(ctx, guest(ctx)) },
+  { name: 'ConfigureNetwork', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: [], description: 'configure the NICs (static, DHCP, SLAAC, DHCPv6) for the network system the guest uses, matched by MAC address', run: configureNetwork },
   { name: 'DeleteSSHKeys', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: [], description: 'replace the image SSH host keys with fresh ones of every type sshd uses', run: (ctx) => adapterFor('linux').deleteSshKeys(ctx, guest(ctx)) },
   { name: 'SELinuxAutorelabel', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: [], description: 'request an SELinux relabel at first boot (redhat family)', run: (ctx) => adapterFor('linux').selinuxAutorelabel(ctx, guest(ctx)) },
   { name: 'EnforcePersonality', order: 60, runAfter: ['MountImage'], runBefore: ['UmountImage'], attributes: attrs('EMO'), families: LINUX, requires: ['personality'], description: 'inject the img_personality files with owner, group and mode', run: enforcePersonality },
