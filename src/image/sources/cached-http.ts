@@ -14,14 +14,14 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { Agent, interceptors, request } from 'undici';
 import { log } from '../../log/logger.ts';
 import { UserError } from '../../util/errors.ts';
 import { ImageCache, type CacheEntry, type CacheLock, type CacheMeta, type CacheOptions, type CacheWriter } from '../cache.ts';
 import type { ExpectedDigest } from '../checksum.ts';
 import { displayUrl } from '../image-id.ts';
 import { READ_CHUNK } from './local.ts';
+import { header, resumableBody, type Response } from './http.ts';
 import type { OpenedImage, SourceSettings } from './source.ts';
 
 export interface CachedImage extends OpenedImage {
@@ -39,12 +39,6 @@ export interface CachedOpenOptions {
   stallMs?: number;
 }
 
-interface Response {
-  statusCode: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData['body'];
-}
-
 interface Remote {
   status: number;
   size: number | undefined;
@@ -54,11 +48,6 @@ interface Remote {
   at: number;
   body(): AsyncGenerator<Uint8Array>;
   close(): Promise<void>;
-}
-
-function header(res: Response, name: string): string | undefined {
-  const v = res.headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }
 
 /** One GET (conditional when headers say so): 2xx or 304, anything else is an error. */
@@ -94,34 +83,7 @@ async function fetchRemote(url: URL, shown: string, settings: SourceSettings, co
   const validator = etag ?? lastModified;
   const resumable = header(first, 'accept-ranges') === 'bytes' && size !== undefined;
 
-  async function* body(): AsyncGenerator<Uint8Array> {
-    let response: Response = first;
-    let position = 0;
-    let retries = settings.httpRetries;
-    for (;;) {
-      try {
-        for await (const chunk of response.body) {
-          const buf = chunk as Buffer;
-          position += buf.byteLength;
-          yield buf;
-        }
-        if (size !== undefined && position < size) throw new Error(`connection closed after ${position} of ${size} bytes`);
-        return;
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        if (error instanceof UserError) throw error;
-        if (!resumable || retries <= 0) throw new UserError(`img_id: download of ${shown} failed after ${position} bytes (${reason})${resumable ? '' : '; the server does not allow resuming'}`);
-        retries -= 1;
-        log().warn({ position, retriesLeft: retries }, `download of ${shown} interrupted (${reason}); resuming`);
-        await sleep(1000 * (settings.httpRetries - retries));
-        response = await get({ range: `bytes=${position}-`, ...(validator ? { 'if-range': validator } : {}) });
-        if (response.statusCode !== 206) {
-          await response.body.dump().catch(() => undefined);
-          throw new UserError(`img_id: ${shown} could not be resumed (HTTP ${response.statusCode}; the image may have changed)`);
-        }
-      }
-    }
-  }
+  const body = () => resumableBody(first, { shown, size, resumable, validator, retries: settings.httpRetries, get });
 
   return { status: first.statusCode, size, etag, lastModified, at: Date.now(), body, close };
 }

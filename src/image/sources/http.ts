@@ -10,15 +10,57 @@ import { log } from '../../log/logger.ts';
 import { displayUrl } from '../image-id.ts';
 import type { ImageSource, OpenedImage, SourceSettings } from './source.ts';
 
-interface Response {
+export interface Response {
   statusCode: number;
   headers: Record<string, string | string[] | undefined>;
   body: Dispatcher.ResponseData['body'];
 }
 
-function header(res: Response, name: string): string | undefined {
+export function header(res: Response, name: string): string | undefined {
   const v = res.headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+export interface ResumeOptions {
+  shown: string;
+  size: number | undefined;
+  resumable: boolean;
+  validator: string | undefined;
+  retries: number;
+  get(headers: Record<string, string>): Promise<Response>;
+}
+
+/**
+ * The body of `first`, resumed with Range requests (If-Range on the validator) when the
+ * connection drops and the server allows it; a short body is an error.
+ */
+export async function* resumableBody(first: Response, o: ResumeOptions): AsyncGenerator<Uint8Array> {
+  let response = first;
+  let position = 0;
+  let retries = o.retries;
+  for (;;) {
+    try {
+      for await (const chunk of response.body) {
+        const buf = chunk as Buffer;
+        position += buf.byteLength;
+        yield buf;
+      }
+      if (o.size !== undefined && position < o.size) throw new Error(`connection closed after ${position} of ${o.size} bytes`);
+      return;
+    } catch (error) {
+      if (error instanceof UserError) throw error;
+      const why = error instanceof Error ? error.message : String(error);
+      if (!o.resumable || retries <= 0) throw new UserError(`img_id: download of ${o.shown} failed after ${position} bytes (${why})${o.resumable ? '' : '; the server does not allow resuming'}`);
+      retries -= 1;
+      log().warn({ position, retriesLeft: retries }, `download of ${o.shown} interrupted (${why}); resuming`);
+      await sleep(1000 * (o.retries - retries));
+      response = await o.get({ range: `bytes=${position}-`, ...(o.validator ? { 'if-range': o.validator } : {}) });
+      if (response.statusCode !== 206) {
+        await response.body.dump().catch(() => undefined);
+        throw new UserError(`img_id: ${o.shown} could not be resumed (HTTP ${response.statusCode}; the image may have changed)`);
+      }
+    }
+  }
 }
 
 export const httpSource: ImageSource = {
@@ -50,34 +92,7 @@ export const httpSource: ImageSource = {
     const validator = header(first, 'etag') ?? header(first, 'last-modified');
     const resumable = header(first, 'accept-ranges') === 'bytes' && size !== undefined;
 
-    async function* stream(): AsyncGenerator<Uint8Array> {
-      let response: Response = first;
-      let position = 0;
-      let retries = settings.httpRetries;
-      for (;;) {
-        try {
-          for await (const chunk of response.body) {
-            const buf = chunk as Buffer;
-            position += buf.byteLength;
-            yield buf;
-          }
-          if (size !== undefined && position < size) throw new Error(`connection closed after ${position} of ${size} bytes`);
-          return;
-        } catch (error) {
-          const why = error instanceof Error ? error.message : String(error);
-          if (error instanceof UserError) throw error;
-          if (!resumable || retries <= 0) throw new UserError(`img_id: download of ${shown} failed after ${position} bytes (${why})${resumable ? '' : '; the server does not allow resuming'}`);
-          retries -= 1;
-          log().warn({ position, retriesLeft: retries }, `download of ${shown} interrupted (${why}); resuming`);
-          await sleep(1000 * (settings.httpRetries - retries));
-          response = await get({ range: `bytes=${position}-`, ...(validator ? { 'if-range': validator } : {}) });
-          if (response.statusCode !== 206) {
-            await response.body.dump().catch(() => undefined);
-            throw new UserError(`img_id: ${shown} could not be resumed (HTTP ${response.statusCode}; the image may have changed)`);
-          }
-        }
-      }
-    }
+    const stream = () => resumableBody(first, { shown, size, resumable, validator, retries: settings.httpRetries, get });
 
     return {
       size,
