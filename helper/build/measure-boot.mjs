@@ -32,9 +32,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+// Kernel parameters besides console=ttyS0 (see README.md). Not loglevel=0:
+// it would hide panics and the "reboot: Power down" line (guest uptime).
 export const DEFAULT_EXTRA =
-  'quiet loglevel=0 panic=-1 tsc=reliable no_timer_check i8042.noaux i8042.nokbd ' +
-  'i8042.nopnp 8250.nr_uarts=4 floppy.floppy=nodma';
+  'quiet panic=-1 tsc=reliable no_timer_check i8042.noaux i8042.nokbd i8042.nopnp 8250.nr_uarts=4';
 
 function parseArgs(argv) {
   const o = { runs: 5, marker: 'SUCCESS', accel: 'tcg', mem: 512, timeout: 120,

@@ -10,6 +10,10 @@
 # Needs root (loop devices, mount, chroot).
 set -euo pipefail
 
+# The whole script is one compound command, so bash parses all of it before
+# running any: editing this file while a build runs cannot derail that build.
+{
+
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE_ROOT=${SNF_TEST_CACHE:-/var/cache/snf-image-test}
 SUITE=bookworm
@@ -32,6 +36,16 @@ log() { printf '[test-images %(%T)T] %s\n' -1 "$*"; }
 die() { log "ERROR: $*"; exit 1; }
 
 [[ $(id -u) == 0 ]] || die "must run as root (loop devices, mount, chroot)"
+
+# Do all mounting in a private mount namespace: nothing we mount is visible
+# to (or gets copied into mount namespaces created by) other processes on
+# the host, and everything disappears with the namespace even if we are
+# killed. (A mount copied into someone else's namespace would keep the loop
+# partitions busy.)
+if [[ -z ${SNF_TEST_IMAGES_NS:-} ]]; then
+    export SNF_TEST_IMAGES_NS=1
+    exec unshare --mount --propagation private -- "$0" "$@"
+fi
 
 # ---------------------------------------------------------------- cache key
 # sha256 over "sha256sum" lines (hash + relative path) of every file in this
@@ -132,10 +146,7 @@ cleanup() {
     for pid in "${BGPIDS[@]}"; do kill "$pid" 2>/dev/null; done
     wait 2>/dev/null
     umount_under "$TMP"
-    for loop in "${LOOPS[@]}"; do
-        partx -d "$loop" 2>/dev/null
-        losetup -d "$loop" 2>/dev/null
-    done
+    for loop in "${LOOPS[@]}"; do detach_loop "$loop" 2>/dev/null; done
     if findmnt -rn -o TARGET | grep -qF "$TMP"; then
         log "WARNING: mounts remain under $TMP; not deleting it"
     else
@@ -178,6 +189,7 @@ debootstrap --variant=minbase --arch=amd64 --cache-dir="$CACHE_ROOT/debs" \
     "$SUITE" "$ROOTFS" "$MIRROR" >"$TMP/debootstrap.log" 2>&1 \
     || { tail -30 "$TMP/debootstrap.log"; die "debootstrap failed"; }
 rm -f "$ROOTFS"/var/cache/apt/archives/*.deb
+install -m 0644 "$HERE/dpkg-excludes.cfg" "$ROOTFS/etc/dpkg/dpkg.cfg.d/90snf-test-image"
 
 cat >"$ROOTFS/etc/apt/sources.list" <<EOF
 deb $MIRROR $SUITE main
@@ -220,6 +232,11 @@ rm -f "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/*.bin
 rm -rf "$ROOTFS"/var/lib/apt/lists/*
 rm -f "$ROOTFS/usr/sbin/policy-rc.d" "$ROOTFS"/etc/ssh/ssh_host_*
 rm -f "$ROOTFS"/var/cache/debconf/*-old "$ROOTFS"/var/lib/dpkg/*-old
+# What debootstrap unpacked before dpkg-excludes.cfg was in place.
+find "$ROOTFS/usr/share/doc" ! -type d ! -name copyright -delete
+find "$ROOTFS/usr/share/doc" -depth -mindepth 1 -type d -empty -delete
+rm -rf "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* "$ROOTFS"/usr/share/lintian/*
+find "$ROOTFS/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
 : >"$ROOTFS/etc/machine-id"
 
 cat >"$ROOTFS/etc/hosts" <<EOF
@@ -263,6 +280,12 @@ log "base root fs ready: kernel $KERNEL, Debian $DEBIAN_VERSION, $(du -sm "$ROOT
 
 # --------------------------------------------------------------- disk images
 declare -A ROOT_PART BOOT_PART BIOS_PART LABEL ROOT_UUID BOOT_UUID MACHINE_ID
+
+detach_loop() { # loop: drop partition nodes, detach
+    local i
+    for i in $(seq 20); do partx -d "$1" 2>/dev/null && break; sleep 0.5; done
+    losetup -d "$1"
+}
 
 wait_for_node() {
     local i
@@ -341,10 +364,9 @@ EOF
     [[ -z $boot_dev ]] || umount "$mnt/boot"
     umount "$mnt"
     rmdir "$mnt"
-    e2fsck -fn "$root_dev" >/dev/null || die "$name: root fs check failed"
-    [[ -z $boot_dev ]] || e2fsck -fn "$boot_dev" >/dev/null || die "$name: /boot fs check failed"
-    partx -d "$loop"
-    losetup -d "$loop"
+    e2fsck -fn "$root_dev" >/dev/null 2>&1 || die "$name: root fs check failed"
+    [[ -z $boot_dev ]] || e2fsck -fn "$boot_dev" >/dev/null 2>&1 || die "$name: /boot fs check failed"
+    detach_loop "$loop"
     local l keep=()
     for l in "${LOOPS[@]}"; do [[ $l == "$loop" ]] || keep+=("$l"); done
     LOOPS=(${keep[@]+"${keep[@]}"})
@@ -434,7 +456,7 @@ json_str_or_null() { [[ $1 == null ]] && echo null || echo "\"$1\""; }
 } >"$OUT/manifest.json.tmp"
 mv "$OUT/manifest.json.tmp" "$OUT/manifest.json"
 manifest_complete "$OUT" || die "manifest self-check failed"
-chmod a-w "$OUT"/*
+chmod 0444 "$OUT"/*
 
 # ------------------------------------------------------------------ publish
 if [[ -e $FINAL ]]; then # incomplete leftover from an older run
@@ -444,3 +466,5 @@ mv "$OUT" "$FINAL"
 log "done in $((SECONDS - START)) s"
 (cd "$FINAL" && ls -ls --block-size=M) >&2
 echo "$FINAL" >&3
+exit 0
+}
