@@ -35,18 +35,6 @@ exec 3>&1 1>&2
 log() { printf '[test-images %(%T)T] %s\n' -1 "$*"; }
 die() { log "ERROR: $*"; exit 1; }
 
-[[ $(id -u) == 0 ]] || die "must run as root (loop devices, mount, chroot)"
-
-# Do all mounting in a private mount namespace: nothing we mount is visible
-# to (or gets copied into mount namespaces created by) other processes on
-# the host, and everything disappears with the namespace even if we are
-# killed. (A mount copied into someone else's namespace would keep the loop
-# partitions busy.)
-if [[ -z ${SNF_TEST_IMAGES_NS:-} ]]; then
-    export SNF_TEST_IMAGES_NS=1
-    exec unshare --mount --propagation private -- "$0" "$@"
-fi
-
 # ---------------------------------------------------------------- cache key
 # sha256 over "sha256sum" lines (hash + relative path) of every file in this
 # directory, sorted by path; first 16 hex chars.
@@ -74,6 +62,18 @@ if manifest_complete "$FINAL"; then
     log "cached: $FINAL"
     echo "$FINAL" >&3
     exit 0
+fi
+
+[[ $(id -u) == 0 ]] || die "must run as root (loop devices, mount, chroot)"
+
+# Do all mounting in a private mount namespace: nothing we mount is visible
+# to (or gets copied into mount namespaces created by) other processes on
+# the host, and everything disappears with the namespace even if we are
+# killed. (A mount copied into someone else's namespace would keep the loop
+# partitions busy.)
+if [[ -z ${SNF_TEST_IMAGES_NS:-} ]]; then
+    export SNF_TEST_IMAGES_NS=1
+    exec unshare --mount --propagation private -- "$BASH" "$HERE/build.sh" "$@"
 fi
 
 mkdir -p "$IMAGES_DIR" "$CACHE_ROOT/debs"
@@ -140,10 +140,29 @@ umount_under() { # unmount everything at or below $1, deepest first
         done
 }
 
+kill_tree() { # pid: SIGTERM it and all its descendants
+    local c
+    for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$c"; done
+    kill "$1" 2>/dev/null || true
+}
+
+# Run "$@" in the background and wait for it, so that a signal to this
+# script is handled at once instead of after a long child finishes.
+bg_wait() {
+    local pid rc=0 p keep=()
+    "$@" &
+    pid=$!
+    BGPIDS+=("$pid")
+    wait "$pid" || rc=$?
+    for p in "${BGPIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    BGPIDS=(${keep[@]+"${keep[@]}"})
+    return "$rc"
+}
+
 cleanup() {
     local rc=$? pid loop
     set +e
-    for pid in "${BGPIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${BGPIDS[@]}"; do kill_tree "$pid"; done
     wait 2>/dev/null
     umount_under "$TMP"
     for loop in "${LOOPS[@]}"; do detach_loop "$loop" 2>/dev/null; done
@@ -185,7 +204,7 @@ chroot_umounts() {
 
 # ------------------------------------------------------- base root file system
 log "debootstrap $SUITE (minbase)"
-debootstrap --variant=minbase --arch=amd64 --cache-dir="$CACHE_ROOT/debs" \
+bg_wait debootstrap --variant=minbase --arch=amd64 --cache-dir="$CACHE_ROOT/debs" \
     "$SUITE" "$ROOTFS" "$MIRROR" >"$TMP/debootstrap.log" 2>&1 \
     || { tail -30 "$TMP/debootstrap.log"; die "debootstrap failed"; }
 rm -f "$ROOTFS"/var/cache/apt/archives/*.deb
@@ -215,11 +234,12 @@ grub-pc grub-pc/install_devices multiselect
 grub-pc grub-pc/install_devices_empty boolean true
 EOF
 log "apt: ${GUEST_PACKAGES[*]}"
-{
-    in_root "${APT[@]}" update
-    in_root "${APT[@]}" -y dist-upgrade
-    in_root "${APT[@]}" install -y "${GUEST_PACKAGES[@]}"
-} >"$TMP/apt.log" 2>&1 || { tail -40 "$TMP/apt.log"; die "apt in chroot failed"; }
+apt_phase() { # (set -e does not apply inside "cmd || ...": chain with &&)
+    in_root "${APT[@]}" update &&
+        in_root "${APT[@]}" -y dist-upgrade &&
+        in_root "${APT[@]}" install -y "${GUEST_PACKAGES[@]}"
+}
+bg_wait apt_phase >"$TMP/apt.log" 2>&1 || { tail -40 "$TMP/apt.log"; die "apt in chroot failed"; }
 
 log "configuring template"
 in_root chpasswd <<<"root:$TEMPLATE_PASSWORD"
@@ -259,8 +279,10 @@ source /etc/network/interfaces.d/*
 auto lo
 iface lo inet loopback
 
-# DHCP on the first ethernet NIC, whatever it is called.
-allow-hotplug /en*/1=nic0 /eth*/1=nic0
+# DHCP on the first ethernet NIC, whatever it is called. (Interface name
+# patterns only work with "auto": the allow-hotplug udev helper does not
+# expand them.)
+auto /en*/1=nic0 /eth*/1=nic0
 iface nic0 inet dhcp
 EOF
 
@@ -268,7 +290,9 @@ cat >"$ROOTFS/etc/default/grub.d/50-snf-test-image.cfg" <<'EOF'
 GRUB_TIMEOUT=0
 GRUB_TIMEOUT_STYLE=hidden
 GRUB_CMDLINE_LINUX_DEFAULT=""
-GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200"
+# no_timer_check: under TCG on a busy host the kernel's IO-APIC timer
+# self-test can fail and panic ("IO-APIC + timer doesn't work").
+GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200 no_timer_check"
 GRUB_TERMINAL="console serial"
 GRUB_SERIAL_COMMAND="serial --speed=115200 --unit=0 --word=8 --parity=no --stop=1"
 GRUB_DISABLE_OS_PROBER=true
