@@ -3,6 +3,7 @@
  * (create, import, export, rename, verify: the OS directory's scripts link to this binary)
  * it behaves as that script; otherwise it takes a subcommand.
  */
+import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { loadConfig, renderEffectiveConfig } from '../config/load.ts';
@@ -51,8 +52,9 @@ function buildProgram(): Command {
     .action((dir: string, opts: { binary?: string; variantsDir?: string }) => {
       const binary = opts.binary ?? (runningAsSea() ? process.execPath : undefined);
       if (!binary) throw new Error('--binary: required when not running the built single executable');
-      const config = loadConfig({ configFile: configFileFrom(process.env) });
       const configFile = configFileFrom(process.env);
+      // A configuration file that does not exist yet is what install-os writes: read the defaults.
+      const config = loadConfig({ configFile: configFile && !existsSync(configFile) ? '/dev/null' : configFile });
       for (const line of installOsDefinition({ dir, binary, variantsDir: opts.variantsDir ?? config.settings.VARIANTS_DIR, ...(configFile ? { configFile } : {}) })) {
         process.stdout.write(`${line}\n`);
       }

@@ -105,7 +105,13 @@ export function renderEffectiveConfig(config: LoadedConfig): string {
   const lines: string[] = [`# files read: ${config.files.length > 0 ? config.files.join(', ') : '(none; built-in defaults)'}`];
   for (const key of SETTING_KEYS) {
     const value = config.settings[key];
-    const text = Array.isArray(value) ? value.join(' ') : typeof value === 'boolean' ? (value ? 'yes' : 'no') : String(value);
+    const text = Array.isArray(value)
+      ? value.join(' ')
+      : value instanceof Map
+        ? [...value].map(([k, v]) => `${String(k)}=${String(v)}`).join(' ')
+        : typeof value === 'boolean'
+          ? (value ? 'yes' : 'no')
+          : String(value);
     lines.push(`${key}=${shellQuote(text)}${config.origins[key] ? `  # ${config.origins[key]}` : ''}`);
   }
   for (const [name] of config.paramDefaults) lines.push(`${name.toUpperCase()}=...  # OS parameter preset`);
