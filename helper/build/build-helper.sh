@@ -170,8 +170,9 @@ kpkg=\$(chroot "\$1" apt-cache depends --important $KERNEL_META |
 	awk '/Depends: linux-image-/ { print \$2; exit }')
 chroot "\$1" sh -c "cd /root && apt-get -q download \$kpkg" >&2
 mv "\$1"/root/*.deb .
-chroot "\$1" dpkg --purge --force-depends,remove-essential \\
-	\$(chroot "\$1" dpkg-query -W -f '\${Package}\n' ${PURGE[*]} 2>/dev/null) >&2
+purge=\$(chroot "\$1" dpkg-query -W -f '\${Package}\n' ${PURGE[*]} 2>/dev/null || true)
+[ -z "\$purge" ] ||
+	chroot "\$1" dpkg --purge --force-depends,remove-essential \$purge >&2
 rm -rf "\$1"/usr/lib/python3*
 EOF
 	chmod +x "$hook"
@@ -205,7 +206,6 @@ EOF
 	rm -rf "$CACHE.old"
 }
 prepare_cache() {
-	flock 9
 	if [ "$USE_CACHE" = 0 ] || [ ! -f "$CACHE/rootfs.tar" ]; then
 		bootstrap
 	else
@@ -227,7 +227,18 @@ prepare_cache() {
 		rm -rf "$kx"
 	fi
 }
-prepare_cache 9>"$CACHE.lock"
+# Shared lock on the cache entry while it is read (until this script exits),
+# exclusive while it is created, so a concurrent --no-cache run cannot replace
+# it under our feet.
+exec 9>"$CACHE.lock"
+flock -s 9
+if [ "$USE_CACHE" = 0 ] || [ ! -f "$CACHE/rootfs.tar" ] || [ ! -f "$CACHE/kernel.tar.zst" ]; then
+	flock 9 # to exclusive (flock(2) converts by unlocking first: no deadlock)
+	prepare_cache
+	flock -s 9
+else
+	log "using cached bootstrap $CACHE ($(cat "$CACHE/bootstrapped"))"
+fi
 
 # --- assemble -------------------------------------------------------------------
 mkdir -p "$(dirname "$OUT")"

@@ -28,9 +28,10 @@ mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
 
 init=/usr/lib/snf-image/snf-image
 serial=helper-root
-fstype=$(cat /etc/rootfstype)
+read -r fstype < /etc/rootfstype
 shell= debug=
-for arg in $(cat /proc/cmdline); do
+read -r cmdline < /proc/cmdline
+for arg in $cmdline; do
 	case "$arg" in
 	snf_image_init=*) init=${arg#*=} ;;
 	snf_image_root_serial=*) serial=${arg#*=} ;;
@@ -86,21 +87,23 @@ while read -r m opts; do
 done < /etc/modules.load
 
 # virtio_blk probes synchronously and devtmpfs creates the node before insmod
-# returns, but give slow hosts a little slack anyway (up to ~5 s).
+# returns, but give slow hosts a little slack anyway (~2 s, more under TCG).
 root=
 i=0
 while :; do
 	for s in /sys/block/*/serial; do
 		[ -r "$s" ] || continue
-		if [ "$(cat "$s")" = "$serial" ]; then
+		v=
+		read -r v < "$s" || true
+		if [ "$v" = "$serial" ]; then
 			d=${s%/serial}
 			root=/dev/${d##*/}
 			break 2
 		fi
 	done
 	i=$((i + 1))
-	[ $i -le 500 ] || fail "no disk with serial '$serial'"
-	usleep 10000
+	[ $i -le 100 ] || fail "no disk with serial '$serial'"
+	usleep 20000
 done
 
 t "root disk $root"
