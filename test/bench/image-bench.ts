@@ -62,8 +62,10 @@ async function timed(command: string): Promise<Sample> {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (r.status !== 0) throw new Error(`${command} failed: ${r.stderr.slice(-500)}`);
   const rss = /^RSS_KIB=(\d+)$/m.exec(r.stderr)?.[1];
+  // Page cache measured before cmp, which reads both sides through the cache itself.
+  const cacheMiB = Math.max(0, cachedKiB() - before) / 1024;
   execFileSync('cmp', ['-n', String(size), raw, loop]);
-  return { seconds, cacheMiB: Math.max(0, cachedKiB() - before) / 1024, ...(rss ? { rssKiB: Number(rss) } : {}) };
+  return { seconds, cacheMiB, ...(rss ? { rssKiB: Number(rss) } : {}) };
 }
 
 const dd = `dd of=${loop} bs=4M iflag=fullblock oflag=direct status=none`;
