@@ -10,6 +10,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync,
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { binaryMissingReason } from '../support/binary.ts';
+import { acquirePackageLock } from '../support/package-lock.ts';
 
 const SANDBOX = resolve('test/ganeti/sandbox');
 const OS_DIR = '/srv/ganeti/os/snf-image';
@@ -53,7 +54,11 @@ function diskOf(instance: string): string {
 const skip = skipReason();
 
 describe('real Ganeti 3.0 with the snf-image OS definition', { skip, timeout: 1_200_000 }, () => {
-  before(() => {
+  let release: (() => void) | undefined;
+
+  before(async () => {
+    // The Debian package test installs and purges the provider: never at the same time.
+    release = await acquirePackageLock();
     execFileSync(join(SANDBOX, 'setup.sh'), { stdio: 'inherit', timeout: 600_000 });
     for (const path of [OS_DIR, '/etc/ganeti/snf-image', '/etc/snf-image', IMAGE_DIR, '/usr/local/lib/snf-image-test']) remember(path);
     mkdirSync('/usr/local/lib/snf-image-test', { recursive: true });
@@ -73,6 +78,7 @@ describe('real Ganeti 3.0 with the snf-image OS definition', { skip, timeout: 1_
       execFileSync(join(SANDBOX, 'teardown.sh'), { stdio: 'inherit', timeout: 600_000 });
     } finally {
       for (const path of created.reverse()) rmSync(path, { recursive: true, force: true });
+      release?.();
     }
   });
 

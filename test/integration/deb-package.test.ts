@@ -11,8 +11,9 @@
  * helper VM in /var/lib/snf-image survive the purge because it runs in a private mount
  * namespace where those directories are throw-away copies.
  */
+import { acquirePackageLock } from '../support/package-lock.ts';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -26,7 +27,6 @@ const ROOT = resolve('.');
 const VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
 const UPGRADE_VERSION = `${VERSION}+debtest1`;
 const DEB = join(ROOT, 'dist', `snf-image_${VERSION}_amd64.deb`);
-const LOCK = '/run/lock/snf-image-package.lock';
 const OS_DIR = '/usr/share/ganeti/os/snf-image';
 const CONF = '/etc/snf-image/snf-image.conf';
 const CONFFILES = ['/etc/snf-image/snf-image.conf', '/etc/ganeti/snf-image/variants/default.conf', '/etc/ganeti/snf-image/variants.list'];
@@ -85,16 +85,7 @@ function buildDeb(args: string[]): string {
   return resolve(path);
 }
 
-/** Exclusive flock on LOCK, held by a child process until release(). */
-async function acquireLock(): Promise<() => void> {
-  mkdirSync('/run/lock', { recursive: true });
-  const holder: ChildProcess = spawn('flock', ['-x', LOCK, 'sh', '-c', 'echo locked; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  await new Promise<void>((resolveLock, reject) => {
-    holder.stdout?.once('data', () => resolveLock());
-    holder.once('exit', (code) => reject(new Error(`flock ${LOCK} exited ${code}`)));
-  });
-  return () => holder.stdin?.end();
-}
+const acquireLock = acquirePackageLock;
 
 /**
  * dpkg --purge in a private mount namespace where /var/cache/snf-image,
