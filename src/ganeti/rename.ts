@@ -29,7 +29,7 @@ export async function runRename(ctx: ScriptContext): Promise<void> {
   try {
     const outcome = await runHelper({ operation: 'rename', instance, params: undefined, properties, settings: ctx.config.settings, monitor, oldHostname: ctx.env.oldInstanceName });
     if (!outcome.ok) throw new UserError(`the guest hostname was not changed: ${outcome.message}`);
-    log().info({ hostname: instance.name }, 'guest hostname changed');
+    log().info({ guest: instance.name }, 'guest hostname changed');
   } finally {
     await monitor.close();
   }

@@ -87,7 +87,7 @@ describe('helper VM (real QEMU)', { skip, timeout: 1_800_000 }, () => {
     const shadowBefore = readGuestFile(disk, '/etc/shadow');
     const r = await runScript('rename', { env: { ...CREATE_ENV, DISK_0_PATH: disk, INSTANCE_NAME: 'vm2.example.org', OLD_INSTANCE_NAME: 'vm1.example.org', OSP_IMG_ID: 'guest.img', OSP_IMG_FORMAT: 'diskdump', SNF_IMAGE_CONFIG: node.configFile } });
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /guest hostname changed hostname=vm2\.example\.org/);
+    assert.match(r.stderr, /guest hostname changed guest=vm2\.example\.org/);
     assert.doesNotMatch(r.stderr, /task (FixPartitionTable|ChangePassword|DeleteSSHKeys) started/);
     assert.equal(readGuestFile(disk, '/etc/hostname'), 'vm2.example.org\n');
     assert.equal(readGuestFile(disk, '/etc/shadow'), shadowBefore, 'nothing but the hostname changed');

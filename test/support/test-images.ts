@@ -2,8 +2,8 @@
  * The Debian test guest images (scripts/test-images/build.sh): built once from Debian
  * packages and cached outside the repository, keyed by the hash of the scripts.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface TestImage {
@@ -26,8 +26,14 @@ let cached: TestImages | undefined;
 export function ensureTestImages(): TestImages {
   if (cached) return cached;
   const started = Date.now();
-  const out = execFileSync('bash', ['scripts/test-images/build.sh'], { stdio: ['ignore', 'pipe', 'inherit'], timeout: 2_400_000 }).toString().trim().split('\n');
-  const dir = out.at(-1) as string;
+  const r = spawnSync('bash', ['scripts/test-images/build.sh'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 2_400_000, maxBuffer: 64 * 1024 * 1024 });
+  process.stderr.write(r.stderr);
+  if (r.status !== 0) throw new Error(`scripts/test-images/build.sh failed (exit ${r.status ?? r.signal})`);
+  // The cache directory is the last line on stdout; a build that waited for a concurrent
+  // one prints it on stderr instead, so take the last line naming a complete cache dir.
+  const lines = `${r.stdout.toString()}\n${r.stderr.toString()}`.split('\n').map((l) => l.trim());
+  const dir = [...lines].reverse().find((l) => l.startsWith('/') && existsSync(join(l, 'manifest.json')));
+  if (!dir) throw new Error('scripts/test-images/build.sh did not name its cache directory');
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { images: TestImages['images'] };
   console.log(`# test images ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${dir}`);
   cached = { dir, images: manifest.images };
