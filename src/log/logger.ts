@@ -18,7 +18,7 @@ export interface LineSink {
 const stderrSink: LineSink = { write: (line) => void process.stderr.write(line) };
 
 const LEVEL_NAMES: Readonly<Record<number, string>> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
-const HIDDEN_FIELDS = new Set(['level', 'time', 'msg', 'pid', 'hostname', 'name']);
+const HIDDEN_FIELDS = new Set(['level', 'time', 'msg']);
 
 /** Formats one pino JSON record as `TIME LEVEL message key=value ...`. */
 export function formatTextLine(json: string): string {
