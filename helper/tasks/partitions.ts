@@ -7,9 +7,9 @@ import { EXTENDED_TYPES, lastPartition, readPartitionTable } from '../disks.ts';
 import { run, TaskError } from '../exec.ts';
 import type { HelperContext } from '../context.ts';
 
-async function growTo(device: string, number: number, start: number, endSector: number): Promise<void> {
-  const size = endSector - start + 1;
-  await run('sfdisk', ['--no-reread', '--no-tell-kernel', '-q', '-N', String(number), device], { input: `${start},${size}\n` });
+/** Grows partition `number` as far as the table allows (sfdisk's "+": all free space after it). */
+async function growToEnd(device: string, number: number): Promise<void> {
+  await run('sfdisk', ['--no-reread', '--no-tell-kernel', '-q', '-N', String(number), device], { input: ', +\n' });
 }
 
 export async function fixPartitionTable(ctx: HelperContext): Promise<void> {
@@ -29,10 +29,11 @@ export async function fixPartitionTable(ctx: HelperContext): Promise<void> {
     if (table.type === 'dos' && last.number >= 5) {
       const extended = table.partitions.find((p) => EXTENDED_TYPES.has(p.type));
       if (!extended) throw new TaskError('logical partition without an extended partition');
-      await growTo(ctx.disk, extended.number, extended.start, lastUsable);
+      await growToEnd(ctx.disk, extended.number);
     }
-    await growTo(ctx.disk, last.number, last.start, lastUsable);
-    ctx.info(`grew partition ${last.number} from ${last.size} to ${lastUsable - last.start + 1} sectors`);
+    await growToEnd(ctx.disk, last.number);
+    const grown = (await readPartitionTable(ctx.disk)).partitions.find((p) => p.number === last.number);
+    ctx.info(`grew partition ${last.number} from ${last.size} to ${grown?.size ?? '?'} sectors`);
   }
   await run('partx', ['-u', ctx.disk], { allowFailure: true });
   await run('udevadm', ['settle'], { allowFailure: true });

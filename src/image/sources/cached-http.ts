@@ -14,14 +14,13 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { Agent, interceptors, request } from 'undici';
 import { log } from '../../log/logger.ts';
 import { UserError } from '../../util/errors.ts';
 import { ImageCache, type CacheEntry, type CacheLock, type CacheMeta, type CacheOptions, type CacheWriter } from '../cache.ts';
 import type { ExpectedDigest } from '../checksum.ts';
 import { displayUrl } from '../image-id.ts';
 import { READ_CHUNK } from './local.ts';
-import { header, resumableBody, type Response } from './http.ts';
+import { header, httpGetter, resumableBody, type Response } from './http.ts';
 import type { OpenedImage, SourceSettings } from './source.ts';
 
 export interface CachedImage extends OpenedImage {
@@ -52,15 +51,7 @@ interface Remote {
 
 /** One GET (conditional when headers say so): 2xx or 304, anything else is an error. */
 async function fetchRemote(url: URL, shown: string, settings: SourceSettings, conditional: Record<string, string>): Promise<Remote> {
-  const timeoutMs = settings.httpTimeoutSeconds * 1000;
-  const dispatcher = new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }).compose(interceptors.redirect({ maxRedirections: 10 }));
-  const get = async (headers: Record<string, string>): Promise<Response> => {
-    try {
-      return (await request(url, { dispatcher, headers: { 'accept-encoding': 'identity', ...headers } })) as Response;
-    } catch (error) {
-      throw new UserError(`img_id: cannot fetch ${shown}: ${error instanceof Error ? error.message : String(error)}`);
-    }
-  };
+  const { dispatcher, get } = httpGetter(url, shown, settings);
   let first: Response;
   try {
     first = await get(conditional);

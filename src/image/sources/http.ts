@@ -63,6 +63,20 @@ export async function* resumableBody(first: Response, o: ResumeOptions): AsyncGe
   }
 }
 
+/** GET requests for one image URL: redirects followed, connect/idle timeouts, errors named. */
+export function httpGetter(url: URL, shown: string, settings: SourceSettings): { dispatcher: Dispatcher; get(headers: Record<string, string>): Promise<Response> } {
+  const timeoutMs = settings.httpTimeoutSeconds * 1000;
+  const dispatcher = new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }).compose(interceptors.redirect({ maxRedirections: 10 }));
+  const get = async (headers: Record<string, string>): Promise<Response> => {
+    try {
+      return (await request(url, { dispatcher, headers: { 'accept-encoding': 'identity', ...headers } })) as Response;
+    } catch (error) {
+      throw new UserError(`img_id: cannot fetch ${shown}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
+  return { dispatcher, get };
+}
+
 export const httpSource: ImageSource = {
   name: 'http',
   defaultPriority: 20,
@@ -70,16 +84,7 @@ export const httpSource: ImageSource = {
   async open(imgId: string, settings: SourceSettings): Promise<OpenedImage> {
     const url = new URL(imgId);
     const shown = displayUrl(url);
-    const timeoutMs = settings.httpTimeoutSeconds * 1000;
-    const dispatcher = new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }).compose(interceptors.redirect({ maxRedirections: 10 }));
-
-    const get = async (headers: Record<string, string>): Promise<Response> => {
-      try {
-        return (await request(url, { dispatcher, headers: { 'accept-encoding': 'identity', ...headers } })) as Response;
-      } catch (error) {
-        throw new UserError(`img_id: cannot fetch ${shown}: ${error instanceof Error ? error.message : String(error)}`);
-      }
-    };
+    const { dispatcher, get } = httpGetter(url, shown, settings);
 
     const first = await get({});
     if (first.statusCode < 200 || first.statusCode > 299) {
