@@ -29,8 +29,8 @@ export function ensureTestImages(): TestImages {
   const r = spawnSync('bash', ['scripts/test-images/build.sh'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 2_400_000, maxBuffer: 64 * 1024 * 1024 });
   process.stderr.write(r.stderr);
   if (r.status !== 0) throw new Error(`scripts/test-images/build.sh failed (exit ${r.status ?? r.signal})`);
-  // The cache directory is the last line on stdout; a build that waited for a concurrent
-  // one prints it on stderr instead, so take the last line naming a complete cache dir.
+  // The cache directory is the last line on stdout; taking the last line of either stream
+  // that names a complete cache directory also copes with older versions of the script.
   const lines = `${r.stdout.toString()}\n${r.stderr.toString()}`.split('\n').map((l) => l.trim());
   const dir = [...lines].reverse().find((l) => l.startsWith('/') && existsSync(join(l, 'manifest.json')));
   if (!dir) throw new Error('scripts/test-images/build.sh did not name its cache directory');
