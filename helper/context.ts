@@ -24,9 +24,7 @@ export interface HelperContext {
   info(message: string): void;
 }
 
-export function isYes(value: string | undefined): boolean {
-  return ['yes', 'true', 'on', '1', 'set'].includes((value ?? '').trim().toLowerCase());
-}
+export { isYes } from '../src/util/flags.ts';
 
 export function osFamily(ctx: HelperContext): OsFamily | undefined {
   return ctx.properties.OSFAMILY as OsFamily | undefined;

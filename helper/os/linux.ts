@@ -3,7 +3,7 @@
  * SELinux relabel, per distribution family where they differ.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, TaskError } from '../exec.ts';
@@ -215,8 +215,4 @@ export function selinuxAutorelabel(fs: GuestFs): boolean {
   if (distroFamily(fs) !== 'redhat') return false;
   fs.write('/.autorelabel', '');
   return true;
-}
-
-export function hasFile(fs: GuestFs, path: string): boolean {
-  return existsSync(fs.path(path));
 }

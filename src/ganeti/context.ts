@@ -26,6 +26,13 @@ export function dropSecretsFromProcessEnv(): void {
   for (const name of SECRET_PARAMETER_NAMES) delete process.env[osParameterEnvName(name)];
 }
 
+/** OS parameters: configuration presets, overridden by the OSP_* values Ganeti passes. */
+export function effectiveParams(config: LoadedConfig, ganeti: GanetiEnv): Map<string, string> {
+  const merged = new Map<string, string>(config.paramDefaults);
+  for (const [name, value] of ganeti.core.osParams) merged.set(name, value);
+  return merged;
+}
+
 export function loadScriptContext(script: ScriptName, env: Env): ScriptContext {
   const ganeti = parseGanetiEnv(env, script);
   const config = loadConfig({ configFile: configFileFrom(env), variant: ganeti.core.variant, requireVariantFile: true });
@@ -34,9 +41,7 @@ export function loadScriptContext(script: ScriptName, env: Env): ScriptContext {
     level: config.settings.IMAGE_DEBUG || ganeti.core.debugLevel > 0 ? 'debug' : 'info',
   });
   for (const warning of config.warnings) log().warn(warning);
-  const merged = new Map<string, string>(config.paramDefaults);
-  for (const [name, value] of ganeti.core.osParams) merged.set(name, value);
-  const params: Map<string, string | Secret> = wrapSecrets(merged);
+  const params: Map<string, string | Secret> = wrapSecrets(effectiveParams(config, ganeti));
   dropSecretsFromProcessEnv();
   return { env: ganeti, config, params };
 }

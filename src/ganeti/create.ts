@@ -12,6 +12,7 @@ import * as msg from '../monitor/messages.ts';
 import type { TerminalProgress } from '../monitor/progress-bar.ts';
 import { createMonitor } from '../monitor/progress-monitor.ts';
 import { describeError, UserError, ValidationError } from '../util/errors.ts';
+import { isYes } from '../util/flags.ts';
 import { applyConfigDocument, fetchConfigDocument } from './config-url.ts';
 import type { ScriptContext } from './context.ts';
 import { parseOsParams, type OsParams } from './params.ts';
@@ -39,10 +40,6 @@ export async function resolveCreateParams(ctx: ScriptContext): Promise<OsParams>
   const { params, problems } = parseOsParams(raw, { imageDir: ctx.config.settings.IMAGE_DIR, requireImage: true });
   if (problems.length > 0) throw new ValidationError(problems);
   return params;
-}
-
-function isYes(value: string | undefined): boolean {
-  return ['yes', 'true', 'on', '1', 'set'].includes((value ?? '').toLowerCase());
 }
 
 export async function runCreate(ctx: ScriptContext, options: CreateOptions = { customize: true }): Promise<void> {

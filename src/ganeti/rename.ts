@@ -6,13 +6,10 @@
 import { log } from '../log/logger.ts';
 import { runHelper } from '../helper-vm/run-helper.ts';
 import { createMonitor } from '../monitor/progress-monitor.ts';
+import { isYes } from '../util/flags.ts';
 import { UserError, ValidationError } from '../util/errors.ts';
 import type { ScriptContext } from './context.ts';
 import { parseOsParams } from './params.ts';
-
-function isYes(value: string | undefined): boolean {
-  return ['yes', 'true', 'on', '1', 'set'].includes((value ?? '').toLowerCase());
-}
 
 export async function runRename(ctx: ScriptContext): Promise<void> {
   const instance = ctx.env.instance;

@@ -7,7 +7,7 @@ import { loadConfig } from '../config/load.ts';
 import { parseImageId } from '../image/image-id.ts';
 import { describeError, ValidationError } from '../util/errors.ts';
 import { parseGanetiEnv, type Env } from './env.ts';
-import { configFileFrom, dropSecretsFromProcessEnv } from './context.ts';
+import { configFileFrom, dropSecretsFromProcessEnv, effectiveParams } from './context.ts';
 import { parseOsParams, wrapSecrets } from './params.ts';
 
 export const VERIFY_CHECKS = ['parameters'] as const;
@@ -29,8 +29,7 @@ export function verifyProblems(env: Env): string[] {
   } catch (error) {
     return [describeError(error)];
   }
-  const merged = new Map<string, string>(config.paramDefaults);
-  for (const [name, value] of ganeti.core.osParams) merged.set(name, value);
+  const merged = effectiveParams(config, ganeti);
   const raw = wrapSecrets(merged);
   dropSecretsFromProcessEnv();
 

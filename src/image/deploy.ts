@@ -4,7 +4,7 @@
  * virtual-disk formats through qemu-img after inspection.
  */
 import { createReadStream } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
@@ -21,7 +21,7 @@ import { UserError } from '../util/errors.ts';
 import { digestFromProperties, digestFromSidecar, verified, type ExpectedDigest } from './checksum.ts';
 import { decompress } from './decompress.ts';
 import { findImageFormat, type ImageFormatSpec } from './formats.ts';
-import { describeDetected, detect, filesystemSize, MAGIC_BYTES } from './magic.ts';
+import { describeDetected, detect, filesystemSize, MAGIC_BYTES, readFileHead } from './magic.ts';
 import { bootCode, PREFIX_BYTES, synthesizePrefix } from './mbr.ts';
 import { convertToDisk, inspectQemuImage, type QemuFormat } from './qemu-img.ts';
 import { openCachedHttp, type CachedImage } from './sources/cached-http.ts';
@@ -90,11 +90,10 @@ class ProgressReporter {
   }
 }
 
-async function expectedDigest(req: DeployRequest, opened?: OpenedImage): Promise<ExpectedDigest | undefined> {
+async function expectedDigest(req: DeployRequest): Promise<ExpectedDigest | undefined> {
   const fromProperties = digestFromProperties(req.properties);
   if (fromProperties) return fromProperties;
   if (/^https?:\/\//i.test(req.imgId)) return digestFromSidecar(new URL(req.imgId), req.settings.HTTP_TIMEOUT * 1000);
-  void opened;
   return undefined;
 }
 
@@ -104,16 +103,7 @@ async function expectedDigest(req: DeployRequest, opened?: OpenedImage): Promise
  */
 async function fastestStream(opened: OpenedImage): Promise<ByteStream> {
   if (opened.localPath === undefined) return opened.stream();
-  const handle = await open(opened.localPath, 'r');
-  let head: Buffer;
-  try {
-    const buf = Buffer.alloc(MAGIC_BYTES);
-    const { bytesRead } = await handle.read(buf, 0, MAGIC_BYTES, 0);
-    head = buf.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-  return detect(head).kind === 'raw' ? readImageFile(opened.localPath) : opened.stream();
+  return detect(await readFileHead(opened.localPath)).kind === 'raw' ? readImageFile(opened.localPath) : opened.stream();
 }
 
 /** Streams raw (possibly compressed) disk images and filesystem dumps through the writer. */
@@ -230,7 +220,7 @@ export async function deployImage(req: DeployRequest): Promise<DeployResult> {
       req.monitor.send(msg.info('No image to copy (img_id=null): customizing the disk as it is.'));
       return { method: 'none', imageBytes: 0, diskBytes: 0, seconds: 0 };
     }
-    if (!cached) digest = await expectedDigest(req, opened);
+    if (!cached) digest = await expectedDigest(req);
     if (digest) log().info({ algorithm: digest.algorithm, from: digest.from }, 'image checksum will be verified');
     const toVerify = fromCache ? fromCache.pendingDigest : digest;
     req.monitor.send(msg.info('Starting image copy...'));

@@ -1,3 +1,5 @@
+import { open } from 'node:fs/promises';
+
 /**
  * What the first bytes of an image say it is. Used to check the declared img_format, to
  * recognise compression and to refuse files that are something else than declared.
@@ -10,6 +12,18 @@ export type Detected = { kind: 'compressed'; compression: Compression } | { kind
 
 /** Bytes needed to tell every kind apart. */
 export const MAGIC_BYTES = 4096;
+
+/** The first MAGIC_BYTES of a file (fewer if it is shorter). */
+export async function readFileHead(path: string): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(MAGIC_BYTES);
+    const { bytesRead } = await handle.read(buf, 0, MAGIC_BYTES, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
 
 const startsWith = (buf: Uint8Array, bytes: readonly number[], offset = 0) => bytes.every((b, i) => buf[offset + i] === b);
 const ascii = (buf: Uint8Array, text: string, offset = 0) => startsWith(buf, [...text].map((c) => c.charCodeAt(0)), offset);

@@ -6,10 +6,9 @@
  * file). qemu-img info runs under prlimit (memory and CPU caps) because it parses
  * untrusted headers.
  */
-import { open } from 'node:fs/promises';
 import { execa } from 'execa';
 import { UserError } from '../util/errors.ts';
-import { describeDetected, detect, MAGIC_BYTES } from './magic.ts';
+import { describeDetected, detect, readFileHead } from './magic.ts';
 
 export type QemuFormat = 'qcow2' | 'vmdk' | 'vdi' | 'vhdx';
 
@@ -19,17 +18,6 @@ export interface QemuImageInfo {
 
 const PRLIMIT = ['prlimit', '--as=1073741824', '--cpu=30', '--'];
 const minimalEnv = () => ({ PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' });
-
-async function readHead(path: string): Promise<Buffer> {
-  const handle = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(MAGIC_BYTES);
-    const { bytesRead } = await handle.read(buf, 0, MAGIC_BYTES, 0);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-}
 
 /** Header checks that need no tool: declared format vs content, qcow2 backing/data files. */
 export function checkHeader(head: Buffer, declared: QemuFormat): void {
@@ -57,7 +45,7 @@ interface InfoJson {
 }
 
 export async function inspectQemuImage(path: string, declared: QemuFormat): Promise<QemuImageInfo> {
-  checkHeader(await readHead(path), declared);
+  checkHeader(await readFileHead(path), declared);
   let info: InfoJson;
   try {
     const r = await execa(PRLIMIT[0] as string, [...PRLIMIT.slice(1), 'qemu-img', 'info', '--output=json', '-f', declared, path], { env: minimalEnv(), extendEnv: false });
