@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BINARY, binaryMissingReason } from './binary.ts';
 
@@ -29,6 +29,16 @@ function cacheKey(): string {
 
 let built: string | undefined;
 
+/** Each helper is ~150 MB: keep the few most recently used (several checkouts may test at once). */
+function pruneOldHelpers(root: string, keep: string): void {
+  const KEEP = 4;
+  const others = readdirSync(root)
+    .map((name) => join(root, name))
+    .filter((path) => path !== keep)
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  for (const old of others.slice(KEEP - 1)) rmSync(old, { recursive: true, force: true });
+}
+
 /** HELPER_DIR of a helper built for the current binary (built once, then reused). */
 export function ensureHelper(): string {
   if (built) return built;
@@ -36,14 +46,15 @@ export function ensureHelper(): string {
   const dir = join(root, cacheKey());
   if (!existsSync(join(dir, 'helper', 'manifest.json'))) {
     mkdirSync(dir, { recursive: true });
-    // Keep only the newest helper: each is ~150 MB.
-    for (const old of readdirSync(root)) if (join(root, old) !== dir) rmSync(join(root, old), { recursive: true, force: true });
+    pruneOldHelpers(root, dir);
     const conf = join(dir, 'build.conf');
     writeFileSync(conf, `HELPER_DIR=${join(dir, 'helper')}\n`);
     const started = Date.now();
     execFileSync(BINARY, ['update-helper'], { env: { PATH: process.env.PATH ?? '', SNF_IMAGE_CONFIG: conf }, stdio: ['ignore', 'inherit', 'inherit'], timeout: 1_200_000 });
     console.log(`# helper VM built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
+  const now = new Date();
+  utimesSync(dir, now, now);
   built = join(dir, 'helper');
   return built;
 }
