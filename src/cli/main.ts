@@ -11,10 +11,24 @@ function fail(error: unknown): void {
 if (process.argv[2] === 'helper') {
   import('../../helper/main.ts').then((m) => m.helperMain(), fail);
 } else {
+  // An operation that never completes (a stream nobody ends) would let the event loop run
+  // dry and Node exit 0 as if the command had succeeded: such an exit is a failure.
+  let settled = false;
+  process.on('beforeExit', () => {
+    if (settled) return;
+    settled = true;
+    process.stderr.write('snf-image: internal error: the command stopped before it finished (an operation never completed)\n');
+    process.exitCode = 70;
+  });
   import('./program.ts').then(
     async (m) => {
-      process.exitCode = await m.main(process.argv);
+      const code = await m.main(process.argv);
+      settled = true;
+      process.exitCode = code;
     },
-    fail,
+    (error: unknown) => {
+      settled = true;
+      fail(error);
+    },
   );
 }

@@ -1,7 +1,7 @@
 /**
  * The directio Node-API addon (src/disk/native/directio.c, built by scripts/build-native.ts
  * into dist/directio.node): aligned memory for O_DIRECT, BLKZEROOUT / fallocate zeroing,
- * posix_fadvise, block sizes. Inside the single executable the addon is an SEA asset: it
+ * posix_fadvise, block sizes, pipes with a chosen capacity. Inside the single executable the addon is an SEA asset: it
  * is written to a private temporary file, loaded, and the file is deleted at once.
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,9 +31,11 @@ export interface DirectIo {
   seekData(fd: number, offset: number): number;
   /** lseek(SEEK_HOLE): the next offset >= `offset` in a hole (the file size at the end), -1 beyond the end. */
   seekHole(fd: number, offset: number): number;
+  /** pipe2(O_CLOEXEC) with F_SETPIPE_SZ(capacity) tried: [read end, write end]. */
+  pipe(capacity: number): [number, number];
 }
 
-const FUNCTIONS = ['allocAligned', 'zeroRange', 'dropCache', 'logicalBlockSize', 'blockDeviceSize', 'seekData', 'seekHole'] as const;
+const FUNCTIONS = ['allocAligned', 'zeroRange', 'dropCache', 'logicalBlockSize', 'blockDeviceSize', 'seekData', 'seekHole', 'pipe'] as const;
 
 function isDirectIo(value: unknown): value is DirectIo {
   if (typeof value !== 'object' || value === null) return false;

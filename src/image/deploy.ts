@@ -51,6 +51,7 @@ export interface DeployResult {
 }
 
 const PROGRESS_INTERVAL_MS = 3000;
+const COMPRESSED_READ_CHUNK = 1024 * 1024;
 
 function sourceSettings(settings: Settings): SourceSettings {
   return { imageDir: settings.IMAGE_DIR, httpTimeoutSeconds: settings.HTTP_TIMEOUT, httpRetries: settings.HTTP_RETRIES };
@@ -98,12 +99,15 @@ async function expectedDigest(req: DeployRequest): Promise<ExpectedDigest | unde
 }
 
 /**
- * A local uncompressed image is read with O_DIRECT, skipping its holes (readImageFile):
- * no page cache, and zero ranges never read. Anything else streams as the source gives it.
+ * A local image is read with O_DIRECT, skipping its holes (readImageFile): no page cache,
+ * and zero ranges never read. Compressed images are read in smaller chunks: they are
+ * consumed ten times slower than raw ones, and large buffers would only add memory.
+ * Anything else streams as the source gives it.
  */
 async function fastestStream(opened: OpenedImage): Promise<ByteStream> {
   if (opened.localPath === undefined) return opened.stream();
-  return detect(await readFileHead(opened.localPath)).kind === 'raw' ? readImageFile(opened.localPath) : opened.stream();
+  const compressed = detect(await readFileHead(opened.localPath)).kind === 'compressed';
+  return readImageFile(opened.localPath, compressed ? { chunkSize: COMPRESSED_READ_CHUNK } : {});
 }
 
 /** Streams raw (possibly compressed) disk images and filesystem dumps through the writer. */

@@ -45,6 +45,9 @@ function makeImage(): void {
   for (const [tool, args] of tools) execFileSync(tool, args);
   writeFileSync(join(node.imageDir, 'truncated.img.zst'), readFileSync(`${raw}.zst`).subarray(0, 200 * 1024));
   writeFileSync(join(node.imageDir, 'corrupt.img.gz'), Buffer.concat([readFileSync(`${raw}.gz`).subarray(0, 4096), randomBytes(100000)]));
+  writeFileSync(join(node.imageDir, 'corrupt.img.zst'), Buffer.concat([readFileSync(`${raw}.zst`).subarray(0, 4096), randomBytes(100000)]));
+  writeFileSync(join(node.imageDir, 'truncated.img.xz'), readFileSync(`${raw}.xz`).subarray(0, 100 * 1024));
+  writeFileSync(join(node.imageDir, 'truncated.img.bz2'), readFileSync(`${raw}.bz2`).subarray(0, 100 * 1024));
 }
 
 function dirtyFile(name: string, size: number): string {
@@ -166,8 +169,17 @@ describe('image pipeline (built binary, create with a Ganeti environment)', { sk
   const failsWhileStreaming: Array<[string, string, RegExp, Record<string, string>?]> = [
     ['truncated zstd stream', 'truncated.img.zst', /ERROR img_id: the zstd stream is corrupt or truncated/],
     ['corrupt gzip stream', 'corrupt.img.gz', /ERROR img_id: the gzip stream is corrupt or truncated/],
+    ['corrupt zstd stream', 'corrupt.img.zst', /ERROR img_id: the zstd stream is corrupt or truncated/],
+    ['truncated xz stream', 'truncated.img.xz', /ERROR img_id: the xz stream is corrupt or truncated/],
+    ['truncated bzip2 stream', 'truncated.img.bz2', /ERROR img_id: the bzip2 stream is corrupt or truncated/],
     ['connection dropped mid-stream', '%BASE%/drop.img', /ERROR img_id: download of .*drop\.img failed after \d+ bytes/],
     ['checksum mismatch (property)', 'disk.img', /ERROR img_id: sha256 checksum mismatch \(expected 0000000000000000… from the SHA256 image property/, { props: JSON.stringify({ SHA256: '0'.repeat(64) }) }],
+    ...(['zst', 'gz', 'xz', 'bz2'] as const).map((ext): [string, string, RegExp, Record<string, string>] => [
+      `checksum mismatch (property, .${ext} image: the mismatch, not a decompressor complaint)`,
+      `disk.img.${ext}`,
+      /ERROR img_id: sha256 checksum mismatch \(expected 0000000000000000… from the SHA256 image property/,
+      { props: JSON.stringify({ SHA256: '0'.repeat(64) }) },
+    ]),
     ['checksum mismatch (SHA256SUMS sidecar)', '%BASE%/disk.img.zst', /ERROR img_id: sha256 checksum mismatch .* from SHA256SUMS next to the image/],
   ];
   for (const [label, id, message, extra] of failsWhileStreaming) {
@@ -176,6 +188,7 @@ describe('image pipeline (built binary, create with a Ganeti environment)', { sk
       const r = await deploy(disk, id.replace('%BASE%', base), 'diskdump', extra ?? {});
       assert.equal(r.code, 1);
       assert.match(r.stderr, message);
+      assert.equal(r.stderr.split('\n').filter((l) => / ERROR /.test(l)).length, 1, r.stderr);
     });
   }
 
@@ -193,11 +206,11 @@ describe('image pipeline (built binary, create with a Ganeti environment)', { sk
   });
 
   describe('onto a dirty loop device', { skip: notRootReason() }, () => {
-    it('every streaming format gives a disk equal to the raw image', async () => {
+    it('every format gives a disk equal to the raw image', async () => {
       const file = dirtyFile('loop-backing', 32 * MiB);
       const loop = execFileSync('losetup', ['-f', '--show', file]).toString().trim();
       try {
-        for (const [id, format] of [['disk.img', 'diskdump'], ['disk.img.zst', 'diskdump'], ['disk.qcow2', 'qcow2']] as const) {
+        for (const [id, format] of [['disk.img', 'diskdump'], ['disk.img.zst', 'diskdump'], ['disk.img.gz', 'diskdump'], ['disk.img.xz', 'diskdump'], ['disk.img.bz2', 'diskdump'], ['disk.qcow2', 'qcow2'], ['disk.vmdk', 'vmdk'], ['disk.vdi', 'vdi'], ['disk.vhdx', 'vhdx']] as const) {
           execFileSync('dd', ['if=/dev/zero', `of=${loop}`, 'bs=1M', 'count=32', 'status=none']);
           execFileSync('sh', ['-c', `tr '\\000' '\\377' < /dev/zero | dd of=${loop} bs=1M count=32 iflag=fullblock status=none`]);
           const r = await deploy(loop, id, format);

@@ -10,6 +10,7 @@
  *   blockDeviceSize(fd)                        -> number (BLKGETSIZE64)
  *   seekData(fd, offset)                       -> number (lseek SEEK_DATA; -1 when no data follows)
  *   seekHole(fd, offset)                       -> number (lseek SEEK_HOLE; -1 beyond the end)
+ *   pipe(capacity)                             -> [readFd, writeFd] (pipe2 O_CLOEXEC, F_SETPIPE_SZ)
  *
  * Errors are thrown (or rejected) as Error objects shaped like Node's own system errors:
  * message "<syscall>: <strerror>", code "EXXX", errno (negative), syscall.
@@ -357,6 +358,33 @@ static napi_value seek_hole(napi_env env, napi_callback_info info) {
   return seek(env, info, SEEK_HOLE, "lseek(SEEK_HOLE)");
 }
 
+/* ---- pipe(capacity) ------------------------------------------------------------------ */
+
+/* A pipe whose read end the caller reads with fs.read into buffers it reuses (a child's
+ * output without one new Buffer per 64 KiB). Both ends close-on-exec: the write end reaches
+ * a child through spawn's stdio (dup2 clears the flag there). The capacity is a hint:
+ * F_SETPIPE_SZ may refuse it (pipe-max-size), and the pipe then keeps its default. */
+static napi_value make_pipe(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int64_t capacity = 0;
+  if (!get_uint(env, argv, argc, 0, "capacity", &capacity)) return NULL;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    throw_errno(env, "pipe2", errno);
+    return NULL;
+  }
+  if (capacity > 0 && capacity <= INT32_MAX) (void)fcntl(fds[1], F_SETPIPE_SZ, (int)capacity);
+  napi_value result, read_end, write_end;
+  CHECK(env, napi_create_array_with_length(env, 2, &result));
+  CHECK(env, napi_create_int32(env, fds[0], &read_end));
+  CHECK(env, napi_create_int32(env, fds[1], &write_end));
+  CHECK(env, napi_set_element(env, result, 0, read_end));
+  CHECK(env, napi_set_element(env, result, 1, write_end));
+  return result;
+}
+
 /* ---- module ---------------------------------------------------------------------------- */
 
 NAPI_MODULE_INIT() {
@@ -368,6 +396,7 @@ NAPI_MODULE_INIT() {
       {"blockDeviceSize", NULL, block_device_size, NULL, NULL, NULL, napi_enumerable, NULL},
       {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_enumerable, NULL},
       {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pipe", NULL, make_pipe, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok) {
     throw_status(env, "napi_define_properties");
