@@ -11,8 +11,8 @@ function producer(data: Buffer) {
   const [readFd, writeFd] = directIo().pipe(1024 * 1024);
   const child = spawn('cat', [], { stdio: ['pipe', writeFd, 'ignore'] });
   closeSync(writeFd);
-  child.stdin.on('error', () => undefined);
-  child.stdin.end(data);
+  child.stdin?.on('error', () => undefined);
+  child.stdin?.end(data);
   return { readFd, child };
 }
 
