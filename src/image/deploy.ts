@@ -18,6 +18,7 @@ import * as msg from '../monitor/messages.ts';
 import type { MonitorSink } from '../monitor/progress-monitor.ts';
 import type { TerminalProgress } from '../monitor/progress-bar.ts';
 import { UserError } from '../util/errors.ts';
+import { collectingYoungGarbage } from '../util/young-garbage.ts';
 import { digestFromProperties, digestFromSidecar, verified, type ExpectedDigest } from './checksum.ts';
 import { decompress } from './decompress.ts';
 import { findImageFormat, type ImageFormatSpec } from './formats.ts';
@@ -119,6 +120,7 @@ async function deployStream(req: DeployRequest, format: ImageFormatSpec, opened:
   let { head, stream } = await peek(input, MAGIC_BYTES);
   let found = detect(head);
   let rawSizeKnown = opened.size;
+  const compression = found.kind === 'compressed' ? found.compression : undefined;
   if (found.kind === 'compressed') {
     log().info({ compression: found.compression }, 'image is compressed; decompressing while writing');
     ({ head, stream } = await peek(decompress(stream, found.compression), MAGIC_BYTES));
@@ -150,7 +152,9 @@ async function deployStream(req: DeployRequest, format: ImageFormatSpec, opened:
   const knownZero = req.disk.kind === 'file' && (await isKnownZero(req.disk.path));
   let written;
   try {
-    written = await writeImage(stream, req.disk, { ...(expectedDiskBytes !== undefined ? { expectedBytes: expectedDiskBytes } : {}), knownZero });
+    // Local files and decompressor pipes reuse their buffers; zlib and HTTP allocate per chunk.
+    const producesGarbage = opened.localPath === undefined || compression === 'gzip';
+    written = await writeImage(producesGarbage ? collectingYoungGarbage(stream) : stream, req.disk, { ...(expectedDiskBytes !== undefined ? { expectedBytes: expectedDiskBytes } : {}), knownZero });
   } catch (error) {
     progress.stop();
     throw error;
