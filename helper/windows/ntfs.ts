@@ -1,0 +1,80 @@
+/**
+ * NTFS in the helper: mounted with ntfs-3g (FUSE) as upstream does (lowntfs-3g,
+ * ignore_case, windows_names, norecover, retried without norecover), unmounted only when
+ * the ntfs-3g process has written everything; hibernated and Fast Startup volumes refused
+ * with the reason; the offline resize (ntfsresize) of a clean volume.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { run, TaskError } from '../exec.ts';
+
+/** ntfs-3g's exit status for a hibernated volume (or one left by Fast Startup). */
+const NTFS_VOLUME_HIBERNATED = 14;
+const NTFS_VOLUME_UNCLEAN_UNMOUNT = 15;
+
+const HIBERNATED_HELP = 'Windows was hibernated or shut down with Fast Startup when the image was taken; boot it, run "powercfg /h off" (or disable Fast Startup), shut down and take the image again';
+
+export class NtfsHibernatedError extends TaskError {}
+
+export interface NtfsMountResult {
+  /** Set when the volume only mounted without norecover (its journal was replayed). */
+  recovered: boolean;
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').filter(Boolean).pop() ?? '';
+}
+
+export async function mountNtfs(node: string, target: string, readOnly: boolean): Promise<NtfsMountResult> {
+  if (!existsSync('/dev/fuse')) await run('modprobe', ['fuse'], { allowFailure: true });
+  const base = ['ignore_case', 'windows_names', readOnly ? 'ro' : 'rw'];
+  const attempt = (options: string[]) => run('lowntfs-3g', ['-o', options.join(','), node, target], { allowFailure: true });
+  let r = await attempt([...base, 'norecover']);
+  let recovered = false;
+  if (r.code === NTFS_VOLUME_UNCLEAN_UNMOUNT || (r.code !== 0 && r.code !== NTFS_VOLUME_HIBERNATED && !readOnly)) {
+    r = await attempt(base);
+    recovered = r.code === 0;
+  }
+  if (r.code === NTFS_VOLUME_HIBERNATED) throw new NtfsHibernatedError(`the NTFS volume ${node} is hibernated: ${HIBERNATED_HELP}`);
+  if (r.code !== 0) throw new TaskError(`cannot mount the NTFS volume ${node} (lowntfs-3g exit ${r.code}): ${lastLine(r.stderr || r.stdout)}`);
+  return { recovered };
+}
+
+function ntfsProcesses(): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      if (comm === 'ntfs-3g' || comm === 'lowntfs-3g') found.push(pid);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
+/** Unmounts and waits until no ntfs-3g process is left (it writes after umount returns). */
+export async function umountNtfs(target: string): Promise<void> {
+  await run('umount', [target]);
+  const deadline = Date.now() + 120_000;
+  while (ntfsProcesses().length > 0) {
+    if (Date.now() > deadline) throw new TaskError('ntfs-3g did not finish writing within 120 s of the unmount');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Whether the volume's dirty flag is set (ntfsinfo -m). */
+export async function ntfsDirty(node: string): Promise<boolean> {
+  const r = await run('ntfsinfo', ['-m', node], { allowFailure: true });
+  if (r.code !== 0) throw new TaskError(`cannot read the NTFS volume information of ${node}: ${lastLine(r.stderr)}`);
+  const flags = /Volume Flags:\s*0x([0-9a-f]+)/i.exec(r.stdout)?.[1];
+  if (flags === undefined) throw new TaskError(`ntfsinfo printed no volume flags for ${node}`);
+  // VOLUME_IS_DIRTY is bit 0.
+  return (parseInt(flags, 16) & 1) === 1;
+}
+
+/** Grows the NTFS filesystem to its partition; a dirty volume is refused unless noCheck. */
+export async function ntfsResize(node: string, noCheck: boolean): Promise<void> {
+  if (!noCheck && (await ntfsDirty(node))) throw new TaskError(`the NTFS volume ${node} is marked dirty; Windows must check it (chkdsk) before it can be resized offline (or set OFFLINE_NTFSRESIZE_NOCHECK)`);
+  await run('ntfsresize', ['-P', '-f', node]);
+  if (noCheck) await run('ntfsfix', ['-d', node]);
+}
