@@ -43,8 +43,10 @@ function ntfsProcesses(): string[] {
   const found: string[] = [];
   for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
-      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-      if (comm === 'ntfs-3g' || comm === 'lowntfs-3g') found.push(pid);
+      // /proc/<pid>/stat: "pid (comm) state ..."; a zombie (Z) has finished: the helper is
+      // PID 1 and the daemonized ntfs-3g is its orphan, reaped late or never.
+      const m = /^\d+ \((.*)\) (\S)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      if (m && (m[1] === 'ntfs-3g' || m[1] === 'lowntfs-3g') && m[2] !== 'Z') found.push(pid);
     } catch {
       // exited meanwhile
     }
