@@ -138,8 +138,21 @@ export async function installUnattend(ctx: HelperContext, fs: GuestFs): Promise<
 
 // ---------------------------------------------------------------- hostname, passwords
 
+/**
+ * rename of a deployed Windows: its answer file has been used and deleted, so the computer
+ * name goes straight into the registry (as Windows keeps it), effective at next boot.
+ */
+async function renameInRegistry(ctx: HelperContext, name: string): Promise<void> {
+  const info = windowsInfo(ctx);
+  const set = `\\${info.controlSet}`;
+  await writeValues(info.hives.system, `${set}\\Control\\ComputerName\\ComputerName`, { ComputerName: { type: 'string', value: name.toUpperCase() } });
+  await writeValues(info.hives.system, `${set}\\Services\\Tcpip\\Parameters`, { 'NV Hostname': { type: 'string', value: name }, Hostname: { type: 'string', value: name } });
+  ctx.info(`Windows computer name ${name} set in the registry`);
+}
+
 export async function assignHostname(ctx: HelperContext, fs: GuestFs): Promise<void> {
   const name = computerNameFor(ctx.config.hostname);
+  if (ctx.config.operation === 'rename') return renameInRegistry(ctx, name);
   if (legacy(ctx)) {
     const inf = readSysprepInf(fs);
     inf.set('UserData', 'ComputerName', name);

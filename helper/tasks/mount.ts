@@ -57,7 +57,8 @@ async function mountWindows(ctx: HelperContext, root: string, fs: string): Promi
   if (recovered) ctx.warn(`the NTFS volume ${root} was not cleanly unmounted; ntfs-3g replayed its journal`);
   const info = await inspectWindows(ctx.target);
   checkFamily(info, osFamily(ctx));
-  await checkSysprepped(info);
+  // A deployed instance has booted and is no longer generalized: rename must still work.
+  if (ctx.config.operation === 'create') await checkSysprepped(info);
   ctx.windows = info;
   ctx.info(`Windows NT ${info.version} (${info.family}, ${info.arch}), control set ${info.controlSet}`);
 }

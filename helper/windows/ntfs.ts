@@ -66,7 +66,8 @@ export async function umountNtfs(target: string): Promise<void> {
 
 /** Whether the volume's dirty flag is set (ntfsinfo -m). */
 export async function ntfsDirty(node: string): Promise<boolean> {
-  const r = await run('ntfsinfo', ['-m', node], { allowFailure: true });
+  // -f: ntfsinfo otherwise refuses the very volumes asked about (scheduled for check).
+  const r = await run('ntfsinfo', ['-f', '-m', node], { allowFailure: true });
   if (r.code !== 0) throw new TaskError(`cannot read the NTFS volume information of ${node}: ${lastLine(r.stderr)}`);
   const flags = /Volume Flags:\s*0x([0-9a-f]+)/i.exec(r.stdout)?.[1];
   if (flags === undefined) throw new TaskError(`ntfsinfo printed no volume flags for ${node}`);

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -53,6 +53,11 @@ const IMAGE_UNATTEND = `<?xml version="1.0" encoding="utf-8"?>
 </unattend>
 `;
 
+const PERSONALITY = JSON.stringify([
+  { path: '/Windows/System32/drivers/etc/hosts', contents: Buffer.from('10.0.0.1 db\r\n').toString('base64') },
+  { path: '/Users/Administrator/Desktop/welcome.txt', contents: Buffer.from('hello').toString('base64') },
+]);
+
 const CLEANUP = [
   'rem snf-image: clean-up',
   `if exist C:\\Windows\\SnfScripts\\ChangeAdminPassword.cmd echo ${'X'.repeat(200)}> C:\\Windows\\SnfScripts\\ChangeAdminPassword.cmd`,
@@ -83,6 +88,13 @@ async function deploy(node: NodeFixture, guest: WindowsGuestOptions, env: Record
   return { code: r.code, stderr: r.stderr, disk };
 }
 
+/** The helper's task timings and total, from the create log (reported as test diagnostics). */
+function timings(stderr: string): string {
+  const tasks = [...stderr.matchAll(/helper task timing task=(\S+) seconds=([\d.]+)/g)].map((m) => `${m[1]} ${Number(m[2]).toFixed(1)}s`);
+  const total = /helper VM finished: SUCCESS seconds=([\d.]+)/.exec(stderr)?.[1];
+  return `helper VM ${total ?? '?'} s: ${tasks.join(', ')}`;
+}
+
 /** Runs checks on the deployed NTFS volume, mounted read-only on the host. */
 function inspect<T>(disk: string, check: (root: string) => T): T {
   const mnt = mkdtempSync(join(tmpdir(), 'snf-wmnt-'));
@@ -103,7 +115,7 @@ function partitionEnd(disk: string): number {
 function ntfsBytes(disk: string): number {
   const loop = execFileSync('losetup', ['-f', '--show', '-r', '-o', String(NTFS_START_SECTOR * 512), disk]).toString().trim();
   try {
-    const info = execFileSync('ntfsinfo', ['-m', loop], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    const info = execFileSync('ntfsinfo', ['-f', '-m', loop], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
     return Number(/Cluster Size: (\d+)/.exec(info)?.[1]) * Number(/Volume Size in Clusters: (\d+)/.exec(info)?.[1]);
   } finally {
     execFileSync('losetup', ['-d', loop]);
@@ -116,10 +128,11 @@ describe('Windows guests (real helper VM)', { skip, timeout: 2_400_000 }, () => 
   });
   const node = (extra = '') => makeNode(`HELPER_DIR=${helperDir}\nHELPER_SOFT_TIMEOUT=900\n${extra}`);
 
-  it('Windows 10 on GPT with its own unattend.xml: answer file, scripts and registry as Windows setup needs them', async () => {
+  it('Windows 10 on GPT with its own unattend.xml: answer file, scripts and registry as Windows setup needs them', async (t) => {
     const n = node();
-    const r = await deploy(n, { label: 'gpt', version: '10.0', denyTsConnections: 0, answerFile: IMAGE_UNATTEND, users: ['Administrator', 'Guest'] }, { OSP_OS_PRODUCT_KEY: PRODUCT_KEY, OSP_IMG_PROPERTIES: '{"USERS": "Administrator snfuser"}' });
+    const r = await deploy(n, { label: 'gpt', version: '10.0', denyTsConnections: 0, answerFile: IMAGE_UNATTEND, users: ['Administrator', 'Guest'] }, { OSP_OS_PRODUCT_KEY: PRODUCT_KEY, OSP_IMG_PROPERTIES: '{"USERS": "Administrator snfuser"}', OSP_IMG_PERSONALITY: PERSONALITY });
     assert.equal(r.code, 0, r.stderr);
+    t.diagnostic(timings(r.stderr));
     assert.match(r.stderr, /OSFAMILY=windows ROOT_PARTITION=1/);
     assert.ok(!r.stderr.includes(PASSWORD) && !r.stderr.includes(PRODUCT_KEY), 'no secret in the log');
     // FixPartitionTable: the partition reaches the end of the disk (GPT backup header kept).
@@ -160,13 +173,20 @@ describe('Windows guests (real helper VM)', { skip, timeout: 2_400_000 }, () => 
       assert.equal(hiveValue(system, '\\ControlSet001\\Control\\Terminal Server', 'ProductVersion'), '5.1');
       assert.equal(hiveValue(system, '\\ControlSet002\\Control\\Terminal Server', 'fDenyTSConnections'), '7', 'only the current control set changed');
       assert.ok(existsSync(join(root, 'unattend.xml')), "the image's C:\\unattend.xml stays (SetupComplete.cmd deletes it)");
+      // EnforcePersonality on NTFS: written as given, the replaced file kept as .bak.<seconds>.
+      assert.equal(readFileSync(join(root, 'Windows/System32/drivers/etc/hosts'), 'utf8'), '10.0.0.1 db\r\n');
+      const backups = readdirSync(join(root, 'Windows/System32/drivers/etc')).filter((f) => /^hosts\.bak\.\d+$/.test(f));
+      assert.equal(backups.length, 1, 'one backup of the replaced file');
+      assert.equal(readFileSync(join(root, 'Windows/System32/drivers/etc', backups[0]!), 'utf8'), '127.0.0.1 localhost\r\n');
+      assert.equal(readFileSync(join(root, 'Users/Administrator/Desktop/welcome.txt'), 'utf8'), 'hello');
     });
   });
 
-  it('Windows 7 (x86, MBR) without an answer file: the built-in one with WINDOWS_TIMEZONE; OFFLINE_NTFSRESIZE grows NTFS in the helper', async () => {
+  it('Windows 7 (x86, MBR) without an answer file: the built-in one with WINDOWS_TIMEZONE; OFFLINE_NTFSRESIZE grows NTFS in the helper; rename', async (t) => {
     const n = node('WINDOWS_TIMEZONE="W. Europe Standard Time"\n');
     const r = await deploy(n, { label: 'dos', version: '6.1', arch: 'x86' }, { OSP_IMG_PROPERTIES: '{"OFFLINE_NTFSRESIZE": "yes"}' });
     assert.equal(r.code, 0, r.stderr);
+    t.diagnostic(timings(r.stderr));
     assert.match(r.stderr, /OSFAMILY=windows ROOT_PARTITION=1/);
     const ntfs = ntfsBytes(r.disk);
     assert.ok(ntfs > 90 * 1024 * 1024, `NTFS grown offline to ${ntfs} bytes`);
@@ -186,13 +206,25 @@ describe('Windows guests (real helper VM)', { skip, timeout: 2_400_000 }, () => 
       assert.ok(crlfLines(readFileSync(join(root, 'Windows/Setup/Scripts/SetupComplete.cmd'), 'utf8')).includes('reg delete "HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server" /v fDenyTSConnections /f'));
       assert.equal(hiveValue(join(root, 'Windows/System32/config/SYSTEM'), '\\ControlSet001\\Control\\Terminal Server', 'fDenyTSConnections'), '1');
     });
+    // rename: the answer file is spent once Windows has booted; the name goes to the registry.
+    const renamed = await runScript('rename', { env: { ...CREATE_ENV, DISK_0_PATH: r.disk, INSTANCE_NAME: 'win2.example.org', OLD_INSTANCE_NAME: 'win1.example.org', OSP_IMG_ID: 'windows.img', OSP_IMG_FORMAT: 'diskdump', SNF_IMAGE_CONFIG: n.configFile } });
+    assert.equal(renamed.code, 0, renamed.stderr);
+    inspect(r.disk, (root) => {
+      const system = join(root, 'Windows/System32/config/SYSTEM');
+      assert.equal(hiveValue(system, '\\ControlSet001\\Control\\ComputerName\\ComputerName', 'ComputerName'), 'WIN2');
+      assert.equal(hiveValue(system, '\\ControlSet001\\Services\\Tcpip\\Parameters', 'NV Hostname'), 'win2');
+      assert.equal(hiveValue(system, '\\ControlSet001\\Services\\Tcpip\\Parameters', 'Hostname'), 'win2');
+      const doc = parseUnattend(readFileSync(join(root, 'Windows/Panther/unattend.xml'), 'utf8'), 'deployed');
+      assert.equal(shellSetupValue(doc, 'x86', 'ComputerName'), 'win1', 'rename leaves the answer file alone');
+    });
   });
 
-  it('Windows XP (legacy, MBR): sysprep.inf, CmdLines.txt and the offline NTFS resize', async () => {
+  it('Windows XP (legacy, MBR): sysprep.inf, CmdLines.txt and the offline NTFS resize', async (t) => {
     const n = node();
     const inf = '; image sysprep.inf\r\n[Unattended]\r\nOemSkipEula=Yes\r\nInstallFilesPath=C:\\sysprep\\i386\r\n\r\n[GuiUnattended]\r\nAdminPassword=\r\nTimeZone=110\r\n\r\n[UserData]\r\nFullName="Image Owner"\r\nComputerName=XPTEMPLATE\r\n';
     const r = await deploy(n, { label: 'dos', version: '5.1', arch: 'x86', answerFile: inf, denyTsConnections: 1 }, { OSP_OS_PRODUCT_KEY: PRODUCT_KEY });
     assert.equal(r.code, 0, r.stderr);
+    t.diagnostic(timings(r.stderr));
     assert.match(r.stderr, /OSFAMILY=windows-legacy ROOT_PARTITION=1/);
     assert.ok(!r.stderr.includes(PASSWORD) && !r.stderr.includes(PRODUCT_KEY), 'no secret in the log');
     assert.ok(ntfsBytes(r.disk) > 90 * 1024 * 1024, 'NTFS grown offline (legacy Windows has no diskpart extend)');

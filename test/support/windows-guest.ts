@@ -165,6 +165,8 @@ export function makeWindowsGuest(path: string, o: WindowsGuestOptions): void {
     writeHive(join(mnt, 'Windows/System32/config/SOFTWARE'), hives.software);
     writeHive(join(mnt, 'Windows/System32/config/SAM'), hives.sam);
     writeFileSync(join(mnt, 'Windows/System32/ntoskrnl.exe'), 'MZ not really a kernel\n');
+    mkdirSync(join(mnt, 'Windows/System32/drivers/etc'), { recursive: true });
+    writeFileSync(join(mnt, 'Windows/System32/drivers/etc/hosts'), '127.0.0.1 localhost\r\n');
     if (o.answerFile !== undefined) writeFileSync(join(mnt, legacy ? 'sysprep/sysprep.inf' : 'unattend.xml'), o.answerFile);
     if (o.hibernated) {
       const hiber = Buffer.alloc(8192);

@@ -15,6 +15,8 @@ import { addSpecializeCommand, AnswerFileError, builtInUnattend, localAccountNam
 import { decodeXmlBytes, parseXml, writeXml, XmlError } from '../../helper/windows/xml.ts';
 import { cmdLinesPath, extendFilesystemScript, passwordScript } from '../../helper/os/windows.ts';
 import { checkFamily, familyOfVersion, inspectWindows, checkSysprepped } from '../../helper/windows/guest.ts';
+import { ntfsDirty, ntfsResize } from '../../helper/windows/ntfs.ts';
+import { execFileSync } from 'node:child_process';
 import { emptyHive, windowsHives, windowsToolsSkipReason, writeHive } from '../support/windows-guest.ts';
 import { mkdirSync } from 'node:fs';
 
@@ -236,4 +238,27 @@ describe('registry hives (hivex)', { skip: windowsToolsSkipReason() }, () => {
       assert.ok(readFileSync(info.hives.sam).subarray(0, 4).equals(Buffer.from('regf')));
     });
   }
+});
+
+describe('offline NTFS resize (ntfsresize on an image file)', { skip: windowsToolsSkipReason() }, () => {
+  it('grows a clean volume; a dirty one is refused unless NOCHECK, which also clears the flag', async () => {
+    const image = join(mkdtempSync(join(tmpdir(), 'snf-ntfs-')), 'ntfs.img');
+    execFileSync('truncate', ['-s', '32M', image]);
+    execFileSync('mkntfs', ['-F', '-Q', '-q', image], { stdio: 'ignore' });
+    execFileSync('truncate', ['-s', '64M', image]);
+    assert.equal(await ntfsDirty(image), false);
+    await ntfsResize(image, false);
+    const size = () => {
+      const info = execFileSync('ntfsinfo', ['-f', '-m', image], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+      return Number(/Cluster Size: (\d+)/.exec(info)?.[1]) * Number(/Volume Size in Clusters: (\d+)/.exec(info)?.[1]);
+    };
+    assert.ok(size() > 60 * 1024 * 1024, `grown to ${size()}`);
+    // ntfsresize leaves the volume scheduled for chkdsk (dirty), as Windows would want.
+    assert.equal(await ntfsDirty(image), true);
+    execFileSync('truncate', ['-s', '80M', image]);
+    await assert.rejects(ntfsResize(image, false), /is marked dirty; Windows must check it \(chkdsk\) before it can be resized offline/);
+    await ntfsResize(image, true);
+    assert.equal(await ntfsDirty(image), false, 'NOCHECK cleared the dirty flag');
+    assert.ok(size() > 76 * 1024 * 1024);
+  });
 });
