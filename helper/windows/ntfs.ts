@@ -34,9 +34,24 @@ export async function mountNtfs(node: string, target: string, readOnly: boolean)
     r = await attempt(base);
     recovered = r.code === 0;
   }
-  if (r.code === NTFS_VOLUME_HIBERNATED) throw new NtfsHibernatedError(`the NTFS volume ${node} is hibernated: ${HIBERNATED_HELP}`);
-  if (r.code !== 0) throw new TaskError(`cannot mount the NTFS volume ${node} (lowntfs-3g exit ${r.code}): ${lastLine(r.stderr || r.stdout)}`);
+  const said = `${r.stderr}\n${r.stdout}`;
+  const hibernated = r.code === NTFS_VOLUME_HIBERNATED || /hibernat|kept in Windows cache/i.test(said);
+  if (r.code !== 0) {
+    if (hibernated) throw new NtfsHibernatedError(`the NTFS volume ${node} is hibernated: ${HIBERNATED_HELP}`);
+    throw new TaskError(`cannot mount the NTFS volume ${node} (lowntfs-3g exit ${r.code}): ${lastLine(said)}`);
+  }
+  // ntfs-3g mounts an unsafe (hibernated, Fast Startup) volume read-only instead of failing.
+  if (!readOnly && !mountedReadWrite(target)) {
+    await umountNtfs(target);
+    if (hibernated) throw new NtfsHibernatedError(`the NTFS volume ${node} is hibernated: ${HIBERNATED_HELP}`);
+    throw new TaskError(`ntfs-3g mounted the NTFS volume ${node} read-only: ${lastLine(said) || 'no reason given'}`);
+  }
   return { recovered };
+}
+
+function mountedReadWrite(target: string): boolean {
+  const entry = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[1] === target);
+  return entry !== undefined && (entry[3] ?? '').split(',').includes('rw');
 }
 
 function ntfsProcesses(): string[] {
