@@ -11,7 +11,7 @@ import { isYes } from '../context.ts';
 import { TaskError } from '../exec.ts';
 import type { GuestFs } from '../guest-files.ts';
 import { computerNameFor } from '../windows/computer-name.ts';
-import type { WindowsInfo } from '../windows/guest.ts';
+import { findCaseInsensitive, type WindowsInfo } from '../windows/guest.ts';
 import { listSubkeys, readDword, writeValues } from '../windows/hive.ts';
 import { builtInSysprepInf, IniFile } from '../windows/sysprep-inf.ts';
 import { addSpecializeCommand, AnswerFileError, builtInUnattend, localAccountNames, parseUnattend, serializeUnattend, setShellSetup } from '../windows/unattend.ts';
@@ -75,7 +75,12 @@ function addCmdLine(fs: GuestFs, command: string): void {
 function answerFileText(ctx: HelperContext, fs: GuestFs, imageCandidates: readonly string[], builtIn: () => string): { text: string; source: string } {
   if (ctx.config.answerFile !== undefined) return { text: decodeXmlBytes(Buffer.from(ctx.config.answerFile, 'base64')), source: 'from os_answer_file' };
   if (!isYes(ctx.properties.IGNORE_UNATTEND)) {
-    for (const candidate of imageCandidates) if (fs.exists(candidate)) return { text: decodeXmlBytes(fs.readBytes(candidate)), source: `of the image (${win(candidate)})` };
+    for (const candidate of imageCandidates) {
+      // Windows names are case-insensitive (also where the volume is not mounted ignore_case).
+      const found = findCaseInsensitive(fs.root, ...candidate.split('/').filter(Boolean));
+      const guestPath = found?.slice(fs.root.replace(/\/$/, '').length);
+      if (guestPath) return { text: decodeXmlBytes(fs.readBytes(guestPath)), source: `of the image (${win(guestPath)})` };
+    }
   }
   return { text: builtIn(), source: 'built into snf-image' };
 }
