@@ -14,7 +14,7 @@ import { before, describe, it } from 'node:test';
 import { runScript } from '../support/binary.ts';
 import { ensureHelper, helperSkipReason } from '../support/helper-image.ts';
 import { makeNode, type NodeFixture } from '../support/node-fixture.ts';
-import { hiveValue, makeWindowsGuest, mountWindowsDisk, NTFS_START_SECTOR, windowsToolsSkipReason, type WindowsGuestOptions } from '../support/windows-guest.ts';
+import { hiveValue, makeWindowsGuest, mountWindowsDisk, windowsStartSector, windowsToolsSkipReason, type WindowsGuestOptions } from '../support/windows-guest.ts';
 import { CREATE_ENV } from '../fixtures/ganeti-env.ts';
 import { IniFile } from '../../helper/windows/sysprep-inf.ts';
 import { localAccountNames, parseUnattend, shellSetupValue, specializeCommands } from '../../helper/windows/unattend.ts';
@@ -76,6 +76,8 @@ interface Deployed {
   code: number | null;
   stderr: string;
   disk: string;
+  /** Start sector of the Windows partition. */
+  start: number;
 }
 
 async function deploy(node: NodeFixture, guest: WindowsGuestOptions, env: Record<string, string> = {}, diskMiB = 96): Promise<Deployed> {
@@ -85,7 +87,7 @@ async function deploy(node: NodeFixture, guest: WindowsGuestOptions, env: Record
   const r = await runScript('create', {
     env: { ...CREATE_ENV, OSP_IMG_ID: 'windows.img', OSP_IMG_FORMAT: 'diskdump', OSP_IMG_PASSWD: PASSWORD, DISK_0_PATH: disk, INSTANCE_NAME: 'win1.example.org', SNF_IMAGE_CONFIG: node.configFile, ...env },
   });
-  return { code: r.code, stderr: r.stderr, disk };
+  return { code: r.code, stderr: r.stderr, disk, start: windowsStartSector(guest) };
 }
 
 /** The helper's task timings and total, from the create log (reported as test diagnostics). */
@@ -96,9 +98,9 @@ function timings(stderr: string): string {
 }
 
 /** Runs checks on the deployed NTFS volume, mounted read-only on the host. */
-function inspect<T>(disk: string, check: (root: string) => T): T {
+function inspect<T>(deployed: Deployed, check: (root: string) => T): T {
   const mnt = mkdtempSync(join(tmpdir(), 'snf-wmnt-'));
-  const umount = mountWindowsDisk(disk, mnt);
+  const umount = mountWindowsDisk(deployed.disk, mnt, deployed.start);
   try {
     return check(mnt);
   } finally {
@@ -108,12 +110,12 @@ function inspect<T>(disk: string, check: (root: string) => T): T {
 
 function partitionEnd(disk: string): number {
   const table = JSON.parse(execFileSync('sfdisk', ['--json', disk]).toString()) as { partitiontable: { partitions: Array<{ start: number; size: number }> } };
-  const p = table.partitiontable.partitions[0]!;
+  const p = table.partitiontable.partitions.at(-1)!;
   return p.start + p.size;
 }
 
-function ntfsBytes(disk: string): number {
-  const loop = execFileSync('losetup', ['-f', '--show', '-r', '-o', String(NTFS_START_SECTOR * 512), disk]).toString().trim();
+function ntfsBytes(deployed: Deployed): number {
+  const loop = execFileSync('losetup', ['-f', '--show', '-r', '-o', String(deployed.start * 512), deployed.disk]).toString().trim();
   try {
     const info = execFileSync('ntfsinfo', ['-f', '-m', loop], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
     return Number(/Cluster Size: (\d+)/.exec(info)?.[1]) * Number(/Volume Size in Clusters: (\d+)/.exec(info)?.[1]);
@@ -137,7 +139,7 @@ describe('Windows guests (real helper VM)', { skip, timeout: 2_400_000 }, () => 
     assert.ok(!r.stderr.includes(PASSWORD) && !r.stderr.includes(PRODUCT_KEY), 'no secret in the log');
     // FixPartitionTable: the partition reaches the end of the disk (GPT backup header kept).
     assert.ok(partitionEnd(r.disk) > 90 * 2048, `partition grown (ends at sector ${partitionEnd(r.disk)})`);
-    inspect(r.disk, (root) => {
+    inspect(r, (root) => {
       const doc = parseUnattend(readFileSync(join(root, 'Windows/Panther/unattend.xml'), 'utf8'), 'deployed');
       assert.equal(shellSetupValue(doc, 'amd64', 'ComputerName'), 'win1');
       assert.equal(shellSetupValue(doc, 'amd64', 'ProductKey'), PRODUCT_KEY);
@@ -182,15 +184,15 @@ describe('Windows guests (real helper VM)', { skip, timeout: 2_400_000 }, () => 
     });
   });
 
-  it('Windows 7 (x86, MBR) without an answer file: the built-in one with WINDOWS_TIMEZONE; OFFLINE_NTFSRESIZE grows NTFS in the helper; rename', async (t) => {
+  it('Windows 7 (x86, MBR, System Reserved partition first) without an answer file: the built-in one with WINDOWS_TIMEZONE; OFFLINE_NTFSRESIZE grows NTFS in the helper; rename', async (t) => {
     const n = node('WINDOWS_TIMEZONE="W. Europe Standard Time"\n');
-    const r = await deploy(n, { label: 'dos', version: '6.1', arch: 'x86' }, { OSP_IMG_PROPERTIES: '{"OFFLINE_NTFSRESIZE": "yes"}' });
+    const r = await deploy(n, { label: 'dos', version: '6.1', arch: 'x86', systemReserved: true }, { OSP_IMG_PROPERTIES: '{"OFFLINE_NTFSRESIZE": "yes"}' });
     assert.equal(r.code, 0, r.stderr);
     t.diagnostic(timings(r.stderr));
-    assert.match(r.stderr, /OSFAMILY=windows ROOT_PARTITION=1/);
-    const ntfs = ntfsBytes(r.disk);
-    assert.ok(ntfs > 90 * 1024 * 1024, `NTFS grown offline to ${ntfs} bytes`);
-    inspect(r.disk, (root) => {
+    assert.match(r.stderr, /OSFAMILY=windows ROOT_PARTITION=2/, 'the System Reserved NTFS partition is not the root');
+    const ntfs = ntfsBytes(r);
+    assert.ok(ntfs > 85 * 1024 * 1024, `NTFS grown offline to ${ntfs} bytes`);
+    inspect(r, (root) => {
       const doc = parseUnattend(readFileSync(join(root, 'Windows/Panther/unattend.xml'), 'utf8'), 'deployed');
       assert.equal(shellSetupValue(doc, 'x86', 'ComputerName'), 'win1');
       assert.equal(shellSetupValue(doc, 'x86', 'TimeZone'), 'W. Europe Standard Time');
@@ -209,7 +211,7 @@ describe('Windows guests (real helper VM)', { skip, timeout: 2_400_000 }, () => 
     // rename: the answer file is spent once Windows has booted; the name goes to the registry.
     const renamed = await runScript('rename', { env: { ...CREATE_ENV, DISK_0_PATH: r.disk, INSTANCE_NAME: 'win2.example.org', OLD_INSTANCE_NAME: 'win1.example.org', OSP_IMG_ID: 'windows.img', OSP_IMG_FORMAT: 'diskdump', SNF_IMAGE_CONFIG: n.configFile } });
     assert.equal(renamed.code, 0, renamed.stderr);
-    inspect(r.disk, (root) => {
+    inspect(r, (root) => {
       const system = join(root, 'Windows/System32/config/SYSTEM');
       assert.equal(hiveValue(system, '\\ControlSet001\\Control\\ComputerName\\ComputerName', 'ComputerName'), 'WIN2');
       assert.equal(hiveValue(system, '\\ControlSet001\\Services\\Tcpip\\Parameters', 'NV Hostname'), 'win2');
@@ -227,8 +229,8 @@ describe('Windows guests (real helper VM)', { skip, timeout: 2_400_000 }, () => 
     t.diagnostic(timings(r.stderr));
     assert.match(r.stderr, /OSFAMILY=windows-legacy ROOT_PARTITION=1/);
     assert.ok(!r.stderr.includes(PASSWORD) && !r.stderr.includes(PRODUCT_KEY), 'no secret in the log');
-    assert.ok(ntfsBytes(r.disk) > 90 * 1024 * 1024, 'NTFS grown offline (legacy Windows has no diskpart extend)');
-    inspect(r.disk, (root) => {
+    assert.ok(ntfsBytes(r) > 90 * 1024 * 1024, 'NTFS grown offline (legacy Windows has no diskpart extend)');
+    inspect(r, (root) => {
       const text = readFileSync(join(root, 'sysprep/sysprep.inf'), 'utf8');
       assert.ok(!text.includes(PASSWORD), 'the password is not in sysprep.inf');
       const sysprep = new IniFile(text);

@@ -120,9 +120,17 @@ export interface WindowsGuestOptions {
   users?: string[];
   ntfsMiB?: number;
   diskMiB?: number;
+  /** A first, 8 MiB "System Reserved" NTFS partition (boot files, no Windows directory), as Windows 7 and later install on MBR. */
+  systemReserved?: boolean;
 }
 
-export const NTFS_START_SECTOR = 2048;
+const FIRST_SECTOR = 2048;
+const RESERVED_MIB = 8;
+
+/** Start sector of the Windows (C:) partition. */
+export function windowsStartSector(o: Pick<WindowsGuestOptions, 'systemReserved'>): number {
+  return o.systemReserved ? FIRST_SECTOR + RESERVED_MIB * 2048 : FIRST_SECTOR;
+}
 
 export function windowsHives(o: WindowsGuestOptions): { system: HiveContent; software: HiveContent; sam: HiveContent } {
   const legacy = Number(o.version.split('.')[0]) < 6;
@@ -155,7 +163,7 @@ export function makeWindowsGuest(path: string, o: WindowsGuestOptions): void {
   try {
     mkdirSync(mnt);
     execFileSync('truncate', ['-s', `${ntfsMiB}M`, ntfs]);
-    execFileSync('mkntfs', ['-F', '-Q', '-q', '-L', 'Windows', '-p', String(NTFS_START_SECTOR), '-H', '255', '-S', '63', ntfs], { stdio: 'ignore' });
+    execFileSync('mkntfs', ['-F', '-Q', '-q', '-L', 'Windows', '-p', String(windowsStartSector(o)), '-H', '255', '-S', '63', ntfs], { stdio: 'ignore' });
     execFileSync('ntfs-3g', [ntfs, mnt]);
     mounted = true;
     const legacy = Number(o.version.split('.')[0]) < 6;
@@ -178,12 +186,20 @@ export function makeWindowsGuest(path: string, o: WindowsGuestOptions): void {
     waitNoNtfs3g(ntfs);
   }
   try {
-    const diskMiB = o.diskMiB ?? ntfsMiB + 2;
+    const reserved = o.systemReserved ? RESERVED_MIB : 0;
+    const diskMiB = o.diskMiB ?? ntfsMiB + reserved + 2;
     writeFileSync(path, Buffer.alloc(0));
     execFileSync('truncate', ['-s', `${diskMiB}M`, path]);
     const type = o.label === 'dos' ? '7' : 'EBD0A0A2-B9E5-4433-87C0-68B6B72699C7';
-    execFileSync('sfdisk', ['-q', path], { input: `label: ${o.label}\nstart=${NTFS_START_SECTOR}, size=${ntfsMiB * 2048}, type=${type}\n` });
-    execFileSync('dd', [`if=${ntfs}`, `of=${path}`, 'bs=1M', 'seek=1', 'conv=notrunc', 'status=none']);
+    const reservedLine = o.systemReserved ? `start=${FIRST_SECTOR}, size=${RESERVED_MIB * 2048}, type=${type}${o.label === 'dos' ? ', bootable' : ''}\n` : '';
+    execFileSync('sfdisk', ['-q', path], { input: `label: ${o.label}\n${reservedLine}start=${windowsStartSector(o)}, size=${ntfsMiB * 2048}, type=${type}\n` });
+    if (o.systemReserved) {
+      const sr = join(work, 'reserved.img');
+      execFileSync('truncate', ['-s', `${RESERVED_MIB}M`, sr]);
+      execFileSync('mkntfs', ['-F', '-Q', '-q', '-L', 'System Reserved', '-p', String(FIRST_SECTOR), sr], { stdio: 'ignore' });
+      execFileSync('dd', [`if=${sr}`, `of=${path}`, 'bs=1M', 'seek=1', 'conv=notrunc', 'status=none']);
+    }
+    execFileSync('dd', [`if=${ntfs}`, `of=${path}`, 'bs=512', `seek=${windowsStartSector(o)}`, 'conv=notrunc', 'status=none']);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -199,10 +215,10 @@ function waitNoNtfs3g(image: string): void {
   throw new Error(`ntfs-3g did not exit for ${image}`);
 }
 
-/** Mounts the first partition of a deployed disk read-only (loop device + ntfs-3g); returns an unmount function. */
-export function mountWindowsDisk(disk: string, mountPoint: string): () => void {
+/** Mounts the Windows partition of a deployed disk read-only (loop device + ntfs-3g); returns an unmount function. */
+export function mountWindowsDisk(disk: string, mountPoint: string, startSector = FIRST_SECTOR): () => void {
   mkdirSync(mountPoint, { recursive: true });
-  const loop = execFileSync('losetup', ['-f', '--show', '-r', '-o', String(NTFS_START_SECTOR * 512), disk]).toString().trim();
+  const loop = execFileSync('losetup', ['-f', '--show', '-r', '-o', String(startSector * 512), disk]).toString().trim();
   try {
     execFileSync('ntfs-3g', ['-o', 'ro', loop, mountPoint]);
   } catch (error) {
