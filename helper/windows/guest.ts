@@ -3,7 +3,7 @@
  * NT version (Vista and later: windows; XP / 2003: windows-legacy), the processor
  * architecture, the current control set, and whether the image was generalized by sysprep.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TaskError } from '../exec.ts';
 import type { OsFamily } from '../context.ts';
@@ -26,7 +26,11 @@ export interface WindowsInfo {
   hives: WindowsHives;
 }
 
-/** Host path of a guest path, matching every component case-insensitively (or undefined). */
+/**
+ * Host path of a guest path, matching every component case-insensitively (or undefined).
+ * A symbolic link (an NTFS reparse point) on the way is refused: the registry and answer
+ * files are read and written through these paths, never outside the guest.
+ */
 export function findCaseInsensitive(root: string, ...names: string[]): string | undefined {
   let current = root;
   for (const name of names) {
@@ -34,6 +38,7 @@ export function findCaseInsensitive(root: string, ...names: string[]): string | 
     const found = readdirSync(current).find((e) => e.toLowerCase() === name.toLowerCase());
     if (found === undefined) return undefined;
     current = join(current, found);
+    if (lstatSync(current).isSymbolicLink()) throw new TaskError(`${current.slice(root.length)} in the Windows image is a link; snf-image does not follow it`);
   }
   return current;
 }

@@ -5,7 +5,7 @@
  * (test/integration/windows.test.ts) runs the same tasks on NTFS end to end.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -125,6 +125,16 @@ describe('Windows tasks on a directory tree', { skip: windowsToolsSkipReason() }
     assert.equal(new IniFile(read(s.root, 'sysprep/sysprep.inf')).get('GuiUnattended', 'AdminPassword'), 'kept', 'a set AdminPassword is left alone');
     const bad = await windowsTree({ version: '5.1', arch: 'x86' }, { 'sysprep/sysprep.inf': '[Unattended]\r\nInstallFilesPath=D:\\elsewhere\r\n' });
     await assert.rejects(installUnattend(bad.ctx, bad.fs), /InstallFilesPath D:\\elsewhere must be a directory under C:\\sysprep/);
+  });
+
+  it('a hive or answer file that is a link is not followed', async () => {
+    const s = await windowsTree({ version: '10.0' });
+    symlinkSync('/etc/passwd', join(s.root, 'unattend.xml'));
+    await assert.rejects(installUnattend(s.ctx, s.fs), /\/unattend\.xml in the Windows image is a link; snf-image does not follow it/);
+    const outside = mkdtempSync(join(tmpdir(), 'snf-outside-'));
+    renameSync(join(s.root, 'Windows/System32/config/SYSTEM'), join(outside, 'SYSTEM'));
+    symlinkSync(join(outside, 'SYSTEM'), join(s.root, 'Windows/System32/config/SYSTEM'));
+    await assert.rejects(inspectWindows(s.root), /\/Windows\/System32\/config\/SYSTEM in the Windows image is a link/);
   });
 
   it('a malformed image answer file fails InstallUnattend with where and why', async () => {
