@@ -3,6 +3,7 @@
  * OS family and root partition, the guest mount point, and ways to report.
  */
 import type { ConfigDocument } from '../src/helper-vm/config-document.ts';
+import type { WindowsInfo } from './windows/guest.ts';
 
 export type OsFamily = 'linux' | 'windows' | 'windows-legacy' | 'freebsd' | 'netbsd' | 'openbsd';
 
@@ -20,11 +21,17 @@ export interface HelperContext {
   mounts: string[];
   /** Partition FixPartitionTable grew (filesystem resize works on it). */
   resizedPartition?: string;
+  /** What MountImage learned from a Windows volume (registry hives, version, architecture). */
+  windows?: WindowsInfo;
   warn(message: string): void;
   info(message: string): void;
 }
 
 export { isYes } from '../src/util/flags.ts';
+
+export function isWindowsFamily(family: string | undefined): boolean {
+  return family === 'windows' || family === 'windows-legacy';
+}
 
 export function osFamily(ctx: HelperContext): OsFamily | undefined {
   return ctx.properties.OSFAMILY as OsFamily | undefined;

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { readPartitionTable, type Partition } from './disks.ts';
 import { run, TaskError } from './exec.ts';
 import type { OsFamily } from './context.ts';
+import { familyOfVersion, hivePaths, ntVersion } from './windows/guest.ts';
+import { mountNtfs, NtfsHibernatedError, umountNtfs } from './windows/ntfs.ts';
 
 const LINUX_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'jfs', 'reiserfs']);
 const BSD_MBR_TYPES: Readonly<Record<string, OsFamily>> = { a5: 'freebsd', a6: 'openbsd', a9: 'netbsd' };
@@ -29,13 +31,29 @@ function hasCaseInsensitive(dir: string, ...names: string[]): boolean {
   return true;
 }
 
+/** Windows when the NTFS volume has Windows/System32; XP / 2003 (NT 5) are windows-legacy. */
+async function probeNtfs(partition: Partition, mountPoint: string): Promise<OsFamily | undefined> {
+  try {
+    await mountNtfs(partition.node, mountPoint, true);
+  } catch (error) {
+    if (error instanceof NtfsHibernatedError) throw error;
+    return undefined;
+  }
+  try {
+    if (!hasCaseInsensitive(mountPoint, 'Windows', 'System32')) return undefined;
+    return familyOfVersion(await ntVersion(hivePaths(mountPoint).software));
+  } finally {
+    await umountNtfs(mountPoint);
+  }
+}
+
 async function probe(partition: Partition, fs: string, mountPoint: string): Promise<OsFamily | undefined> {
   mkdirSync(mountPoint, { recursive: true });
-  const options = fs === 'ntfs' ? ['-t', 'ntfs3', '-o', 'ro'] : ['-o', fs.startsWith('ext') ? 'ro,noload' : 'ro'];
+  if (fs === 'ntfs') return probeNtfs(partition, mountPoint);
+  const options = ['-o', fs.startsWith('ext') ? 'ro,noload' : 'ro'];
   const mounted = await run('mount', [...options, partition.node, mountPoint], { allowFailure: true });
   if (mounted.code !== 0) return undefined;
   try {
-    if (fs === 'ntfs') return hasCaseInsensitive(mountPoint, 'Windows', 'System32') ? 'windows' : undefined;
     const release = existsSync(join(mountPoint, 'etc/os-release')) || existsSync(join(mountPoint, 'usr/lib/os-release'));
     return existsSync(join(mountPoint, 'etc/fstab')) && release ? 'linux' : undefined;
   } finally {

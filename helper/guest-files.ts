@@ -22,6 +22,10 @@ export class GuestFs {
     return readFileSync(this.path(guestPath), 'utf8');
   }
 
+  readBytes(guestPath: string): Buffer {
+    return readFileSync(this.path(guestPath));
+  }
+
   readOr(guestPath: string, fallback: string): string {
     return this.exists(guestPath) ? this.read(guestPath) : fallback;
   }

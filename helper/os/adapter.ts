@@ -6,6 +6,7 @@ import type { HelperContext, OsFamily } from '../context.ts';
 import { TaskError } from '../exec.ts';
 import { GuestFs } from '../guest-files.ts';
 import * as linux from './linux.ts';
+import * as windows from './windows.ts';
 
 export interface OsAdapter {
   readonly family: OsFamily;
@@ -54,7 +55,25 @@ export const linuxAdapter: OsAdapter = {
   },
 };
 
-const ADAPTERS: Partial<Record<OsFamily, OsAdapter>> = { linux: linuxAdapter };
+/** Tasks the table runs for Linux only; reaching one for Windows is a table error. */
+function notForWindows(task: string): () => Promise<void> {
+  return async () => {
+    throw new TaskError(`${task} does not apply to Windows images`);
+  };
+}
+
+function windowsAdapterFor(family: 'windows' | 'windows-legacy'): OsAdapter {
+  return {
+    family,
+    assignHostname: (ctx, fs) => windows.assignHostname(ctx, fs),
+    changePassword: (ctx, fs) => windows.changePassword(ctx, fs, users(ctx, 'Administrator')),
+    changeMachineId: notForWindows('ChangeMachineId'),
+    deleteSshKeys: notForWindows('DeleteSSHKeys'),
+    selinuxAutorelabel: notForWindows('SELinuxAutorelabel'),
+  };
+}
+
+const ADAPTERS: Partial<Record<OsFamily, OsAdapter>> = { linux: linuxAdapter, windows: windowsAdapterFor('windows'), 'windows-legacy': windowsAdapterFor('windows-legacy') };
 
 export function adapterFor(family: OsFamily | undefined): OsAdapter {
   const adapter = family ? ADAPTERS[family] : undefined;

@@ -3,7 +3,10 @@
  */
 import { filesystemType } from '../detect.ts';
 import { run, TaskError } from '../exec.ts';
-import type { HelperContext } from '../context.ts';
+import { isWindowsFamily, isYes, osFamily, type HelperContext } from '../context.ts';
+import { GuestFs } from '../guest-files.ts';
+import { extendFilesystemAtFirstBoot } from '../os/windows.ts';
+import { ntfsResize } from '../windows/ntfs.ts';
 import { lastPartition, readPartitionTable } from '../disks.ts';
 
 async function resizedPartition(ctx: HelperContext): Promise<string | undefined> {
@@ -30,6 +33,11 @@ export async function filesystemResizeMounted(ctx: HelperContext): Promise<void>
   const node = await resizedPartition(ctx);
   if (!node) return;
   const fs = await filesystemType(node);
+  if (isWindowsFamily(osFamily(ctx))) {
+    if (fs !== 'ntfs') return;
+    const number = Number(/(\d+)$/.exec(node)?.[1]);
+    return extendFilesystemAtFirstBoot(ctx, new GuestFs(ctx.target), number);
+  }
   if (fs !== 'xfs' && fs !== 'btrfs') return;
   const mounts = (await run('findmnt', ['-n', '-o', 'TARGET', '--source', node], { allowFailure: true })).stdout.trim().split('\n').filter(Boolean);
   const mountPoint = mounts[0];
@@ -39,4 +47,25 @@ export async function filesystemResizeMounted(ctx: HelperContext): Promise<void>
   }
   if (fs === 'xfs') await run('xfs_growfs', [mountPoint]);
   else await run('btrfs', ['filesystem', 'resize', 'max', mountPoint]);
+}
+
+/**
+ * Windows: ntfsresize after the volume is unmounted, for XP / 2003 (no diskpart at first
+ * boot) and when OFFLINE_NTFSRESIZE asks for it; a dirty volume is refused unless
+ * OFFLINE_NTFSRESIZE_NOCHECK.
+ */
+export async function filesystemResizeAfterUmount(ctx: HelperContext): Promise<void> {
+  if (osFamily(ctx) === 'windows' && !isYes(ctx.properties.OFFLINE_NTFSRESIZE)) {
+    ctx.info('the NTFS filesystem is extended by diskpart at first boot (OFFLINE_NTFSRESIZE not set)');
+    return;
+  }
+  const node = await resizedPartition(ctx);
+  if (!node) return;
+  const fs = await filesystemType(node);
+  if (fs !== 'ntfs') {
+    ctx.info(`the last partition holds ${fs || 'no filesystem'}, not NTFS: nothing to resize`);
+    return;
+  }
+  await ntfsResize(node, isYes(ctx.properties.OFFLINE_NTFSRESIZE_NOCHECK));
+  ctx.info(`NTFS filesystem on ${node} grown to its partition`);
 }

@@ -8,7 +8,9 @@ import { partitionNode } from '../disks.ts';
 import { filesystemType } from '../detect.ts';
 import { run, TaskError } from '../exec.ts';
 import { resolveInGuest } from '../guest-path.ts';
-import type { HelperContext } from '../context.ts';
+import { isWindowsFamily, osFamily, type HelperContext } from '../context.ts';
+import { checkFamily, checkSysprepped, inspectWindows } from '../windows/guest.ts';
+import { mountNtfs, umountNtfs } from '../windows/ntfs.ts';
 
 const MOUNTABLE = new Set(['auto', 'ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'vfat', 'msdos']);
 const WANTED = /^\/(boot|boot\/efi|usr|var|opt|home|root|etc)(\/|$)/;
@@ -44,12 +46,30 @@ async function resolveSource(source: string): Promise<string> {
   throw new TaskError(`unsupported fstab source ${source}`);
 }
 
+/**
+ * Windows: the NTFS root with ntfs-3g, then what the tasks need from its registry; an
+ * image sysprep did not generalize, or of another family than OSFAMILY, is refused.
+ */
+async function mountWindows(ctx: HelperContext, root: string, fs: string): Promise<void> {
+  if (fs !== 'ntfs') throw new TaskError(`ROOT_PARTITION ${ctx.properties.ROOT_PARTITION} (${root}) holds ${fs}, not the NTFS filesystem of a Windows image`);
+  const { recovered } = await mountNtfs(root, ctx.target, false);
+  ctx.mounts.push(ctx.target);
+  if (recovered) ctx.warn(`the NTFS volume ${root} was not cleanly unmounted; ntfs-3g replayed its journal`);
+  const info = await inspectWindows(ctx.target);
+  checkFamily(info, osFamily(ctx));
+  // A deployed instance has booted and is no longer generalized: rename must still work.
+  if (ctx.config.operation === 'create') await checkSysprepped(info);
+  ctx.windows = info;
+  ctx.info(`Windows NT ${info.version} (${info.family}, ${info.arch}), control set ${info.controlSet}`);
+}
+
 export async function mountImage(ctx: HelperContext): Promise<void> {
   const rootNumber = Number(ctx.properties.ROOT_PARTITION);
   const root = partitionNode(ctx.disk, rootNumber);
   mkdirSync(ctx.target, { recursive: true });
   const fs = await filesystemType(root);
   if (fs === '') throw new TaskError(`ROOT_PARTITION ${rootNumber} (${root}) holds no filesystem`);
+  if (isWindowsFamily(osFamily(ctx))) return mountWindows(ctx, root, fs);
   await run('mount', ['-o', 'rw,nosuid,nodev', root, ctx.target]);
   ctx.mounts.push(ctx.target);
   let fstab = '';
@@ -75,6 +95,7 @@ export async function umountImage(ctx: HelperContext): Promise<void> {
   await run('sync', []);
   while (ctx.mounts.length > 0) {
     const where = ctx.mounts.pop() as string;
-    await run('umount', [where]);
+    if (ctx.windows && where === ctx.target) await umountNtfs(where);
+    else await run('umount', [where]);
   }
 }

@@ -4,7 +4,8 @@
  * in the guest's passwd and group files.
  */
 import { readFileSync } from 'node:fs';
-import type { HelperContext } from '../context.ts';
+import { isWindowsFamily, osFamily, type HelperContext } from '../context.ts';
+import { injectFile } from '../os/windows.ts';
 import { TaskError } from '../exec.ts';
 import { GuestFs, parseGroup, parsePasswd } from '../guest-files.ts';
 import type { ConfigDocument } from '../../src/helper-vm/config-document.ts';
@@ -23,6 +24,15 @@ export async function enforcePersonality(ctx: HelperContext): Promise<void> {
   const files = personalityFiles(ctx);
   if (files.length === 0) return;
   const fs = new GuestFs(ctx.target);
+  if (isWindowsFamily(osFamily(ctx))) {
+    // NTFS has no Unix owners or modes: files are written as given (upstream's inject-files).
+    const now = new Date();
+    for (const file of files) {
+      injectFile(fs, file.path, Buffer.from(file.contents, 'base64'), now);
+      ctx.info(`injected ${file.path}`);
+    }
+    return;
+  }
   const passwd = parsePasswd(fs.readOr('/etc/passwd', ''));
   const groups = parseGroup(fs.readOr('/etc/group', ''));
   const idOf = (name: string | undefined, kind: 'owner' | 'group', path: string): number => {

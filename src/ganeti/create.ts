@@ -13,6 +13,7 @@ import type { TerminalProgress } from '../monitor/progress-bar.ts';
 import { createMonitor } from '../monitor/progress-monitor.ts';
 import { describeError, UserError, ValidationError } from '../util/errors.ts';
 import { isYes } from '../util/flags.ts';
+import { fetchAnswerFile } from './answer-file.ts';
 import { applyConfigDocument, fetchConfigDocument } from './config-url.ts';
 import type { ScriptContext } from './context.ts';
 import { parseOsParams, type OsParams } from './params.ts';
@@ -51,6 +52,10 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
   const disk = inspectDisk(disk0.path, 'DISK_0_PATH');
   const properties = { ...params.imgProperties, ...params.instProperties };
   const skipHelper = !options.customize || isYes(properties.EXCLUDE_ALL_TASKS);
+  const settings = ctx.config.settings;
+  // As upstream: an answer file given by the administrator replaces the image's one.
+  const answerFile = params.osAnswerFile && !skipHelper ? await fetchAnswerFile(params.osAnswerFile, { timeoutSeconds: settings.CONFIG_URL_TIMEOUT, maxBytes: settings.CONFIG_URL_MAX_SIZE }) : undefined;
+  if (answerFile) properties.IGNORE_UNATTEND = 'yes';
   // Refuse before writing anything when the helper VM is missing.
   if (!skipHelper) helperFiles(ctx.config.settings.HELPER_DIR);
   const monitor = createMonitor(ctx.config.settings.PROGRESS_MONITOR, instance.name);
@@ -63,7 +68,7 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
     if (skipHelper) {
       monitor.send(msg.info('Image customization skipped (no customization requested).'));
     } else {
-      const outcome = await runHelper({ operation: 'create', instance, params, properties, settings: ctx.config.settings, monitor, hostKeys: await hostKeys, ...(options.onHelperStart ? { onStart: options.onHelperStart } : {}) });
+      const outcome = await runHelper({ operation: 'create', instance, params, properties, settings: ctx.config.settings, monitor, hostKeys: await hostKeys, answerFile, ...(options.onHelperStart ? { onStart: options.onHelperStart } : {}) });
       if (!outcome.ok) throw new UserError(outcome.message);
       monitor.send(msg.info('Image customization finished successfully.'));
     }

@@ -63,6 +63,8 @@ export const configDocumentSchema = z.object({
   /** When the personality did not fit on the floppy: the virtio disk holding it. */
   personalityDisk: z.object({ serial: z.string(), bytes: z.number().int().positive() }).optional(),
   windowsTimezone: z.string(),
+  /** os_answer_file's content (base64), fetched by the host: replaces the image's answer file. */
+  answerFile: z.string().optional(),
   cloudInitDebug: z.boolean(),
   debug: z.boolean(),
 });

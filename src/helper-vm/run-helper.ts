@@ -30,6 +30,8 @@ export interface HelperRequest {
   monitor: MonitorSink;
   oldHostname?: string | undefined;
   hostKeys?: HostKeys | undefined;
+  /** os_answer_file's content, fetched by create. */
+  answerFile?: Buffer | undefined;
   onStart?: (pid: number, args: readonly string[]) => void;
 }
 
@@ -71,6 +73,7 @@ export function buildConfigDocument(req: HelperRequest): ConfigDocument {
     personality: (p?.imgPersonality ?? []).map((f) => ({ ...f })),
     hostKeys: { ...(req.hostKeys ?? {}) },
     windowsTimezone: s.WINDOWS_TIMEZONE,
+    ...(req.answerFile ? { answerFile: req.answerFile.toString('base64') } : {}),
     cloudInitDebug: s.CLOUD_INIT_DEBUG,
     debug: s.HELPER_DEBUG,
   };

@@ -1,0 +1,78 @@
+/**
+ * os_answer_file: the Unattend.xml or sysprep.inf to use instead of the image's, fetched
+ * on the host before anything is written (file://, http(s):// with undici, ftp(s):// with
+ * curl), with the config_url timeout and size cap. The helper checks its content.
+ */
+import { execFile } from 'node:child_process';
+import { open } from 'node:fs/promises';
+import { Agent, interceptors, request } from 'undici';
+import { displayUrl } from '../image/image-id.ts';
+import { UserError } from '../util/errors.ts';
+
+export interface FetchAnswerFileOptions {
+  timeoutSeconds: number;
+  maxBytes: number;
+}
+
+const tooLarge = (shown: string, max: number) => new UserError(`os_answer_file: ${shown} is larger than CONFIG_URL_MAX_SIZE (${max} bytes)`);
+
+async function readLocal(path: string, shown: string, maxBytes: number): Promise<Buffer> {
+  const handle = await open(path, 'r').catch((error: NodeJS.ErrnoException) => {
+    throw new UserError(`os_answer_file: cannot open ${shown}: ${error.code ?? error.message}`);
+  });
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw new UserError(`os_answer_file: ${shown} is not a regular file`);
+    if (st.size > maxBytes) throw tooLarge(shown, maxBytes);
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readHttp(url: string, shown: string, o: FetchAnswerFileOptions): Promise<Buffer> {
+  const timeoutMs = Math.max(1, Math.round(o.timeoutSeconds * 1000));
+  const dispatcher = new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }).compose(interceptors.redirect({ maxRedirections: 5 }));
+  const signal = AbortSignal.timeout(timeoutMs);
+  try {
+    const response = await request(url, { dispatcher, signal });
+    if (response.statusCode < 200 || response.statusCode > 299) {
+      await response.body.dump();
+      throw new UserError(`os_answer_file: ${shown} answered HTTP ${response.statusCode}`);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of response.body) {
+      size += (chunk as Buffer).length;
+      if (size > o.maxBytes) {
+        response.body.destroy();
+        throw tooLarge(shown, o.maxBytes);
+      }
+      chunks.push(chunk as Buffer);
+    }
+    return Buffer.concat(chunks);
+  } catch (error) {
+    if (error instanceof UserError) throw error;
+    const why = signal.aborted ? `no answer within ${o.timeoutSeconds} s` : error instanceof Error ? error.message : String(error);
+    throw new UserError(`os_answer_file: cannot fetch ${shown}: ${why}`);
+  } finally {
+    await dispatcher.close().catch(() => undefined);
+  }
+}
+
+function readFtp(url: string, shown: string, o: FetchAnswerFileOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-sS', '--fail', '--max-time', String(o.timeoutSeconds), '--max-filesize', String(o.maxBytes), '--', url], { encoding: 'buffer', maxBuffer: o.maxBytes + 1 }, (error, stdout, stderr) => {
+      if (error) reject(new UserError(`os_answer_file: cannot fetch ${shown}: ${stderr.toString().trim().split('\n').pop() || error.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+export async function fetchAnswerFile(url: string, o: FetchAnswerFileOptions): Promise<Buffer> {
+  const parsed = new URL(url);
+  const shown = displayUrl(parsed);
+  const body = parsed.protocol === 'file:' ? await readLocal(decodeURIComponent(parsed.pathname), shown, o.maxBytes) : parsed.protocol.startsWith('http') ? await readHttp(url, shown, o) : await readFtp(url, shown, o);
+  if (body.length === 0) throw new UserError(`os_answer_file: ${shown} is empty`);
+  return body;
+}
