@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -25,19 +25,27 @@ function nodeWithHelper(extra = ''): NodeFixture {
   return makeNode(`HELPER_DIR=${helperDir}\nHELPER_SOFT_TIMEOUT=600\n${extra}`);
 }
 
-function qemuProcesses(): string[] {
+/** This test's helper QEMU processes (other test files may run helpers at the same time): those given `disk`. */
+function qemuProcesses(disk: string): string[] {
   const r = spawnSync('ps', ['-eo', 'pid,user:20,args', '--no-headers'], { encoding: 'utf8' });
   // The QEMU process itself, not its timeout(1) wrapper.
-  return r.stdout.split('\n').filter((l) => /^\s*\d+\s+\S+\s+(\S*\/)?qemu-system/.test(l) && /snf-image-helper-/.test(l));
+  return r.stdout.split('\n').filter((l) => /^\s*\d+\s+\S+\s+(\S*\/)?qemu-system/.test(l) && /snf-image-helper-/.test(l) && l.includes(`file=${disk},`));
 }
 
-function helperTempDirs(): string[] {
-  return readdirSync(tmpdir()).filter((d) => d.startsWith('snf-image-helper-'));
+/** The private TMPDIR each create of this file runs with, and the helper files left in it. */
+function tempDirOf(node: NodeFixture): string {
+  const dir = join(node.root, 'tmp');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+function helperTempDirs(node: NodeFixture): string[] {
+  return readdirSync(tempDirOf(node)).filter((d) => d.startsWith('snf-image-helper-'));
 }
 
 async function create(node: NodeFixture, disk: string, image: string, extra: Record<string, string> = {}) {
   return runScript('create', {
-    env: { ...CREATE_ENV, OSP_IMG_ID: image, OSP_IMG_FORMAT: 'diskdump', OSP_IMG_PASSWD: SECRET, DISK_0_PATH: disk, INSTANCE_NAME: 'vm1.example.org', SNF_IMAGE_CONFIG: node.configFile, ...extra },
+    env: { ...CREATE_ENV, OSP_IMG_ID: image, OSP_IMG_FORMAT: 'diskdump', OSP_IMG_PASSWD: SECRET, DISK_0_PATH: disk, INSTANCE_NAME: 'vm1.example.org', SNF_IMAGE_CONFIG: node.configFile, TMPDIR: tempDirOf(node), ...extra },
   });
 }
 
@@ -53,8 +61,7 @@ describe('helper VM (real QEMU)', { skip, timeout: 1_800_000 }, () => {
     execFileSync('truncate', ['-s', '128M', disk]);
     // Last state seen of each QEMU process: it starts as root and switches to nobody (-runas).
     const seen = new Map<string, string>();
-    const watcher = setInterval(() => qemuProcesses().forEach((l) => seen.set(l.trim().split(/\s+/)[0] ?? '', l.trim().replace(/^\d+\s+/, ''))), 100);
-    const before = helperTempDirs();
+    const watcher = setInterval(() => qemuProcesses(disk).forEach((l) => seen.set(l.trim().split(/\s+/)[0] ?? '', l.trim().replace(/^\d+\s+/, ''))), 100);
     const r = await create(node, disk, 'guest.img');
     clearInterval(watcher);
     assert.equal(r.code, 0, r.stderr);
@@ -73,8 +80,8 @@ describe('helper VM (real QEMU)', { skip, timeout: 1_800_000 }, () => {
     const pub = readGuestFile(disk, '/etc/ssh/ssh_host_ed25519_key.pub');
     assert.ok(pub.startsWith('ssh-ed25519 '));
     assert.ok(!pub.includes(guest.hostKeyFingerprint));
-    assert.deepEqual(helperTempDirs().filter((d) => !before.includes(d)), [], 'floppy and temp files removed');
-    assert.deepEqual(qemuProcesses(), []);
+    assert.deepEqual(helperTempDirs(node), [], 'floppy and temp files removed');
+    assert.deepEqual(qemuProcesses(disk), []);
   });
 
   it('rename boots the helper to change only the guest hostname', async () => {
@@ -121,7 +128,7 @@ describe('helper VM (real QEMU)', { skip, timeout: 1_800_000 }, () => {
     const r = await create(node, disk, 'guest.img');
     assert.equal(r.code, 1);
     assert.match(r.stderr, /ERROR fstab names UUID=00000000-dead-beef-0000-000000000000, but no partition of the image has it$/m);
-    assert.deepEqual(qemuProcesses(), []);
+    assert.deepEqual(qemuProcesses(disk), []);
   });
 
   it('a helper that does not finish in time is terminated, then killed; no QEMU is left', async () => {
@@ -135,7 +142,7 @@ describe('helper VM (real QEMU)', { skip, timeout: 1_800_000 }, () => {
     assert.match(r.stderr, /helper VM did not finish within HELPER_SOFT_TIMEOUT \(3 s\)/);
     assert.match(r.stderr, /ERROR Image customization failed\. Did not finish on time\./);
     assert.ok(Date.now() - started < 60_000);
-    assert.deepEqual(qemuProcesses(), []);
+    assert.deepEqual(qemuProcesses(disk), []);
     assert.ok(existsSync(disk));
   });
 });
