@@ -14,7 +14,7 @@
  * of the helper build; skipped with the reason otherwise.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
@@ -22,6 +22,7 @@ import { checkDeployedDisk, type CheckResult, type ExpectedState } from '../supp
 import { ensureHelper, helperSkipReason } from '../support/helper-image.ts';
 import { guestHostKeyFingerprints, guestPasswordMatches, readGuestFile } from '../support/offline-guest.ts';
 import { acquirePackageLock } from '../support/package-lock.ts';
+import { SecretWatch, type SecretWatchReport } from '../support/secret-watch.ts';
 import { ensureTestImages, type TestImage } from '../support/test-images.ts';
 import { installBlockedReason, PACKAGED_OS_DIR, ProviderInstallation } from './provider-package.ts';
 
@@ -59,6 +60,22 @@ function gnt(args: string[], expectOk = true): { code: number; out: string } {
   console.log(`# ${args.slice(0, 2).join(' ')}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   if (expectOk) assert.equal(r.status, 0, `${args.join(' ')}\n${out}`);
   return { code: r.status ?? -1, out };
+}
+
+/** gnt() while every process on the machine is watched for `secret` (see SecretWatch). */
+async function gntWatched(args: string[], secret: string): Promise<SecretWatchReport> {
+  const started = Date.now();
+  const watch = new SecretWatch(secret, '/usr/bin/snf-image');
+  const child = spawn(join(SANDBOX, 'run-in.sh'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  watch.ignoredRoot = child.pid;
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((done) => child.on('close', done));
+  const report = watch.stop();
+  console.log(`# ${args.slice(0, 2).join(' ')}: ${((Date.now() - started) / 1000).toFixed(1)} s, ${report.scans} scans of /proc`);
+  assert.equal(code, 0, `${args.join(' ')}\n${out}`);
+  return report;
 }
 
 function addArgs(instance: string, params: string, extra: string[] = []): string[] {
@@ -160,9 +177,13 @@ describe('real Ganeti 3.0 with the snf-image Debian package', { skip, timeout: 3
     assert.match(missing.out, /OS Parameters validation failed .*img_id: local image 'no-such-image\.img' not found in IMAGE_DIR \/var\/lib\/snf-image/);
   });
 
-  it('gnt-instance add deploys the Debian image; the booted disk has the new password, the hostname, a grown root and new host keys', async (t) => {
+  it('gnt-instance add deploys the Debian image, the secret in no process but the OS script; the booted disk has the new password, the hostname, a grown root and new host keys', async (t) => {
     if (guard(t)) return;
-    gnt(addArgs('inst1.gnt.test', IMAGE_PARAMS, ['--os-parameters-secret', `img_passwd=${SECRET}`]));
+    const watched = await gntWatched(addArgs('inst1.gnt.test', IMAGE_PARAMS, ['--os-parameters-secret', `img_passwd=${SECRET}`]), SECRET);
+    // The watch saw the secret where Ganeti puts it (the OS scripts' environment), so it
+    // would have seen it anywhere else.
+    assert.ok(watched.allowedHolders >= 1, `the watch never saw the create or verify process (${watched.scans} scans)`);
+    assert.deepEqual(watched.leaks, [], 'no other process has the secret in its command line or environment');
     const disk = diskOf('inst1.gnt.test');
     inst1.hostKeys = guestHostKeyFingerprints(disk, ROOT_PARTITION);
     inst1.machineId = readGuestFile(disk, ROOT_PARTITION, '/etc/machine-id').trim();
