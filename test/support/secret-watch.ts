@@ -37,10 +37,11 @@ export class SecretWatch {
   constructor(secret: string, allowedExe: string, everyMs = 100) {
     this.#secret = secret;
     this.#allowedExe = allowedExe;
-    this.#timer = setInterval(() => this.#scan(), everyMs);
+    this.#timer = setInterval(() => this.scan(), everyMs);
   }
 
-  #scan(): void {
+  /** One pass over /proc (the timer calls it; tests may call it directly). */
+  scan(): void {
     this.#scans += 1;
     for (const entry of readdirSync('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
