@@ -28,11 +28,12 @@ const VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: 
 const DIST_DEB = resolve(`dist/snf-image_${VERSION}_amd64.deb`);
 const BINARY = resolve('dist/snf-image');
 
-function run(command: string, args: string[], timeout = 900_000): string {
+/** Runs a command that must succeed; its stdout and stderr. */
+function run(command: string, args: string[], timeout = 900_000): { stdout: string; out: string } {
   const r = spawnSync(command, args, { encoding: 'utf8', timeout, maxBuffer: 64 * 1024 * 1024 });
   const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
   assert.equal(r.status, 0, `${command} ${args.join(' ')} failed (${r.status ?? r.signal}):\n${out.slice(-4000)}`);
-  return out;
+  return { stdout: r.stdout ?? '', out };
 }
 
 export function packageState(): string {
@@ -69,9 +70,9 @@ export class ProviderInstallation {
     if (existsSync(DIST_DEB) && statSync(DIST_DEB).mtimeMs >= statSync(BINARY).mtimeMs) return DIST_DEB;
     this.#debDir = mkdtempSync(join(tmpdir(), 'snf-ganeti-deb-'));
     const started = Date.now();
-    const out = run('scripts/build-deb.sh', ['--no-build', '--fast', '--out', this.#debDir], 1_500_000);
+    const { stdout, out } = run('scripts/build-deb.sh', ['--no-build', '--fast', '--out', this.#debDir], 1_500_000);
     this.log.push(`built the .deb in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    const deb = out.trim().split('\n').pop() ?? '';
+    const deb = stdout.trim().split('\n').pop() ?? '';
     assert.ok(existsSync(deb), `build-deb.sh printed no .deb path:\n${out}`);
     return resolve(deb);
   }
@@ -84,7 +85,7 @@ export class ProviderInstallation {
     }
     const deb = this.#deb();
     this.#installedPackage = true;
-    const out = run('apt-get', ['install', '-y', '--no-install-recommends', '-o', 'DPkg::Lock::Timeout=600', deb]);
+    const { out } = run('apt-get', ['install', '-y', '--no-install-recommends', '-o', 'DPkg::Lock::Timeout=600', deb]);
     assert.equal(packageState(), 'installed', out);
     assert.equal(spawnSync('cmp', ['-s', '/usr/bin/snf-image', BINARY]).status, 0, '/usr/bin/snf-image from the .deb is not dist/snf-image, the executable the helper VM was built for');
     return out;

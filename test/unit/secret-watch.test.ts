@@ -10,7 +10,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { SecretWatch, type SecretWatchReport } from '../support/secret-watch.ts';
 
-const SECRET = 'Watch-Secret-51c7';
 const SH = realpathSync('/bin/sh');
 const SLEEP = realpathSync('/bin/sleep');
 
@@ -35,6 +34,7 @@ function scanOnce(watch: SecretWatch, carriers: ChildProcess[]): SecretWatchRepo
 
 describe('SecretWatch', { skip: process.platform === 'linux' ? false : 'needs /proc' }, () => {
   it('reports a secret in a command line and in an environment, not in the allowed executable', async () => {
+    const SECRET = 'Watch-Secret-51c7-a'; // one per test: carriers of another test may still be exiting
     const inArgs = await carrier(SECRET);
     const inEnv = await carrier(undefined, { OSP_IMG_PASSWD: SECRET });
     const report = scanOnce(new SecretWatch(SECRET, '/nonexistent/allowed', 60_000), [inArgs, inEnv]);
@@ -46,6 +46,7 @@ describe('SecretWatch', { skip: process.platform === 'linux' ? false : 'needs /p
   });
 
   it('allows the secret in the environment of the allowed executable, and ignores the watched tree', async () => {
+    const SECRET = 'Watch-Secret-51c7-b';
     const allowed = await carrier(undefined, { OSP_IMG_PASSWD: SECRET });
     const ignored = await carrier(SECRET, { OSP_IMG_PASSWD: SECRET });
     const watch = new SecretWatch(SECRET, SH, 60_000);
