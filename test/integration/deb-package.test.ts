@@ -212,10 +212,14 @@ describe('Debian package snf-image', { skip: skipBuild, timeout: 3_600_000 }, ()
   describe('install, upgrade, remove, purge on this machine', () => {
     let release: (() => void) | undefined;
     let skipLifecycle: string | false = false;
-    const hadVariantsDir = existsSync('/etc/ganeti/snf-image/variants');
+    let hadVariantsDir = false;
     let upgradeDeb = '';
 
     before(async () => {
+      // Lock first: the Ganeti suite installs the package while it holds the lock, and that
+      // must make this test wait, not skip as if an administrator had installed it.
+      release = await acquireLock();
+      hadVariantsDir = existsSync('/etc/ganeti/snf-image/variants');
       const missing = ok('dpkg-deb', ['-f', deb, 'Depends'])
         .split(',')
         .map((group) => group.trim())
@@ -224,7 +228,6 @@ describe('Debian package snf-image', { skip: skipBuild, timeout: 3_600_000 }, ()
       else if (packageState() !== 'not-installed') skipLifecycle = `snf-image is already installed here (${packageState()}); not touching it`;
       else if (existsSync('/etc/snf-image') || existsSync('/srv/ganeti/os/snf-image')) skipLifecycle = 'an snf-image installation without the package exists (/etc/snf-image or /srv/ganeti/os/snf-image)';
       if (skipLifecycle) return;
-      release = await acquireLock();
       upgradeDeb = buildDeb(['--version', UPGRADE_VERSION, '--fast', '--no-build', '--out', join(work, 'upgrade')]);
     });
 

@@ -104,8 +104,13 @@ export class BootedGuest {
     const marker = `M${Math.random().toString(36).slice(2, 10)}`;
     const from = this.length;
     this.send(`echo ${marker}-B; ${command}; echo ${marker}-E\n`);
-    const begin = await this.expect(new RegExp(`^${marker}-B\\r?$`, 'm'), timeoutMs, from);
-    const end = await this.expect(new RegExp(`^${marker}-E\\r?$`, 'm'), timeoutMs, begin.end);
+    // Not anchored at a line start: when the command is sent before the shell has printed
+    // its prompt, the begin marker follows the prompt ("# M…-B") on the same line, and a
+    // command output without a final newline puts the end marker after it. The typed
+    // command itself (echoed before `stty -echo`) has the markers followed by ';' or sent
+    // before the begin marker is printed, so it never matches.
+    const begin = await this.expect(new RegExp(`${marker}-B\\r?$`, 'm'), timeoutMs, from);
+    const end = await this.expect(new RegExp(`${marker}-E\\r?$`, 'm'), timeoutMs, begin.end);
     return this.#buffer.slice(begin.end, end.end - end.match[0].length).replace(/\r/g, '').trim();
   }
 
