@@ -471,7 +471,7 @@ export async function writeImage(
 }
 
 export interface ReadImageFileOptions {
-  /** Largest chunk read (and yielded) at once; a multiple of 4096 (default 8 MiB). */
+  /** Largest chunk read (and yielded) at once; a multiple of 4096 (default 4 MiB). */
   chunkSize?: number;
   /** Reads in flight ahead of the consumer (default 2). */
   readAhead?: number;
@@ -495,7 +495,7 @@ function readAt(fd: number, buffer: Uint8Array, length: number, position: number
  * one is requested (its buffer is then reused).
  */
 export async function* readImageFile(path: string, options: ReadImageFileOptions = {}): AsyncGenerator<Uint8Array> {
-  const chunkSize = options.chunkSize ?? 8 * MiB;
+  const chunkSize = options.chunkSize ?? 4 * MiB;
   const ahead = options.readAhead ?? 2;
   const sparse = options.sparse ?? true;
   const minHole = options.minHole ?? MiB;
