@@ -8,9 +8,12 @@ import { GuestFs } from './guest-files.ts';
 import { adapterFor } from './os/adapter.ts';
 import { filesystemResizeMounted, filesystemResizeUnmounted } from './tasks/filesystems.ts';
 import { mountImage, umountImage } from './tasks/mount.ts';
+import { initializeDatasource } from './tasks/cloud-init.ts';
+import { runCustomTask } from './tasks/custom-task.ts';
 import { configureNetwork } from './tasks/network.ts';
 import { fixPartitionTable } from './tasks/partitions.ts';
 import { enforcePersonality } from './tasks/personality.ts';
+import { addSwap } from './tasks/swap.ts';
 
 export interface TaskAttributes {
   /** Honours EXCLUDE_TASK_<NAME>. */
@@ -25,7 +28,8 @@ export interface TaskAttributes {
   overwritable: boolean;
 }
 
-export type Requirement = 'password-or-keys' | 'personality';
+/** Inputs a task needs: without them it is skipped (not an error). */
+export type Requirement = 'password-or-keys' | 'personality' | 'swap' | 'custom-task' | 'cloud-init';
 
 export interface TaskSpec {
   name: string;
@@ -54,14 +58,17 @@ export const TASKS: readonly TaskSpec[] = [
   { name: 'FixPartitionTable', order: 10, runAfter: [], runBefore: ['FilesystemResizeUnmounted'], attributes: attrs('EC'), families: LINUX, requires: [], description: 'grow the last partition to the end of the disk (MBR, GPT, logical partitions)', run: fixPartitionTable },
   { name: 'FilesystemResizeUnmounted', order: 20, runAfter: ['FixPartitionTable'], runBefore: ['MountImage'], attributes: attrs('EFC'), families: LINUX, requires: [], description: 'grow an ext2/3/4 filesystem on the grown partition (after e2fsck)', run: filesystemResizeUnmounted },
   { name: 'MountImage', order: 30, runAfter: [], runBefore: ['UmountImage'], attributes: attrs('M'), families: LINUX, requires: [], description: 'mount the root filesystem and the fstab entries customization needs', run: mountImage },
+  { name: 'InitializeDatasource', order: 35, runAfter: ['MountImage'], runBefore: ['UmountImage'], attributes: attrs('MO'), families: LINUX, requires: ['cloud-init'], description: 'cloud-init mode (CLOUD_INIT): write the NoCloud seed (hostname, keys, password hash, cloud_userdata, network-config v2) instead of editing files', run: initializeDatasource },
   { name: 'FilesystemResizeMounted', order: 40, runAfter: ['MountImage'], runBefore: ['UmountImage'], attributes: attrs('EMFOC'), families: LINUX, requires: [], description: 'grow a mounted xfs or btrfs filesystem', run: filesystemResizeMounted },
-  { name: 'AssignHostname', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: [], description: 'set the hostname (per distribution) and the 127.0.1.1 line of /etc/hosts', run: (ctx) => adapterFor('linux').assignHostname(ctx, guest(ctx)) },
+  { name: 'AddSwap', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: ['swap'], description: 'mkswap on the SWAP partition or disk, fstab entry by UUID', run: addSwap },
+  { name: 'AssignHostname', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMOC'), families: LINUX, requires: [], description: 'set the hostname (per distribution) and the 127.0.1.1 line of /etc/hosts', run: (ctx) => adapterFor('linux').assignHostname(ctx, guest(ctx)) },
   { name: 'ChangeMachineId', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: [], description: 'give the instance its own /etc/machine-id', run: (ctx) => adapterFor('linux').changeMachineId(ctx, guest(ctx)) },
-  { name: 'ChangePassword', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: ['password-or-keys'], description: 'set the password of USERS (hashed in the helper) and append auth_keys', run: (ctx) => adapterFor('linux').changePassword(ctx, guest(ctx)) },
-  { name: 'ConfigureNetwork', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: [], description: 'configure the NICs (static, DHCP, SLAAC, DHCPv6) for the network system the guest uses, matched by MAC address', run: configureNetwork },
-  { name: 'DeleteSSHKeys', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: [], description: 'replace the image SSH host keys with fresh ones of every type sshd uses', run: (ctx) => adapterFor('linux').deleteSshKeys(ctx, guest(ctx)) },
+  { name: 'ChangePassword', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMOC'), families: LINUX, requires: ['password-or-keys'], description: 'set the password of USERS (hashed in the helper) and append auth_keys', run: (ctx) => adapterFor('linux').changePassword(ctx, guest(ctx)) },
+  { name: 'ConfigureNetwork', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMOC'), families: LINUX, requires: [], description: 'configure the NICs (static, DHCP, SLAAC, DHCPv6) for the network system the guest uses, matched by MAC address', run: configureNetwork },
+  { name: 'DeleteSSHKeys', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMOC'), families: LINUX, requires: [], description: 'replace the image SSH host keys with fresh ones of every type sshd uses', run: (ctx) => adapterFor('linux').deleteSshKeys(ctx, guest(ctx)) },
   { name: 'SELinuxAutorelabel', order: 50, runAfter: ['MountImage'], runBefore: ['EnforcePersonality'], attributes: attrs('EMO'), families: LINUX, requires: [], description: 'request an SELinux relabel at first boot (redhat family)', run: (ctx) => adapterFor('linux').selinuxAutorelabel(ctx, guest(ctx)) },
   { name: 'EnforcePersonality', order: 60, runAfter: ['MountImage'], runBefore: ['UmountImage'], attributes: attrs('EMO'), families: LINUX, requires: ['personality'], description: 'inject the img_personality files with owner, group and mode', run: enforcePersonality },
+  { name: 'RunCustomTask', order: 70, runAfter: ['EnforcePersonality'], runBefore: ['UmountImage'], attributes: attrs('EMO'), families: LINUX, requires: ['custom-task'], description: 'run the CUSTOM_TASK program (base64) in the helper with the guest mounted at TARGET', run: runCustomTask },
   { name: 'UmountImage', order: 80, runAfter: ['MountImage'], runBefore: [], attributes: attrs('M'), families: LINUX, requires: [], description: 'unmount everything MountImage mounted', run: umountImage },
 ];
 

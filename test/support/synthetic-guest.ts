@@ -22,6 +22,8 @@ export interface GuestOptions {
   rootMiB?: number;
   diskMiB?: number;
   files?: Record<string, string>;
+  /** Files written with mode 0755 (e.g. a static busybox for programs run in the guest). */
+  executables?: Record<string, string | Buffer>;
 }
 
 
@@ -46,6 +48,10 @@ export function makeSyntheticGuest(path: string, options: GuestOptions = {}): Sy
     for (const [name, content] of Object.entries(files)) {
       mkdirSync(join(tree, name, '..'), { recursive: true });
       writeFileSync(join(tree, name), content);
+    }
+    for (const [name, content] of Object.entries(options.executables ?? {})) {
+      mkdirSync(join(tree, name, '..'), { recursive: true });
+      writeFileSync(join(tree, name), content, { mode: 0o755 });
     }
     chmodSync(join(tree, 'etc/shadow'), 0o640);
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(tree, 'etc/ssh/ssh_host_ed25519_key')]);
