@@ -102,7 +102,7 @@ describe('Linux tasks in the helper VM (real QEMU)', { skip, timeout: 3_600_000 
     const logical = await deploy({ properties: { SWAP: '5:16' } });
     assert.equal(logical.code, 0, logical.stderr);
     const parts = partitions(logical.disk);
-    assert.deepEqual(parts.map((p) => [p.node.replace(/.*disk0/, ''), p.type]), [['1', '83'], ['2', '5'], ['5', '82']]);
+    assert.deepEqual(parts.map((p) => [p.node.replace(/.*disk0p?/, ''), p.type]), [['1', '83'], ['2', '5'], ['5', '82']]);
     assert.equal(blkidAt(logical.disk, parts[2]!.start).TYPE, 'swap');
 
     const gpt = await deploy({ guest: { label: 'gpt' }, properties: { SWAP: '3:16' } });
@@ -206,6 +206,8 @@ describe('programs of the image run chrooted with a time limit', { skip: busybox
       assert.equal(listed.code, 0, listed.stderr);
       assert.deepEqual(listed.stdout.trim().split(/\s+/).sort(), ['full', 'null', 'random', 'urandom', 'zero']);
       await assert.rejects(runInGuest(root, '/bin/hang', ['pre-exec'], { timeoutSeconds: 2 }), /^Error: the image's \/bin\/hang pre-exec did not finish within 2 s and was killed$/);
+      const left = spawnSync('pgrep', ['-f', '^/bin/busybox sleep 60$']).stdout.toString().trim();
+      assert.equal(left, '', "the program's children are killed too");
       assert.equal(spawnSync('findmnt', ['-n', join(root, 'dev')]).status, 1, 'the private /dev is unmounted');
     } finally {
       rmSync(root, { recursive: true, force: true });

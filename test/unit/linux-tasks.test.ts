@@ -3,7 +3,7 @@
  * the CUSTOM_TASK environment and the cloud-init NoCloud seed.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -158,5 +158,14 @@ describe('cloud-init NoCloud seed', () => {
     const vendor = String(bare.find((f) => f.path.endsWith('vendor-data'))?.content);
     assert.doesNotMatch(vendor, /chpasswd|disable_root|swap/);
     assert.equal(String(bare.find((f) => f.path.endsWith('user-data'))?.content), '#cloud-config\n{}\n');
+  });
+});
+
+describe('README task table', () => {
+  it('lists every task of helper/task-table.ts with its order, in order', () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const rows = [...readme.matchAll(/^\| (\d+) \| (\w+)/gm)].map((m) => `${m[1]} ${m[2]}`);
+    const table = [...TASKS].sort((a, b) => a.order - b.order).map((t) => `${t.order} ${t.name}`);
+    assert.deepEqual(rows.filter((r) => table.includes(r) || /^\d+ [A-Z]\w+$/.test(r)), table);
   });
 });
