@@ -14,6 +14,7 @@ import { decide } from '../../helper/runner.ts';
 import { parseSwapProperty, planSwapPartition } from '../../helper/swap-plan.ts';
 import { TASKS } from '../../helper/task-table.ts';
 import { customTaskEnv, decodeCustomTask } from '../../helper/tasks/custom-task.ts';
+import { isActivatedVolume } from '../../helper/tasks/mount.ts';
 import { fstabWithSwap } from '../../helper/tasks/swap.ts';
 import type { ConfigDocument } from '../../src/helper-vm/config-document.ts';
 
@@ -167,5 +168,17 @@ describe('README task table', () => {
     const rows = [...readme.matchAll(/^\| (\d+) \| (\w+)/gm)].map((m) => `${m[1]} ${m[2]}`);
     const table = [...TASKS].sort((a, b) => a.order - b.order).map((t) => `${t.order} ${t.name}`);
     assert.deepEqual(rows.filter((r) => table.includes(r) || /^\d+ [A-Z]\w+$/.test(r)), table);
+  });
+});
+
+describe('LVM fstab sources', () => {
+  it('accepts /dev/mapper and /dev/<vg>/<lv> names of activated volume groups only', () => {
+    assert.equal(isActivatedVolume('/dev/mapper/snf--vg-root', ['snf-vg']), true);
+    assert.equal(isActivatedVolume('/dev/snf-vg/root', ['snf-vg']), true);
+    assert.equal(isActivatedVolume('/dev/mapper/other-root', ['snf-vg']), false);
+    assert.equal(isActivatedVolume('/dev/vdb1', ['snf-vg']), false);
+    assert.equal(isActivatedVolume('/dev/snf-vg/../vdb', ['snf-vg']), false);
+    assert.equal(isActivatedVolume('/dev/snf-vg/..', ['snf-vg']), false);
+    assert.equal(isActivatedVolume('/dev/mapper/snf--vg-root', []), false);
   });
 });
