@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { renderSeed, SEED_DIR } from '../../helper/cloud-init/seed.ts';
+import { GuestFs } from '../../helper/guest-files.ts';
 import type { PartitionTable } from '../../helper/disks.ts';
 import { findOverride } from '../../helper/programs/overrides.ts';
 import { decide } from '../../helper/runner.ts';
@@ -113,6 +114,17 @@ describe('in-image overrides', () => {
     assert.equal(findOverride(root, 'ChangeMachineId'), undefined);
     symlinkSync('/bin/sh', join(dir, 'overwrite_task_DeleteSSHKeys'));
     assert.equal(findOverride(root, 'DeleteSSHKeys'), undefined, 'the link resolves inside the guest, where /bin/sh does not exist');
+  });
+});
+
+describe('guest files of hostile images', () => {
+  it('a link to a missing file is a one-line error naming the guest paths, not the helper mount', () => {
+    const root = mkdtempSync(join(tmpdir(), 'snf-hostile-'));
+    mkdirSync(join(root, 'etc'));
+    symlinkSync('/../../../../etc/host-shadow', join(root, 'etc/shadow'));
+    assert.throws(() => new GuestFs(root).read('/etc/shadow'), /^Error: the image's \/etc\/shadow \(a link to \/etc\/host-shadow inside the image\) does not exist$/);
+    assert.throws(() => new GuestFs(root).read('/etc/passwd'), /^Error: the image's \/etc\/passwd does not exist$/);
+    assert.throws(() => new GuestFs(root).read('/etc'), /^Error: the image's \/etc is a directory, not a file$/);
   });
 });
 
