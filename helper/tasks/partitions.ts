@@ -60,7 +60,7 @@ export async function fixPartitionTable(ctx: HelperContext): Promise<void> {
   ctx.resizedPartition = last.node;
 }
 
-/** The kernel learns the new table (partx -u updates changed and adds new partitions). */
+/** The kernel learns the new table: partx -u for changed partitions, -a for new ones. */
 async function settle(disk: string): Promise<void> {
   await run('partx', ['-u', disk], { allowFailure: true });
   await run('partx', ['-a', disk], { allowFailure: true });

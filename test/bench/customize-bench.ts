@@ -58,6 +58,9 @@ function superminKernel(): Record<string, string> {
     execFileSync('dpkg-deb', ['-x', deb, kernelDir]);
   }
   const version = readdirSync(join(kernelDir, 'lib/modules'))[0] as string;
+  if (!existsSync(join(kernelDir, 'lib/modules', version, 'modules.dep'))) execFileSync('depmod', ['-b', kernelDir, version]);
+  // supermin lstat()s /lib/modules while copying the modules even when SUPERMIN_MODULES points elsewhere.
+  mkdirSync('/lib/modules', { recursive: true });
   return { SUPERMIN_KERNEL: join(kernelDir, 'boot', `vmlinuz-${version}`), SUPERMIN_MODULES: join(kernelDir, 'lib/modules', version) };
 }
 
@@ -71,7 +74,7 @@ function virtCustomize(): number {
   const copy = join(work, 'vc.img');
   execFileSync('cp', ['--sparse=always', imagePath, copy]);
   const started = process.hrtime.bigint();
-  const r = spawnSync('virt-customize', ['-q', '-a', copy, '--format', 'raw', '--no-network', '--root-password', `file:${join(work, 'passwd')}`, '--hostname', 'bench-vm.example.org', '--ssh-inject', `root:file:${join(work, 'authorized_keys')}`, '--delete', '/etc/ssh/ssh_host_*'], { env: guestfsEnv, encoding: 'utf8' });
+  const r = spawnSync('virt-customize', ['-q', '--format', 'raw', '-a', copy, '--no-network', '--root-password', `file:${join(work, 'passwd')}`, '--hostname', 'bench-vm.example.org', '--ssh-inject', `root:file:${join(work, 'authorized_keys')}`, '--delete', '/etc/ssh/ssh_host_*'], { env: guestfsEnv, encoding: 'utf8' });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   rmSync(copy, { force: true });
   if (r.status !== 0) throw new Error(`virt-customize failed: ${(r.stderr || r.stdout).slice(-800)}`);
