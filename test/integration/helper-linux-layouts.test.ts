@@ -16,7 +16,7 @@ import { makeSyntheticGuest, readGuestFile, rootStartSector, type GuestOptions }
 import { CREATE_ENV } from '../fixtures/ganeti-env.ts';
 
 const skip = helperSkipReason();
-const missing = (tool: string): string | false => (spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0 ? false : `${tool} is not installed (apt-get install ${tool === 'mkfs.xfs' ? 'xfsprogs' : 'btrfs-progs'})`);
+const missing = (tool: string, pkg: string): string | false => (spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0 ? false : `${tool} is not installed (apt-get install ${pkg})`);
 const DISK_MIB = 160;
 const STATIC_NIC = { NIC_0_IP: '192.0.2.10', NIC_0_NETWORK_SUBNET: '192.0.2.0/24', NIC_0_NETWORK_GATEWAY: '192.0.2.1' };
 let helperDir = '';
@@ -79,7 +79,7 @@ describe('Linux layouts and distributions in the helper VM (real QEMU)', { skip,
   for (const type of ['btrfs', 'xfs'] as const) {
     // The kernel resizes btrfs to 256 MiB or more only.
     const diskMiB = type === 'btrfs' ? 320 : DISK_MIB;
-    it(`a ${type} root grows to the end of the disk while mounted`, { skip: missing(type === 'xfs' ? 'mkfs.xfs' : 'mkfs.btrfs') }, async () => {
+    it(`a ${type} root grows to the end of the disk while mounted`, { skip: type === 'xfs' ? missing('mkfs.xfs', 'xfsprogs') : missing('mkfs.btrfs', 'btrfs-progs') }, async () => {
       const r = await deploy({ rootFs: type, rootMiB: 64 }, {}, diskMiB);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /task FilesystemResizeMounted finished/);
@@ -106,7 +106,7 @@ describe('Linux layouts and distributions in the helper VM (real QEMU)', { skip,
     assert.equal(read(r.disk, guest, '/etc/hostname'), 'vm1.example.org\n');
   });
 
-  it('an LVM root (fstab: /dev/mapper/...) grows: partition, pvresize, lvextend +100%FREE, then ext4; detected without ROOT_PARTITION', async () => {
+  it('an LVM root (fstab: /dev/mapper/...) grows: partition, pvresize, lvextend +100%FREE, then ext4; detected without ROOT_PARTITION', { skip: missing('lvm', 'lvm2') }, async () => {
     const guest: GuestOptions = { lvmVolumeGroup: 'snf-vg' };
     const r = await deploy(guest);
     assert.equal(r.code, 0, r.stderr);
