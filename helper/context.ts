@@ -19,10 +19,14 @@ export interface HelperContext {
   target: string;
   /** Filesystems mounted under target, in mount order. */
   mounts: string[];
-  /** Partition FixPartitionTable grew (filesystem resize works on it). */
+  /** Partition FixPartitionTable grew (filesystem resize works on it; an LVM root: the root volume). */
   resizedPartition?: string;
   /** What MountImage learned from a Windows volume (registry hives, version, architecture). */
   windows?: WindowsInfo;
+  /** Device of the root filesystem once known: the root partition or its LVM logical volume. */
+  rootDevice?: string;
+  /** LVM volume groups the helper activated (deactivated by UmountImage). */
+  volumeGroups?: string[];
   warn(message: string): void;
   info(message: string): void;
 }

@@ -1,7 +1,8 @@
 /**
  * Detection of OSFAMILY and ROOT_PARTITION when the image properties do not give them: the
  * root is the partition whose filesystem holds /etc/fstab and an OS release file (a
- * separate /boot does not), or an NTFS volume with Windows/System32.
+ * separate /boot does not), or the LVM physical volume of a logical volume that does, or an
+ * NTFS volume with Windows/System32.
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { run, TaskError } from './exec.ts';
 import type { OsFamily } from './context.ts';
 import { familyOfVersion, hivePaths, ntVersion } from './windows/guest.ts';
 import { mountNtfs, NtfsHibernatedError, umountNtfs } from './windows/ntfs.ts';
+import { activateVolumeGroup, deactivateVolumeGroup, findRootVolume } from './lvm.ts';
 
 const LINUX_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'jfs', 'reiserfs']);
 const BSD_MBR_TYPES: Readonly<Record<string, OsFamily>> = { a5: 'freebsd', a6: 'openbsd', a9: 'netbsd' };
@@ -67,6 +69,13 @@ export async function detectRoot(disk: string, mountPoint: string): Promise<{ os
     const bsd = BSD_MBR_TYPES[partition.type] ?? (FREEBSD_GPT.has(partition.type) ? 'freebsd' : undefined);
     if (bsd) return { osFamily: bsd, rootPartition: partition.number };
     const fs = await filesystemType(partition.node);
+    if (fs === 'LVM2_member') {
+      const { vg, lvs } = await activateVolumeGroup(partition.node);
+      const root = await findRootVolume(lvs);
+      await deactivateVolumeGroup(vg);
+      if (root) return { osFamily: 'linux', rootPartition: partition.number };
+      continue;
+    }
     if (!LINUX_FS.has(fs) && fs !== 'ntfs') continue;
     const family = await probe(partition, fs, mountPoint);
     if (family) return { osFamily: family, rootPartition: partition.number };

@@ -1,6 +1,7 @@
 /** Reading and writing files inside the mounted guest, never following a link out of it. */
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, statSync, lstatSync, unlinkSync } from 'node:fs';
 import { posix } from 'node:path';
+import { TaskError } from './exec.ts';
 import { resolveInGuest } from './guest-path.ts';
 
 export class GuestFs {
@@ -18,8 +19,19 @@ export class GuestFs {
     return existsSync(this.path(guestPath));
   }
 
+  /** A missing file (or a link to one) is a one-line error naming the guest path. */
   read(guestPath: string): string {
-    return readFileSync(this.path(guestPath), 'utf8');
+    const path = this.path(guestPath);
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const target = path.slice(this.root.length) || '/';
+      const via = target !== posix.normalize(guestPath) ? ` (a link to ${target} inside the image)` : '';
+      if (code === 'ENOENT') throw new TaskError(`the image's ${guestPath}${via} does not exist`);
+      if (code === 'EISDIR') throw new TaskError(`the image's ${guestPath}${via} is a directory, not a file`);
+      throw e;
+    }
   }
 
   readBytes(guestPath: string): Buffer {

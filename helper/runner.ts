@@ -5,6 +5,7 @@
  */
 import type { HelperEvent } from '../src/helper-vm/monitor-protocol.ts';
 import { isYes, type HelperContext } from './context.ts';
+import { runWithOverride } from './programs/overrides.ts';
 import { TASKS, type TaskSpec } from './task-table.ts';
 
 export type Decision = { run: true } | { run: false; why: string; warn: boolean };
@@ -20,6 +21,9 @@ export function decide(task: TaskSpec, ctx: Pick<HelperContext, 'properties' | '
   const s = ctx.config.secrets;
   if (task.requires.includes('password-or-keys') && s.password === undefined && s.passwordHash === undefined && s.authKeys === undefined) return { run: false, why: 'no img_passwd, img_passwd_hash or auth_keys given', warn: false };
   if (task.requires.includes('personality') && ctx.config.personality.length === 0 && !ctx.config.personalityDisk) return { run: false, why: 'no img_personality given', warn: false };
+  if (task.requires.includes('swap') && !p.SWAP) return { run: false, why: 'no SWAP property', warn: false };
+  if (task.requires.includes('custom-task') && !p.CUSTOM_TASK) return { run: false, why: 'no CUSTOM_TASK property', warn: false };
+  if (task.requires.includes('cloud-init') && !isYes(p.CLOUD_INIT)) return { run: false, why: 'CLOUD_INIT is not set', warn: false };
   return { run: true };
 }
 
@@ -43,7 +47,7 @@ export async function runTasks(ctx: HelperContext, options: TaskRunOptions, task
     options.emit({ kind: 'task-start', task: task.name });
     const started = Date.now();
     options.log(`task ${task.name} started`);
-    await task.run(ctx);
+    await runWithOverride(ctx, task);
     options.log(`task ${task.name} finished in ${((Date.now() - started) / 1000).toFixed(2)} s`);
     options.emit({ kind: 'task-end', task: task.name });
   }

@@ -64,7 +64,7 @@ log() { echo "[build-helper $(($(date +%s) - START))s] $*" >&2; }
 # Tools for the root image. Everything else comes with them (no Recommends).
 PACKAGES=(
 	btrfs-progs busybox-static dosfstools e2fsprogs fdisk gdisk kmod
-	libgcc-s1 libhivex-bin libstdc++6 ntfs-3g openssh-client parted
+	libgcc-s1 libhivex-bin libstdc++6 lvm2 ntfs-3g openssh-client parted
 	util-linux whois xfsprogs
 )
 KERNEL_META=linux-image-amd64
@@ -77,7 +77,7 @@ MODULE_DIRS=(kernel/fs kernel/crypto kernel/lib kernel/arch/x86/crypto kernel/bl
 # ... minus the network filesystems (the helper VM has no network)
 MODULE_EXCLUDE=(kernel/fs/{nfs,nfsd,nfs_common,lockd,smb,cifs,ceph,9p,afs,coda,dlm,gfs2,ocfs2,orangefs,ksmbd,jffs2,ubifs,vboxsf})
 MODULES=(virtio_pci virtio_blk virtio_scsi virtio_console virtio-rng sd_mod sg
-	floppy loop)
+	floppy loop dm_mod)
 # Loaded by the initrd (in this order, with their dependencies).
 INITRD_MODULES=(virtio_pci virtio_blk)
 INITRD_BG_MODULES=(floppy crc32c_generic ext4)

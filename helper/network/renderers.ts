@@ -210,6 +210,24 @@ export function renderNetplan(nics: readonly NicModel[], options: NetplanOptions
   return [{ path: NETPLAN_PATH, mode: 0o600, content: `${lines.join('\n')}\n` }];
 }
 
+/** cloud-init's network-config version 2: the settings renderNetplan writes, as data. */
+export function networkConfigV2(nics: readonly NicModel[]): { version: 2; ethernets: Record<string, Record<string, unknown>> } {
+  const ethernets: Record<string, Record<string, unknown>> = {};
+  for (const nic of nics) {
+    const v4 = nic.ipv4;
+    const entry: Record<string, unknown> = { match: { macaddress: nic.mac }, 'set-name': nic.name, dhcp4: v4?.method === 'dhcp' };
+    if (v4?.method === 'static') {
+      entry.addresses = [`${v4.address}/${v4.prefix}`];
+      if (v4.gateway) entry.routes = [{ to: '0.0.0.0/0', via: v4.gateway }];
+    }
+    entry.dhcp6 = nic.ipv6 === 'dhcpv6' || nic.ipv6 === 'slaac_dhcp';
+    entry['accept-ra'] = nic.ipv6 !== undefined;
+    if (!v4 && !nic.ipv6) entry['link-local'] = [];
+    ethernets[nic.name] = entry;
+  }
+  return { version: 2, ethernets };
+}
+
 export function networkdPath(nic: Pick<NicModel, 'index'>): string {
   return `${NETWORKD_DIR}/10-snf-image-${nic.index}.network`;
 }

@@ -1,5 +1,6 @@
 /**
- * Filesystem growth: ext2/3/4 unmounted (after a forced check), xfs and btrfs mounted.
+ * Filesystem growth: ext2/3/4 unmounted (after a forced check), xfs and btrfs mounted; on
+ * an LVM physical volume the root logical volume grows first (lvm.ts).
  */
 import { filesystemType } from '../detect.ts';
 import { run, TaskError } from '../exec.ts';
@@ -8,6 +9,7 @@ import { GuestFs } from '../guest-files.ts';
 import { extendFilesystemAtFirstBoot } from '../os/windows.ts';
 import { ntfsResize } from '../windows/ntfs.ts';
 import { lastPartition, readPartitionTable } from '../disks.ts';
+import { growRootVolume, isPhysicalVolume } from '../lvm.ts';
 
 async function resizedPartition(ctx: HelperContext): Promise<string | undefined> {
   if (ctx.resizedPartition) return ctx.resizedPartition;
@@ -16,11 +18,17 @@ async function resizedPartition(ctx: HelperContext): Promise<string | undefined>
 }
 
 export async function filesystemResizeUnmounted(ctx: HelperContext): Promise<void> {
-  const node = await resizedPartition(ctx);
+  let node = await resizedPartition(ctx);
   if (!node) return;
+  if (await isPhysicalVolume(node)) {
+    // An LVM root: the physical volume, then the root logical volume, then its filesystem.
+    const volume = await growRootVolume(ctx, node);
+    if (!volume) return;
+    ctx.resizedPartition = node = volume;
+  }
   const fs = await filesystemType(node);
   if (!fs.startsWith('ext')) {
-    if (!['xfs', 'btrfs', 'swap', 'ntfs', ''].includes(fs)) ctx.warn(`Cannot resize a ${fs} filesystem: only ext2/3/4, xfs and btrfs grow`);
+    if (!['xfs', 'btrfs', 'swap', 'ntfs', 'LVM2_member', ''].includes(fs)) ctx.warn(`Cannot resize a ${fs} filesystem: only ext2/3/4, xfs and btrfs grow`);
     return;
   }
   const check = await run('e2fsck', ['-f', '-p', node], { allowFailure: true });

@@ -4,8 +4,9 @@
  * device path; nosuid and nodev everywhere, mount points resolved inside the guest.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { partitionNode } from '../disks.ts';
+import { existsSync } from 'node:fs';
 import { filesystemType } from '../detect.ts';
+import { deactivateVolumeGroup, rootDevice } from '../lvm.ts';
 import { run, TaskError } from '../exec.ts';
 import { resolveInGuest } from '../guest-path.ts';
 import { isWindowsFamily, osFamily, type HelperContext } from '../context.ts';
@@ -34,7 +35,16 @@ export function parseFstab(text: string): FstabEntry[] {
   return entries;
 }
 
-async function resolveSource(source: string): Promise<string> {
+/** A logical volume of a volume group the helper activated, as fstab names it. */
+export function isActivatedVolume(source: string, volumeGroups: readonly string[]): boolean {
+  const m = /^\/dev\/(?:mapper\/([^/]+)|([^/]+)\/([^/]+))$/.exec(source);
+  if (!m || [m[1], m[2], m[3]].some((c) => c === '.' || c === '..')) return false;
+  // /dev/mapper/<vg>-<lv> (dashes in names doubled) or /dev/<vg>/<lv>
+  if (m[1] !== undefined) return volumeGroups.some((vg) => m[1]?.startsWith(`${vg.replace(/-/g, '--')}-`));
+  return volumeGroups.includes(m[2] as string);
+}
+
+async function resolveSource(source: string, volumeGroups: readonly string[]): Promise<string> {
   const m = /^(UUID|LABEL|PARTUUID|PARTLABEL)=(.+)$/.exec(source);
   if (m) {
     const r = await run('blkid', ['-l', '-o', 'device', '-t', `${m[1]}=${(m[2] ?? '').replace(/^"|"$/g, '')}`], { allowFailure: true });
@@ -42,7 +52,8 @@ async function resolveSource(source: string): Promise<string> {
     if (device === '') throw new TaskError(`fstab names ${source}, but no partition of the image has it`);
     return device;
   }
-  if (source.startsWith('/dev/')) throw new TaskError(`fstab names the device ${source}; only UUID=, LABEL=, PARTUUID= and PARTLABEL= sources can be found reliably`);
+  if (isActivatedVolume(source, volumeGroups) && existsSync(source)) return source;
+  if (source.startsWith('/dev/')) throw new TaskError(`fstab names the device ${source}; only UUID=, LABEL=, PARTUUID=, PARTLABEL= and the image's LVM volumes can be found reliably`);
   throw new TaskError(`unsupported fstab source ${source}`);
 }
 
@@ -64,11 +75,10 @@ async function mountWindows(ctx: HelperContext, root: string, fs: string): Promi
 }
 
 export async function mountImage(ctx: HelperContext): Promise<void> {
-  const rootNumber = Number(ctx.properties.ROOT_PARTITION);
-  const root = partitionNode(ctx.disk, rootNumber);
+  const root = await rootDevice(ctx);
   mkdirSync(ctx.target, { recursive: true });
   const fs = await filesystemType(root);
-  if (fs === '') throw new TaskError(`ROOT_PARTITION ${rootNumber} (${root}) holds no filesystem`);
+  if (fs === '') throw new TaskError(`ROOT_PARTITION ${ctx.properties.ROOT_PARTITION} (${root}) holds no filesystem`);
   if (isWindowsFamily(osFamily(ctx))) return mountWindows(ctx, root, fs);
   await run('mount', ['-o', 'rw,nosuid,nodev', root, ctx.target]);
   ctx.mounts.push(ctx.target);
@@ -83,7 +93,7 @@ export async function mountImage(ctx: HelperContext): Promise<void> {
     .filter((e) => WANTED.test(e.mountPoint) && MOUNTABLE.has(e.type) && !e.options.split(',').includes('noauto'))
     .sort((a, b) => a.mountPoint.length - b.mountPoint.length);
   for (const entry of entries) {
-    const device = await resolveSource(entry.source);
+    const device = await resolveSource(entry.source, ctx.volumeGroups ?? []);
     const where = resolveInGuest(ctx.target, entry.mountPoint);
     mkdirSync(where, { recursive: true });
     await run('mount', ['-o', 'rw,nosuid,nodev', device, where]);
@@ -98,4 +108,6 @@ export async function umountImage(ctx: HelperContext): Promise<void> {
     if (ctx.windows && where === ctx.target) await umountNtfs(where);
     else await run('umount', [where]);
   }
+  for (const vg of ctx.volumeGroups ?? []) await deactivateVolumeGroup(vg);
+  ctx.volumeGroups = [];
 }

@@ -61,7 +61,7 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
   const monitor = createMonitor(ctx.config.settings.PROGRESS_MONITOR, instance.name);
   try {
     log().info({ instance: instance.name, img_id: params.imgId, img_format: params.imgFormat, disk: disk.path, diskBytes: disk.sizeBytes, reinstall: instance.reinstall }, 'deploying image');
-    const hostKeys = skipHelper || isYes(properties.EXCLUDE_TASK_DELETESSHKEYS) || isYes(properties.EXCLUDE_MOUNTED_TASKS) ? undefined : generateHostKeys();
+    const hostKeys = skipHelper || isYes(properties.EXCLUDE_TASK_DELETESSHKEYS) || isYes(properties.EXCLUDE_MOUNTED_TASKS) || isYes(properties.CLOUD_INIT) ? undefined : generateHostKeys();
     hostKeys?.catch(() => undefined);
     const result = await deployImage({ imgId: params.imgId as string, imgFormat: params.imgFormat as string, properties, disk, settings: ctx.config.settings, monitor, terminal: options.terminal });
     log().info({ method: result.method, imageBytes: result.imageBytes, diskBytes: result.diskBytes, seconds: result.seconds }, 'image deployed');

@@ -463,7 +463,7 @@ describe('ConfigureNetwork task', () => {
     const task = TASKS.find((t) => t.name === 'ConfigureNetwork');
     assert.ok(task);
     assert.deepEqual([task.order, task.runAfter, task.runBefore, task.families, task.requires], [50, ['MountImage'], ['EnforcePersonality'], ['linux'], []]);
-    assert.deepEqual(task.attributes, { excludable: true, fsResize: false, mounted: true, cloudInitExcludable: false, overwritable: true });
+    assert.deepEqual(task.attributes, { excludable: true, fsResize: false, mounted: true, cloudInitExcludable: true, overwritable: true });
   });
 
   it('does nothing without NICs', async () => {
