@@ -7,6 +7,8 @@ import { isWindowsFamily, isYes, osFamily, type HelperContext } from '../context
 import { GuestFs } from '../guest-files.ts';
 import { extendFilesystemAtFirstBoot } from '../os/windows.ts';
 import { ntfsResize } from '../windows/ntfs.ts';
+import { isBsdFamily } from '../bsd/partition-types.ts';
+import { resizeBsdFilesystem } from '../os/bsd.ts';
 import { lastPartition, readPartitionTable } from '../disks.ts';
 
 async function resizedPartition(ctx: HelperContext): Promise<string | undefined> {
@@ -16,6 +18,7 @@ async function resizedPartition(ctx: HelperContext): Promise<string | undefined>
 }
 
 export async function filesystemResizeUnmounted(ctx: HelperContext): Promise<void> {
+  if (isBsdFamily(osFamily(ctx))) return resizeBsdFilesystem(ctx);
   const node = await resizedPartition(ctx);
   if (!node) return;
   const fs = await filesystemType(node);
