@@ -27,6 +27,11 @@ export function ufsTypeOf(head: Buffer): UfsType | undefined {
   return undefined;
 }
 
+/** Whether the UFS2 superblock is where FreeBSD's newfs puts it (64 KiB), the only place Linux looks. */
+export function ufs2At64k(head: Buffer): boolean {
+  return head.length >= 65536 + MAGIC_AT + 4 && [head.readUInt32LE(65536 + MAGIC_AT), head.readUInt32BE(65536 + MAGIC_AT)].includes(UFS2_MAGIC);
+}
+
 export function readAt(device: string, position: number, length: number): Buffer {
   const fd = openSync(device, 'r');
   try {
@@ -69,15 +74,20 @@ export const UFS_WRITE_UNAVAILABLE = "UFS write support is not available in the 
 
 /** Mounts a UFS partition read-write, or fails with UFS_WRITE_UNAVAILABLE when the kernel cannot write UFS. */
 export async function mountUfs(node: string, where: string): Promise<void> {
-  const type = ufsTypeOf(readAt(node, 0, 65536 + 4096));
+  const head = readAt(node, 0, 65536 + 4096);
+  const type = ufsTypeOf(head);
   if (!type) throw new TaskError(`${node} holds no UFS/FFS filesystem (no UFS1 or UFS2 superblock)`);
+  if (type === 'ufs2' && !ufs2At64k(head)) throw new TaskError(`${node} is UFS2 with its superblock at 8 KiB (as NetBSD's makefs writes it): the Linux ufs driver reads UFS2 superblocks at 64 KiB only`);
   await run('modprobe', ['ufs'], { allowFailure: true });
   const r = await run('mount', ['-t', 'ufs', '-o', `rw,nosuid,nodev,ufstype=${type}`, node, where], { allowFailure: true });
-  if (r.code === 0) {
-    // A read-only fallback is not a read-write mount.
-    const options = (await run('findmnt', ['-n', '-o', 'OPTIONS', where], { allowFailure: true })).stdout;
-    if (!options.split(',').includes('ro')) return;
-    await run('umount', [where], { allowFailure: true });
+  if (r.code !== 0) {
+    const why = (r.stderr.trim() || r.stdout.trim()).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('dmesg(1)')).pop() ?? '';
+    if (/read-only|write-protected/i.test(why)) throw new TaskError(UFS_WRITE_UNAVAILABLE);
+    throw new TaskError(`cannot mount ${node} as UFS (ufstype=${type})${why ? `: ${why}` : ''}`);
   }
+  // mount(8) falls back to read-only when the kernel refuses to write (EROFS): not good enough.
+  const options = (await run('findmnt', ['-n', '-o', 'OPTIONS', where], { allowFailure: true })).stdout.trim();
+  if (!options.split(',').includes('ro')) return;
+  await run('umount', [where], { allowFailure: true });
   throw new TaskError(UFS_WRITE_UNAVAILABLE);
 }

@@ -171,6 +171,9 @@ export async function fixBsdPartitionTable(ctx: HelperContext): Promise<void> {
     ctx.resizedPartition = last.node;
   } else {
     const slice = await bsdSlice(ctx, family) as Slice;
+    // Checked before the slice grows: a label reaching past its slice is hostile, not growable.
+    const problems = labelProblems(slice.label, slice.start, slice.size);
+    if (problems.length > 0) throw new TaskError(`${family} disklabel: ${problems[0] as string}`);
     const last = lastPartition(table);
     if (last?.number !== slice.number) throw new TaskError(`the ${family} slice ${slice.number} is not the last partition: it cannot grow`);
     await run('sfdisk', ['--no-reread', '--no-tell-kernel', '-q', '-N', String(slice.number), ctx.disk], { input: ', +\n' });
