@@ -9,6 +9,7 @@ import { readPartitionTable, type Partition } from './disks.ts';
 import { run, TaskError } from './exec.ts';
 import type { OsFamily } from './context.ts';
 import { bsdPartitionType } from './bsd/partition-types.ts';
+import { ufsHoldsFstab } from './bsd/ufs.ts';
 import { familyOfVersion, hivePaths, ntVersion } from './windows/guest.ts';
 import { mountNtfs, NtfsHibernatedError, umountNtfs } from './windows/ntfs.ts';
 
@@ -64,8 +65,14 @@ export async function detectRoot(disk: string, mountPoint: string): Promise<{ os
   const table = await readPartitionTable(disk);
   for (const partition of [...table.partitions].sort((a, b) => a.number - b.number)) {
     const bsd = bsdPartitionType(partition.type);
-    if (bsd?.root) return { osFamily: bsd.family, rootPartition: partition.number };
-    if (bsd) continue;
+    if (bsd && !bsd.root) continue;
+    if (bsd && table.type === 'dos') return { osFamily: bsd.family, rootPartition: partition.number };
+    if (bsd) {
+      // GPT: a UFS partition without /etc/fstab (a separate /var or /usr) is not the root.
+      mkdirSync(mountPoint, { recursive: true });
+      if ((await ufsHoldsFstab(partition.node, mountPoint)) === false) continue;
+      return { osFamily: bsd.family, rootPartition: partition.number };
+    }
     const fs = await filesystemType(partition.node);
     if (!LINUX_FS.has(fs) && fs !== 'ntfs') continue;
     const family = await probe(partition, fs, mountPoint);

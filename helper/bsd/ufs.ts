@@ -91,3 +91,20 @@ export async function mountUfs(node: string, where: string): Promise<void> {
   await run('umount', [where], { allowFailure: true });
   throw new TaskError(UFS_WRITE_UNAVAILABLE);
 }
+
+/**
+ * Detection by contents: whether a UFS partition holds /etc/fstab, mounted read-only (the
+ * stock kernel reads UFS). undefined when it cannot be mounted: the partition type decides.
+ */
+export async function ufsHoldsFstab(node: string, where: string): Promise<boolean | undefined> {
+  const type = ufsTypeOf(readAt(node, 0, 65536 + 4096));
+  if (!type) return undefined;
+  await run('modprobe', ['ufs'], { allowFailure: true });
+  const r = await run('mount', ['-t', 'ufs', '-o', `ro,nosuid,nodev,noexec,ufstype=${type}`, node, where], { allowFailure: true });
+  if (r.code !== 0) return undefined;
+  try {
+    return existsSync(`${where}/etc/fstab`);
+  } finally {
+    await run('umount', [where], { allowFailure: true });
+  }
+}

@@ -73,14 +73,14 @@ describe('BSD guests (real helper VM)', { skip, timeout: 2_400_000 }, () => {
     });
   }
 
-  it('freebsd (GPT freebsd-ufs, UFS1): detected by GUID, last GPT partition grown, UFS untouched', async () => {
-    const layout = LAYOUTS.freebsd;
+  it('freebsd (GPT freebsd-ufs, UFS1, a /var UFS partition first): detected by GUID and /etc/fstab, last GPT partition grown, UFS untouched', async () => {
+    const layout = { ...LAYOUTS.freebsd, varFirst: true };
     const r = await deploy(node(), layout, SKIP_MOUNTED);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /OSFAMILY=freebsd ROOT_PARTITION=2/, 'freebsd-boot (1) is not the root');
+    assert.match(r.stderr, /OSFAMILY=freebsd ROOT_PARTITION=3/, 'neither freebsd-boot (1) nor the /var UFS without /etc/fstab (2) is the root');
     const parts = partitions(r.disk);
-    assert.equal(parts.length, 3);
-    assert.equal(parts[2]!.start + parts[2]!.size, DISK_SECTORS - 33, 'the last partition reaches the backup GPT');
+    assert.equal(parts.length, 4);
+    assert.equal(parts[3]!.start + parts[3]!.size, DISK_SECTORS - 33, 'the last partition reaches the backup GPT');
     assert.equal(ufsTypeOf(readSector(r.disk, layout.rootStart, 136)), '44bsd');
   });
 

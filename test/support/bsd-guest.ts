@@ -30,6 +30,8 @@ export interface BsdGuestLayout {
   rootSize: number;
   /** For hostile labels: the 'a' size written into the label (default rootSize). */
   labelRootSize?: number;
+  /** FreeBSD: a freebsd-ufs partition without /etc/fstab (a separate /var) before the root. */
+  varFirst?: boolean;
 }
 
 export const LAYOUTS: Readonly<Record<BsdFamily, BsdGuestLayout>> = {
@@ -40,17 +42,17 @@ export const LAYOUTS: Readonly<Record<BsdFamily, BsdGuestLayout>> = {
 
 const SWAP_SECTORS = 8192;
 
-function fstab(family: BsdFamily): string {
-  if (family === 'freebsd') return '# Device\tMountpoint\tFStype\tOptions\tDump\tPass#\n/dev/vtbd0p2\t/\tufs\trw\t1\t1\n/dev/vtbd0p3\tnone\tswap\tsw\t0\t0\n';
+function fstab(family: BsdFamily, rootNumber: number): string {
+  if (family === 'freebsd') return `# Device\tMountpoint\tFStype\tOptions\tDump\tPass#\n/dev/vtbd0p${rootNumber}\t/\tufs\trw\t1\t1\n/dev/vtbd0p${rootNumber + 1}\tnone\tswap\tsw\t0\t0\n`;
   if (family === 'openbsd') return `${OPENBSD_DUID}.a / ffs rw 1 1\n${OPENBSD_DUID}.b none swap sw\n`;
   return '/dev/wd0a / ffs rw,log 1 1\n/dev/wd0b none swap sw 0 0\n';
 }
 
-function tree(family: BsdFamily): string {
+function tree(family: BsdFamily, rootNumber: number): string {
   const root = mkdtempSync(join(tmpdir(), `snf-${family}-tree-`));
   const etc = join(root, 'etc');
   mkdirSync(join(etc, 'ssh'), { recursive: true });
-  writeFileSync(join(etc, 'fstab'), fstab(family));
+  writeFileSync(join(etc, 'fstab'), fstab(family, rootNumber));
   writeFileSync(join(etc, 'rc.conf'), family === 'openbsd' ? '' : 'hostname="template-host"\nsshd_enable="YES"\n');
   if (family !== 'freebsd') writeFileSync(join(etc, 'myname'), 'template-host\n');
   writeFileSync(join(etc, 'master.passwd'), 'root:*:0:0:daemon:0:0:Charlie &:/root:/bin/sh\n', { mode: 0o600 });
@@ -73,7 +75,7 @@ function writeAt(file: string, position: number, data: Buffer): void {
 export function makeBsdGuest(path: string, layout: BsdGuestLayout): void {
   const { family, sectors, rootStart, rootSize } = layout;
   const work = mkdtempSync(join(tmpdir(), `snf-${family}-fs-`));
-  const source = tree(family);
+  const source = tree(family, layout.varFirst ? 3 : 2);
   try {
     const fs = join(work, 'root.ffs');
     const ffsSectors = family === 'freebsd' ? rootSize : rootSize - SWAP_SECTORS;
@@ -81,8 +83,17 @@ export function makeBsdGuest(path: string, layout: BsdGuestLayout): void {
     rmSync(path, { force: true });
     execFileSync('truncate', ['-s', String(sectors * 512), path]);
     if (family === 'freebsd') {
-      execFileSync('sgdisk', ['-n', '1:2048:+512K', '-t', '1:a501', '-n', `2:${rootStart}:+${rootSize}`, '-t', '2:a503', '-n', '3:0:+2M', '-t', '3:a502', path], { stdio: 'ignore' });
+      const varPart = layout.varFirst ? ['-n', '2:3072:+1024', '-t', '2:a503'] : [];
+      const n = layout.varFirst ? 3 : 2;
+      execFileSync('sgdisk', ['-a', '1', '-n', '1:2048:+512K', '-t', '1:a501', ...varPart, '-n', `${n}:${rootStart}:+${rootSize}`, '-t', `${n}:a503`, '-n', `${n + 1}:0:+2M`, '-t', `${n + 1}:a502`, path], { stdio: 'ignore' });
       writeAt(path, rootStart * 512, readFileSync(fs));
+      if (layout.varFirst) {
+        const varTree = mkdtempSync(join(tmpdir(), 'snf-freebsd-var-'));
+        mkdirSync(join(varTree, 'log'));
+        execFileSync('makefs', ['-t', 'ffs', '-o', 'version=1', '-s', String(1024 * 512), join(work, 'var.ffs'), varTree], { stdio: ['ignore', 'ignore', 'pipe'] });
+        rmSync(varTree, { recursive: true, force: true });
+        writeAt(path, 3072 * 512, readFileSync(join(work, 'var.ffs')));
+      }
       return;
     }
     const type = family === 'openbsd' ? 'a6' : 'a9';
