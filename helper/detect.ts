@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { readPartitionTable, type Partition } from './disks.ts';
 import { run, TaskError } from './exec.ts';
 import type { OsFamily } from './context.ts';
+import { bsdPartitionType } from './bsd/partition-types.ts';
+import { ufsHoldsFstab } from './bsd/ufs.ts';
 import { familyOfVersion, hivePaths, ntVersion } from './windows/guest.ts';
 import { mountNtfs, NtfsHibernatedError, umountNtfs } from './windows/ntfs.ts';
 import { activateVolumeGroup, deactivateVolumeGroup, findRootVolume } from './lvm.ts';
 
 const LINUX_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'jfs', 'reiserfs']);
-const BSD_MBR_TYPES: Readonly<Record<string, OsFamily>> = { a5: 'freebsd', a6: 'openbsd', a9: 'netbsd' };
-const FREEBSD_GPT = new Set(['516e7cb6-6ecf-11d6-8ff8-00022d09712b', '516e7cb5-6ecf-11d6-8ff8-00022d09712b', '516e7cba-6ecf-11d6-8ff8-00022d09712b']);
 
 export async function filesystemType(node: string): Promise<string> {
   const r = await run('blkid', ['-o', 'value', '-s', 'TYPE', node], { allowFailure: true });
@@ -66,8 +66,15 @@ async function probe(partition: Partition, fs: string, mountPoint: string): Prom
 export async function detectRoot(disk: string, mountPoint: string): Promise<{ osFamily: OsFamily; rootPartition: number }> {
   const table = await readPartitionTable(disk);
   for (const partition of [...table.partitions].sort((a, b) => a.number - b.number)) {
-    const bsd = BSD_MBR_TYPES[partition.type] ?? (FREEBSD_GPT.has(partition.type) ? 'freebsd' : undefined);
-    if (bsd) return { osFamily: bsd, rootPartition: partition.number };
+    const bsd = bsdPartitionType(partition.type);
+    if (bsd && !bsd.root) continue;
+    if (bsd && table.type === 'dos') return { osFamily: bsd.family, rootPartition: partition.number };
+    if (bsd) {
+      // GPT: a UFS partition without /etc/fstab (a separate /var or /usr) is not the root.
+      mkdirSync(mountPoint, { recursive: true });
+      if ((await ufsHoldsFstab(partition.node, mountPoint)) === false) continue;
+      return { osFamily: bsd.family, rootPartition: partition.number };
+    }
     const fs = await filesystemType(partition.node);
     if (fs === 'LVM2_member') {
       const { vg, lvs } = await activateVolumeGroup(partition.node);

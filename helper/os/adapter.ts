@@ -7,6 +7,8 @@ import { TaskError } from '../exec.ts';
 import { GuestFs } from '../guest-files.ts';
 import * as linux from './linux.ts';
 import * as windows from './windows.ts';
+import { assignBsdHostname, bsdFamily, changeBsdPassword, deleteBsdSshKeys } from './bsd.ts';
+import type { BsdFamily } from '../bsd/partition-types.ts';
 
 export interface OsAdapter {
   readonly family: OsFamily;
@@ -73,7 +75,36 @@ function windowsAdapterFor(family: 'windows' | 'windows-legacy'): OsAdapter {
   };
 }
 
-const ADAPTERS: Partial<Record<OsFamily, OsAdapter>> = { linux: linuxAdapter, windows: windowsAdapterFor('windows'), 'windows-legacy': windowsAdapterFor('windows-legacy') };
+function notFor(family: string, task: string): () => Promise<void> {
+  return async () => {
+    throw new TaskError(`${task} does not apply to ${family} images`);
+  };
+}
+
+function bsdAdapterFor(family: BsdFamily): OsAdapter {
+  return {
+    family,
+    async assignHostname(ctx, fs) {
+      ctx.info(`hostname ${ctx.config.hostname} written to ${assignBsdHostname(fs, bsdFamily(ctx), ctx.config.hostname).join(', ')}`);
+    },
+    changePassword: (ctx, fs) => changeBsdPassword(ctx, fs),
+    async deleteSshKeys(ctx, fs) {
+      const removed = deleteBsdSshKeys(fs);
+      ctx.info(removed.length > 0 ? `removed ${removed.join(', ')} (sshd makes new host keys at first boot)` : 'the image has no SSH host keys');
+    },
+    changeMachineId: notFor(family, 'ChangeMachineId'),
+    selinuxAutorelabel: notFor(family, 'SELinuxAutorelabel'),
+  };
+}
+
+const ADAPTERS: Partial<Record<OsFamily, OsAdapter>> = {
+  linux: linuxAdapter,
+  windows: windowsAdapterFor('windows'),
+  'windows-legacy': windowsAdapterFor('windows-legacy'),
+  freebsd: bsdAdapterFor('freebsd'),
+  openbsd: bsdAdapterFor('openbsd'),
+  netbsd: bsdAdapterFor('netbsd'),
+};
 
 export function adapterFor(family: OsFamily | undefined): OsAdapter {
   const adapter = family ? ADAPTERS[family] : undefined;

@@ -8,6 +8,8 @@ import { isWindowsFamily, isYes, osFamily, type HelperContext } from '../context
 import { GuestFs } from '../guest-files.ts';
 import { extendFilesystemAtFirstBoot } from '../os/windows.ts';
 import { ntfsResize } from '../windows/ntfs.ts';
+import { isBsdFamily } from '../bsd/partition-types.ts';
+import { resizeBsdFilesystem } from '../os/bsd.ts';
 import { lastPartition, readPartitionTable } from '../disks.ts';
 import { growRootVolume, isPhysicalVolume } from '../lvm.ts';
 
@@ -18,6 +20,7 @@ async function resizedPartition(ctx: HelperContext): Promise<string | undefined>
 }
 
 export async function filesystemResizeUnmounted(ctx: HelperContext): Promise<void> {
+  if (isBsdFamily(osFamily(ctx))) return resizeBsdFilesystem(ctx);
   let node = await resizedPartition(ctx);
   if (!node) return;
   if (await isPhysicalVolume(node)) {

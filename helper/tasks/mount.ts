@@ -12,6 +12,8 @@ import { resolveInGuest } from '../guest-path.ts';
 import { isWindowsFamily, osFamily, type HelperContext } from '../context.ts';
 import { checkFamily, checkSysprepped, inspectWindows } from '../windows/guest.ts';
 import { mountNtfs, umountNtfs } from '../windows/ntfs.ts';
+import { isBsdFamily } from '../bsd/partition-types.ts';
+import { mountBsdImage } from '../os/bsd.ts';
 
 const MOUNTABLE = new Set(['auto', 'ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'vfat', 'msdos']);
 const WANTED = /^\/(boot|boot\/efi|usr|var|opt|home|root|etc)(\/|$)/;
@@ -75,6 +77,7 @@ async function mountWindows(ctx: HelperContext, root: string, fs: string): Promi
 }
 
 export async function mountImage(ctx: HelperContext): Promise<void> {
+  if (isBsdFamily(osFamily(ctx))) return mountBsdImage(ctx);
   const root = await rootDevice(ctx);
   mkdirSync(ctx.target, { recursive: true });
   const fs = await filesystemType(root);

@@ -5,7 +5,9 @@
  * (network/renderers.ts, network/apply.ts). No NICs: nothing to do. No known network
  * system in the image: a warning, not a failure.
  */
-import type { HelperContext } from '../context.ts';
+import { osFamily, type HelperContext } from '../context.ts';
+import { isBsdFamily } from '../bsd/partition-types.ts';
+import { configureBsdNetwork } from '../os/bsd.ts';
 import { TaskError } from '../exec.ts';
 import { GuestFs } from '../guest-files.ts';
 import { applyNetwork } from '../network/apply.ts';
@@ -13,6 +15,7 @@ import { detectNetworkSystem } from '../network/detect.ts';
 import { describeNic, networkModel, type NicModel } from '../network/model.ts';
 
 export async function configureNetwork(ctx: HelperContext): Promise<void> {
+  if (isBsdFamily(osFamily(ctx))) return configureBsdNetwork(ctx, new GuestFs(ctx.target));
   if (ctx.config.nics.length === 0) {
     ctx.info('the instance has no NICs: no network to configure');
     return;

@@ -5,7 +5,9 @@
  */
 import { EXTENDED_TYPES, lastPartition, readPartitionTable, type PartitionTable } from '../disks.ts';
 import { run, TaskError } from '../exec.ts';
-import type { HelperContext } from '../context.ts';
+import { osFamily, type HelperContext } from '../context.ts';
+import { isBsdFamily } from '../bsd/partition-types.ts';
+import { fixBsdPartitionTable } from '../os/bsd.ts';
 import { parseSwapProperty, planSwapPartition, type SwapOperation } from '../swap-plan.ts';
 
 const SFDISK = ['--no-reread', '--no-tell-kernel', '-q'];
@@ -26,6 +28,7 @@ async function growToEnd(device: string, number: number): Promise<void> {
 }
 
 export async function fixPartitionTable(ctx: HelperContext): Promise<void> {
+  if (isBsdFamily(osFamily(ctx))) return fixBsdPartitionTable(ctx);
   let table = await readPartitionTable(ctx.disk);
   if (table.type === 'gpt') {
     await run('sgdisk', ['-e', ctx.disk]);

@@ -29,7 +29,8 @@ describe('task table', () => {
     const task = (name: string) => TASKS.find((t) => t.name === name)!;
     const linux = { OSFAMILY: 'linux' };
     assert.deepEqual(decide(task('AssignHostname'), { properties: linux, config }), { run: true });
-    assert.equal(decide(task('AssignHostname'), { properties: { OSFAMILY: 'freebsd' }, config }).run, false);
+    assert.equal(decide(task('ChangeMachineId'), { properties: { OSFAMILY: 'freebsd' }, config }).run, false);
+    assert.deepEqual(decide(task('AssignHostname'), { properties: { OSFAMILY: 'freebsd' }, config }), { run: true });
     assert.deepEqual(decide(task('AssignHostname'), { properties: { ...linux, EXCLUDE_TASK_ASSIGNHOSTNAME: 'yes' }, config }), { run: false, why: 'excluded by EXCLUDE_TASK_AssignHostname', warn: true });
     assert.equal(decide(task('MountImage'), { properties: { ...linux, EXCLUDE_TASK_MOUNTIMAGE: 'yes' }, config }).run, true, 'MountImage is not excludable');
     assert.equal(decide(task('FilesystemResizeUnmounted'), { properties: { ...linux, EXCLUDE_FILESYSTEMRESIZE_TASKS: 'yes' }, config }).run, false);

@@ -462,7 +462,7 @@ describe('ConfigureNetwork task', () => {
   it('is in the task table as specified', () => {
     const task = TASKS.find((t) => t.name === 'ConfigureNetwork');
     assert.ok(task);
-    assert.deepEqual([task.order, task.runAfter, task.runBefore, task.families, task.requires], [50, ['MountImage'], ['EnforcePersonality'], ['linux'], []]);
+    assert.deepEqual([task.order, task.runAfter, task.runBefore, task.families, task.requires], [50, ['MountImage'], ['EnforcePersonality'], ['linux', 'freebsd', 'openbsd', 'netbsd'], []]);
     assert.deepEqual(task.attributes, { excludable: true, fsResize: false, mounted: true, cloudInitExcludable: true, overwritable: true });
   });
 
