@@ -27,13 +27,13 @@ async function fill(fd: number, buffer: Uint8Array): Promise<Uint8Array> {
 }
 
 export interface PipeReaderOptions {
-  /** Bytes per yielded chunk (default 4 MiB). */
+  /** Bytes per yielded chunk (default 1 MiB, the pipe capacity decompress.ts asks for). */
   chunkSize?: number;
 }
 
 /** Yields the pipe's data until end of file; closes `fd` when done (or abandoned). */
 export async function* readPipe(fd: number, options: PipeReaderOptions = {}): AsyncGenerator<Uint8Array> {
-  const chunkSize = options.chunkSize ?? 4 * MiB;
+  const chunkSize = options.chunkSize ?? MiB;
   // Three buffers: the one the consumer holds, the one being filled, and the one filled next.
   const ring = [0, 1, 2].map(() => new Uint8Array(chunkSize));
   let index = 0;
