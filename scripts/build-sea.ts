@@ -15,6 +15,9 @@ const seaConfig = {
   disableExperimentalSEAWarning: true,
   useCodeCache: true,
   useSnapshot: false,
+  // The binary runs as root (Ganeti's OS scripts, the helper's PID 1): NODE_OPTIONS from
+  // the environment must not be able to add --require or other runtime flags to it.
+  execArgvExtension: 'none',
   assets: Object.fromEntries(ASSET_NAMES.map((name) => [name, name])),
 };
 writeFileSync('dist/sea-config.json', JSON.stringify(seaConfig, null, 2));
