@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import { diskPartitions as partitions } from '../support/partition-table.ts';
 import { runScript } from '../support/binary.ts';
 import { ensureHelper, helperSkipReason } from '../support/helper-image.ts';
 import { makeNode, type NodeFixture } from '../support/node-fixture.ts';
@@ -39,9 +40,6 @@ async function deploy(node: NodeFixture, layout: BsdGuestLayout, env: Record<str
   return { code: r.code, stderr: r.stderr, disk };
 }
 
-function partitions(disk: string): Array<{ start: number; size: number; type: string }> {
-  return (JSON.parse(execFileSync('sfdisk', ['--json', disk]).toString()) as { partitiontable: { partitions: Array<{ start: number; size: number; type: string }> } }).partitiontable.partitions;
-}
 
 const SKIP_MOUNTED = { OSP_IMG_PROPERTIES: '{"EXCLUDE_MOUNTED_TASKS": "yes"}' };
 

@@ -9,6 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { diskPartitions as partitions, type SfdiskPartition } from '../support/partition-table.ts';
 import { runScript } from '../support/binary.ts';
 import { ensureHelper, helperSkipReason } from '../support/helper-image.ts';
 import { makeNode, type NodeFixture } from '../support/node-fixture.ts';
@@ -22,16 +23,6 @@ const STATIC_NIC = { NIC_0_IP: '192.0.2.10', NIC_0_NETWORK_SUBNET: '192.0.2.0/24
 let helperDir = '';
 const nodes: NodeFixture[] = [];
 
-interface SfdiskPartition {
-  node: string;
-  start: number;
-  size: number;
-  type: string;
-}
-
-function partitions(disk: string): SfdiskPartition[] {
-  return (JSON.parse(execFileSync('sfdisk', ['--json', disk]).toString()) as { partitiontable: { partitions: SfdiskPartition[] } }).partitiontable.partitions;
-}
 
 /** Runs `inspect` on a copy of one partition of the disk (nothing is mounted). */
 function onPartition<T>(disk: string, part: SfdiskPartition, inspect: (file: string) => T): T {

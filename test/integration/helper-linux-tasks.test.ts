@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runInGuest } from '../../helper/programs/guest-program.ts';
+import { diskPartitions as partitions } from '../support/partition-table.ts';
 import { runScript } from '../support/binary.ts';
 import { ensureHelper, helperSkipReason } from '../support/helper-image.ts';
 import { makeNode, type NodeFixture } from '../support/node-fixture.ts';
@@ -26,17 +27,6 @@ const busyboxMissing = spawnSync(BUSYBOX, ['true']).status === 0 ? false : `${BU
 let helperDir = '';
 const nodes: NodeFixture[] = [];
 
-interface SfdiskPartition {
-  node: string;
-  start: number;
-  size: number;
-  type: string;
-}
-
-function partitions(disk: string): SfdiskPartition[] {
-  const json = JSON.parse(execFileSync('sfdisk', ['--json', disk]).toString()) as { partitiontable: { partitions: SfdiskPartition[] } };
-  return json.partitiontable.partitions;
-}
 
 function blkidAt(disk: string, startSector: number): Record<string, string> {
   const out = execFileSync('blkid', ['-p', '-O', String(startSector * 512), '-o', 'export', disk]).toString();

@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import { diskPartitions } from '../support/partition-table.ts';
 import { runScript } from '../support/binary.ts';
 import { ensureHelper, helperSkipReason } from '../support/helper-image.ts';
 import { makeNode, type NodeFixture } from '../support/node-fixture.ts';
@@ -109,8 +110,7 @@ function inspect<T>(deployed: Deployed, check: (root: string) => T): T {
 }
 
 function partitionEnd(disk: string): number {
-  const table = JSON.parse(execFileSync('sfdisk', ['--json', disk]).toString()) as { partitiontable: { partitions: Array<{ start: number; size: number }> } };
-  const p = table.partitiontable.partitions.at(-1)!;
+  const p = diskPartitions(disk).at(-1)!;
   return p.start + p.size;
 }
 

@@ -4,18 +4,15 @@
  * For tests only: the product never looks into an image on the host.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-
-interface PartitionTable {
-  partitiontable: { sectorsize?: number; partitions: Array<{ node: string; start: number }> };
-}
+import { partitionTable } from './partition-table.ts';
 
 /** Byte offset of partition `number` (1-based, as in the partition table) of a disk image file. */
 export function partitionOffset(disk: string, number: number): number {
-  const table = JSON.parse(execFileSync('sfdisk', ['--json', disk], { encoding: 'utf8' })) as PartitionTable;
+  const table = partitionTable(disk);
   // sfdisk names partition N of a file ending in a digit <file>pN, of any other file <file>N.
-  const part = table.partitiontable.partitions.find((p) => Number(/(\d+)$/.exec(p.node.slice(disk.length))?.[1]) === number);
+  const part = table.partitions.find((p) => Number(/(\d+)$/.exec(p.node.slice(disk.length))?.[1]) === number);
   if (!part) throw new Error(`${disk} has no partition ${number}`);
-  return part.start * (table.partitiontable.sectorsize ?? 512);
+  return part.start * (table.sectorsize ?? 512);
 }
 
 /** The content of `path` inside the ext filesystem of partition `number`; throws when it is missing. */
