@@ -17,6 +17,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, linkSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { privateVarCacheScript } from '../support/package-lock.ts';
 
 export const PACKAGED_OS_DIR = '/usr/share/ganeti/os/snf-image';
 export const DEFAULT_HELPER_DIR = '/var/lib/snf-image/helper';
@@ -141,19 +142,8 @@ export class ProviderInstallation {
    * this test made are removed afterwards by undo().
    */
   #purge(): void {
-    const script = String.raw`
-set -eu
-real=$1
-mount --bind /var/cache "$real"
-mount -t tmpfs snf-ganeti-test /var/cache
-for d in "$real"/*; do
-	n=$(basename "$d")
-	case "$n" in snf-image | snf-image-build) continue ;; esac
-	[ -d "$d" ] || continue
-	mkdir "/var/cache/$n"
-	mount --bind "$d" "/var/cache/$n"
-done
-exec dpkg --purge snf-image`;
+    const script = `${privateVarCacheScript('snf-ganeti-test')}
+${String.raw`exec dpkg --purge snf-image`}`;
     const real = mkdtempSync(join(tmpdir(), 'snf-ganeti-cache.'));
     try {
       run('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', script, 'bash', real]);

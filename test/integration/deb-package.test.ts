@@ -11,7 +11,7 @@
  * helper VM in /var/lib/snf-image survive the purge because it runs in a private mount
  * namespace where those directories are throw-away copies.
  */
-import { acquirePackageLock } from '../support/package-lock.ts';
+import { acquirePackageLock, privateVarCacheScript } from '../support/package-lock.ts';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, statSync } from 'node:fs';
@@ -97,19 +97,8 @@ function purgeProtected(): { status: number | null; out: string; survived: Recor
   const createdImageDir = !existsSync('/var/lib/snf-image');
   if (createdImageDir) mkdirSync('/var/lib/snf-image');
   const real = mkdtempSync(join(tmpdir(), 'snf-deb-test-cache.'));
-  const script = String.raw`
-set -eu
-real=$1
-mount --bind /var/cache "$real"
-mount -t tmpfs snf-deb-test /var/cache
-for d in "$real"/*; do
-	n=$(basename "$d")
-	case "$n" in snf-image | snf-image-build) continue ;; esac
-	[ -d "$d" ] || continue
-	mkdir "/var/cache/$n"
-	mount --bind "$d" "/var/cache/$n"
-done
-mount -t tmpfs snf-deb-test /var/lib/snf-image
+  const script = `${privateVarCacheScript('snf-deb-test')}
+${String.raw`mount -t tmpfs snf-deb-test /var/lib/snf-image
 mkdir -p /var/cache/snf-image/images /var/cache/snf-image-build/bookworm-x /var/lib/snf-image/helper
 echo cached >/var/cache/snf-image/images/0123.img
 echo tree >/var/cache/snf-image-build/bookworm-x/rootfs.tar
@@ -121,7 +110,7 @@ dpkg --purge snf-image || rc=$?
 for p in /var/cache/snf-image /var/cache/snf-image-build /var/lib/snf-image/helper /var/lib/snf-image/admin-image.img; do
 	if [ -e "$p" ]; then echo "SURVIVED $p=yes"; else echo "SURVIVED $p=no"; fi
 done
-exit "$rc"`;
+exit "$rc"`}`;
   try {
     const r = run('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', script, 'bash', real]);
     const survived: Record<string, boolean> = {};

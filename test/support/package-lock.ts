@@ -17,3 +17,24 @@ export async function acquirePackageLock(): Promise<() => void> {
   });
   return () => holder.stdin?.end();
 }
+
+/**
+ * The start of a bash script, run under `unshare --mount --propagation private` with the
+ * real /var/cache's bind target as $1, that puts a throw-away tmpfs on /var/cache with every
+ * cache bound back except snf-image's own: a package purge's `rm -rf` of those then cannot
+ * delete the helper build cache that other tests share. `tag` names the tmpfs.
+ */
+export function privateVarCacheScript(tag: string): string {
+  return String.raw`
+set -eu
+real=$1
+mount --bind /var/cache "$real"
+mount -t tmpfs ${tag} /var/cache
+for d in "$real"/*; do
+	n=$(basename "$d")
+	case "$n" in snf-image | snf-image-build) continue ;; esac
+	[ -d "$d" ] || continue
+	mkdir "/var/cache/$n"
+	mount --bind "$d" "/var/cache/$n"
+done`;
+}
