@@ -20,6 +20,25 @@ GNT_TIMEOUT=600   # seconds, per gnt-* command
 gnt() { timeout "$GNT_TIMEOUT" bash -c '. "$1/lib.sh"; shift; sandbox_exec_clean "$@"' - "$HERE" "$@"; }
 
 # --- 1. instances, exports, cluster -------------------------------------------
+# A gnt-* command, tried up to three times: a master daemon that is restarting or
+# still busy with the previous job makes the job submission fail (luxi errors), so
+# between tries the daemons are checked (and restarted) and the job queue may drain.
+gnt_retry() {
+  local label=$1; shift
+  local try
+  for try in 1 2 3; do
+    sandbox_timed "$label" gnt "$@" && return 0
+    ((try < 3)) || break
+    sandbox_log "$label failed (try $try of 3); checking the daemons and trying again in 10 s"
+    sleep 10
+    sandbox_ensure_daemons || return 1
+  done
+  return 1
+}
+
+# A failed remove may still have removed the instance (the error came after the job).
+instance_exists() { gnt gnt-instance list --no-headers -o name | grep -qxF "$1"; }
+
 destroy_cluster() {
   if ! sandbox_netns_exists; then
     sandbox_log "ERROR: cluster $SANDBOX_CLUSTER_NAME is configured but netns $SANDBOX_NETNS is missing (reboot?);"
@@ -31,16 +50,18 @@ destroy_cluster() {
   local name
   for name in $(gnt gnt-instance list --no-headers -o name); do
     sandbox_log "removing instance $name"
-    sandbox_timed "remove $name" gnt gnt-instance remove -f --shutdown-timeout=0 "$name" ||
-      sandbox_timed "remove $name --ignore-failures" \
-        gnt gnt-instance remove -f --shutdown-timeout=0 --ignore-failures "$name" || return 1
+    gnt_retry "remove $name" gnt-instance remove -f --shutdown-timeout=0 "$name" ||
+      ! instance_exists "$name" ||
+      gnt_retry "remove $name --ignore-failures" \
+        gnt-instance remove -f --shutdown-timeout=0 --ignore-failures "$name" ||
+      ! instance_exists "$name" || return 1
   done
   for name in $(gnt gnt-backup list --no-headers -o export | sort -u); do
     sandbox_log "removing export $name"
-    sandbox_timed "export remove $name" gnt gnt-backup remove "$name" || return 1
+    gnt_retry "export remove $name" gnt-backup remove "$name" || return 1
   done
   sandbox_log "gnt-cluster destroy"
-  sandbox_timed "gnt-cluster destroy" gnt gnt-cluster destroy --yes-do-it || return 1
+  gnt_retry "gnt-cluster destroy" gnt-cluster destroy --yes-do-it || return 1
   sandbox_state_unset cluster_initialized
 }
 
