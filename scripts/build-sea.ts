@@ -18,6 +18,10 @@ const seaConfig = {
   // The binary runs as root (Ganeti's OS scripts, the helper's PID 1): NODE_OPTIONS from
   // the environment must not be able to add --require or other runtime flags to it.
   execArgvExtension: 'none',
+  // A young generation of 2 MiB semi-spaces instead of 16: the image pipeline's garbage is
+  // short-lived chunks, and the default let the heap hold ~28 MB more than it uses
+  // (peak RSS of a raw deploy 151 -> 141 MB, zstd 149 -> 131 MB, measured).
+  execArgv: ['--max-semi-space-size=2'],
   assets: Object.fromEntries(ASSET_NAMES.map((name) => [name, name])),
 };
 writeFileSync('dist/sea-config.json', JSON.stringify(seaConfig, null, 2));

@@ -17,7 +17,7 @@ import { UserError } from '../util/errors.ts';
 import { directIo, type DirectIo } from './native.ts';
 
 const MiB = 1024 * 1024;
-export const DEFAULT_BLOCK_SIZE = 4 * MiB;
+export const DEFAULT_BLOCK_SIZE = 2 * MiB;
 export const DEFAULT_ZERO_BLOCK_SIZE = 64 * 1024;
 export const DEFAULT_IN_FLIGHT = 3;
 export const DEFAULT_MIN_ZERO_RUN = 0;

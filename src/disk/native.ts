@@ -1,7 +1,8 @@
 /**
  * The directio Node-API addon (src/disk/native/directio.c, built by scripts/build-native.ts
  * into dist/directio.node): aligned memory for O_DIRECT, BLKZEROOUT / fallocate zeroing,
- * posix_fadvise, block sizes, pipes with a chosen capacity. Inside the single executable the addon is an SEA asset: it
+ * posix_fadvise, block sizes, pipes with a chosen capacity; and the zstd decoder
+ * (src/image/native/zstd-decoder.c, libzstd linked in). Inside the single executable the addon is an SEA asset: it
  * is written to a private temporary file, loaded, and the file is deleted at once.
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,9 +34,27 @@ export interface DirectIo {
   seekHole(fd: number, offset: number): number;
   /** pipe2(O_CLOEXEC) with F_SETPIPE_SZ(capacity) tried: [read end, write end]. */
   pipe(capacity: number): [number, number];
+  /**
+   * Reads `fd` into `buffer` until it is full or the stream ends, looping over read(2) on
+   * one threadpool thread; resolves with the bytes read (short only at the end).
+   */
+  readFull(fd: number, buffer: Uint8Array): Promise<number>;
+  /** A new zstd decoding stream (freed by the GC). */
+  zstdDecoder(): ZstdDecoderHandle;
+  /**
+   * Decodes input[inOffset..] into output[outOffset..] on a threadpool thread until the
+   * input is used up or the output is full: [input bytes consumed, output bytes produced,
+   * 1 if the last step completed a frame]. One call at a time per decoder; rejects with
+   * code 'EZSTD' and zstd's message on corrupt data.
+   */
+  zstdDecode(decoder: ZstdDecoderHandle, input: Uint8Array, inOffset: number, output: Uint8Array, outOffset: number): Promise<[number, number, number]>;
 }
 
-const FUNCTIONS = ['allocAligned', 'zeroRange', 'dropCache', 'logicalBlockSize', 'blockDeviceSize', 'seekData', 'seekHole', 'pipe'] as const;
+/** Opaque handle of a native zstd decoding stream. */
+declare const zstdDecoderBrand: unique symbol;
+export type ZstdDecoderHandle = { readonly [zstdDecoderBrand]: true };
+
+const FUNCTIONS = ['allocAligned', 'zeroRange', 'dropCache', 'logicalBlockSize', 'blockDeviceSize', 'seekData', 'seekHole', 'pipe', 'readFull', 'zstdDecoder', 'zstdDecode'] as const;
 
 function isDirectIo(value: unknown): value is DirectIo {
   if (typeof value !== 'object' || value === null) return false;

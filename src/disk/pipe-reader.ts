@@ -1,29 +1,18 @@
 /**
  * Reads the read end of a pipe (a child process's output) into a few reused buffers, so a
  * gigabyte stream does not allocate a gigabyte of short-lived Buffers (whose garbage
- * collection cost more CPU than zstd's decompression). Reads run on the libuv threadpool,
- * one ahead of the consumer. Each yielded chunk is valid only until the next one is
+ * collection cost more CPU than zstd's decompression). Each buffer is filled by one
+ * threadpool job (the addon's readFull), one ahead of the consumer. Each yielded chunk is valid only until the next one is
  * requested (its buffer is then reused), like readImageFile.
  */
-import { close, read } from 'node:fs';
+import { close } from 'node:fs';
+import { directIo } from './native.ts';
 
 const MiB = 1024 * 1024;
 
-function readInto(fd: number, buffer: Uint8Array, offset: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    read(fd, buffer, offset, buffer.length - offset, null, (error, bytesRead) => (error ? reject(error) : resolve(bytesRead)));
-  });
-}
-
-/** Fills `buffer` from the pipe; short only at the end of the stream. */
+/** Fills `buffer` from the pipe (in the addon: one threadpool job per buffer); short only at the end of the stream. */
 async function fill(fd: number, buffer: Uint8Array): Promise<Uint8Array> {
-  let have = 0;
-  while (have < buffer.length) {
-    const n = await readInto(fd, buffer, have);
-    if (n === 0) break;
-    have += n;
-  }
-  return buffer.subarray(0, have);
+  return buffer.subarray(0, await directIo().readFull(fd, buffer));
 }
 
 export interface PipeReaderOptions {

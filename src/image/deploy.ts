@@ -20,9 +20,9 @@ import type { TerminalProgress } from '../monitor/progress-bar.ts';
 import { UserError } from '../util/errors.ts';
 import { collectingYoungGarbage } from '../util/young-garbage.ts';
 import { digestFromProperties, digestFromSidecar, verified, type ExpectedDigest } from './checksum.ts';
-import { decompress } from './decompress.ts';
+import { decompress, decompressFile, readsFileItself } from './decompress.ts';
 import { findImageFormat, type ImageFormatSpec } from './formats.ts';
-import { describeDetected, detect, filesystemSize, MAGIC_BYTES, readFileHead } from './magic.ts';
+import { describeDetected, detect, filesystemSize, MAGIC_BYTES, readFileHead, type Detected } from './magic.ts';
 import { bootCode, PREFIX_BYTES, synthesizePrefix } from './mbr.ts';
 import { convertToDisk, inspectQemuImage, type QemuFormat } from './qemu-img.ts';
 import { openCachedHttp, type CachedImage } from './sources/cached-http.ts';
@@ -115,15 +115,34 @@ async function fastestStream(opened: OpenedImage): Promise<ByteStream> {
 async function deployStream(req: DeployRequest, format: ImageFormatSpec, opened: OpenedImage, digest: ExpectedDigest | undefined): Promise<DeployResult> {
   const started = Date.now();
   const progress = new ProgressReporter(opened.size ?? 0, req.monitor, req.terminal);
-  let input: ByteStream = counted(await fastestStream(opened), (n) => progress.update(n));
-  if (digest) input = verified(input, digest);
-  let { head, stream } = await peek(input, MAGIC_BYTES);
-  let found = detect(head);
+  // A local file compressed with zstd, xz or bzip2 is read by the decompressor itself; its
+  // checksum, if one is expected, is computed alongside and checked after the write.
+  const local = opened.localPath;
+  const localHead = local !== undefined ? detect(await readFileHead(local)) : undefined;
+  const fileFed = local !== undefined && localHead?.kind === 'compressed' && readsFileItself(localHead.compression) ? { path: local, compression: localHead.compression } : undefined;
+  let checked: Promise<void> | undefined;
+  let head: Buffer;
+  let stream: ByteStream;
+  let found: Detected;
+  if (fileFed !== undefined) {
+    if (digest) {
+      checked = drain(verified(readImageFile(fileFed.path, { chunkSize: COMPRESSED_READ_CHUNK }), digest));
+      checked.catch(() => undefined); // awaited after the write
+    }
+    head = Buffer.alloc(0);
+    stream = decompressFile(fileFed.path, fileFed.compression, (n) => progress.update(n));
+    found = { kind: 'compressed', compression: fileFed.compression };
+  } else {
+    let input: ByteStream = counted(await fastestStream(opened), (n) => progress.update(n));
+    if (digest) input = verified(input, digest);
+    ({ head, stream } = await peek(input, MAGIC_BYTES));
+    found = detect(head);
+  }
   let rawSizeKnown = opened.size;
   const compression = found.kind === 'compressed' ? found.compression : undefined;
   if (found.kind === 'compressed') {
     log().info({ compression: found.compression }, 'image is compressed; decompressing while writing');
-    ({ head, stream } = await peek(decompress(stream, found.compression), MAGIC_BYTES));
+    ({ head, stream } = await peek(fileFed !== undefined ? stream : decompress(stream, found.compression), MAGIC_BYTES));
     found = detect(head);
     rawSizeKnown = undefined;
     if (found.kind !== 'raw') throw new UserError(`img_format: declared ${format.name} but the compressed image holds ${describeDetected(found)}`);
@@ -155,9 +174,11 @@ async function deployStream(req: DeployRequest, format: ImageFormatSpec, opened:
     // Local files and decompressor pipes reuse their buffers; zlib and HTTP allocate per chunk.
     const producesGarbage = opened.localPath === undefined || compression === 'gzip';
     written = await writeImage(producesGarbage ? collectingYoungGarbage(stream) : stream, req.disk, { ...(expectedDiskBytes !== undefined ? { expectedBytes: expectedDiskBytes } : {}), knownZero });
+    await checked;
   } catch (error) {
     progress.stop();
-    throw error;
+    // A corrupt stream with a checksum expected: the mismatch says more than the decompressor.
+    throw (await checked?.then(() => undefined, (mismatch: unknown) => mismatch)) ?? error;
   }
   progress.finish();
   if (req.settings.WIPE_DISK_TAIL && !knownZero && written.bytes < req.disk.sizeBytes) {

@@ -27,7 +27,7 @@ function minorCollector(): Collect | undefined {
 }
 
 /** Passes `input` through, asking for a minor collection every `everyBytes` bytes. */
-export async function* collectingYoungGarbage(input: ByteStream, everyBytes = 4 * 1024 * 1024): ByteStream {
+export async function* collectingYoungGarbage(input: ByteStream, everyBytes = 2 * 1024 * 1024): ByteStream {
   const gc = minorCollector();
   let since = 0;
   for await (const chunk of input) {

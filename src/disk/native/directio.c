@@ -11,6 +11,9 @@
  *   seekData(fd, offset)                       -> number (lseek SEEK_DATA; -1 when no data follows)
  *   seekHole(fd, offset)                       -> number (lseek SEEK_HOLE; -1 beyond the end)
  *   pipe(capacity)                             -> [readFd, writeFd] (pipe2 O_CLOEXEC, F_SETPIPE_SZ)
+ *   readFull(fd, buffer)                       -> Promise<bytes> (read until full or end of file; async work)
+ *
+ * The same addon carries the zstd decoder (src/image/native/zstd-decoder.c).
  *
  * Errors are thrown (or rejected) as Error objects shaped like Node's own system errors:
  * message "<syscall>: <strerror>", code "EXXX", errno (negative), syscall.
@@ -385,6 +388,101 @@ static napi_value make_pipe(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---- readFull(fd, buffer) -> Promise<number> ---------------------------------------- */
+
+/* Fills `buffer` from `fd` (a pipe), looping over read() on one threadpool thread until it
+ * is full or the stream ends. A decompressor writes its pipe in 8 KiB pieces: one fs.read
+ * per piece cost this process a threadpool round trip (two futex wakeups and an event-loop
+ * turn) per 30 KiB on average; this costs one per buffer. */
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref buffer_ref;
+  int fd;
+  uint8_t *data;
+  size_t length;
+  size_t done;
+  int err;
+} read_request;
+
+static void read_execute(napi_env env, void *data) {
+  (void)env;
+  read_request *req = data;
+  while (req->done < req->length) {
+    ssize_t n = read(req->fd, req->data + req->done, req->length - req->done);
+    if (n > 0) {
+      req->done += (size_t)n;
+    } else if (n == 0) {
+      break;
+    } else if (errno != EINTR) {
+      req->err = errno;
+      break;
+    }
+  }
+}
+
+static void read_complete(napi_env env, napi_status status, void *data) {
+  read_request *req = data;
+  napi_value value = NULL;
+  if (status == napi_ok && req->err == 0) {
+    napi_create_double(env, (double)req->done, &value);
+    napi_resolve_deferred(env, req->deferred, value);
+  } else {
+    value = errno_error(env, "read", status == napi_ok ? req->err : ECANCELED);
+    if (value == NULL) napi_get_undefined(env, &value);
+    napi_reject_deferred(env, req->deferred, value);
+  }
+  napi_delete_reference(env, req->buffer_ref);
+  napi_delete_async_work(env, req->work);
+  free(req);
+}
+
+static napi_value read_full(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd = -1;
+  if (!get_fd(env, argv, argc, &fd)) return NULL;
+  bool is_typed = false;
+  napi_typedarray_type type;
+  size_t length = 0, byte_offset = 0;
+  void *bytes = NULL;
+  napi_value arraybuffer;
+  if (argc < 2 || napi_is_typedarray(env, argv[1], &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, argv[1], &type, &length, &bytes, &arraybuffer, &byte_offset) != napi_ok ||
+      type != napi_uint8_array) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "directio: buffer must be a Uint8Array");
+    return NULL;
+  }
+  read_request *req = calloc(1, sizeof *req);
+  if (req == NULL) {
+    throw_errno(env, "calloc", ENOMEM);
+    return NULL;
+  }
+  req->fd = fd;
+  req->data = bytes;
+  req->length = length;
+  napi_value promise, name;
+  if (napi_create_reference(env, argv[1], 1, &req->buffer_ref) != napi_ok ||
+      napi_create_promise(env, &req->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "directio.readFull", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, read_execute, read_complete, req, &req->work) != napi_ok) {
+    free(req);
+    throw_status(env, "readFull setup");
+    return NULL;
+  }
+  if (napi_queue_async_work(env, req->work) != napi_ok) {
+    napi_delete_async_work(env, req->work);
+    napi_delete_reference(env, req->buffer_ref);
+    free(req);
+    throw_status(env, "napi_queue_async_work");
+    return NULL;
+  }
+  return promise;
+}
+
+bool register_zstd_decoder(napi_env env, napi_value exports);
+
 /* ---- module ---------------------------------------------------------------------------- */
 
 NAPI_MODULE_INIT() {
@@ -397,9 +495,14 @@ NAPI_MODULE_INIT() {
       {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_enumerable, NULL},
       {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pipe", NULL, make_pipe, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readFull", NULL, read_full, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok) {
     throw_status(env, "napi_define_properties");
+    return NULL;
+  }
+  if (!register_zstd_decoder(env, exports)) {
+    throw_status(env, "register_zstd_decoder");
     return NULL;
   }
   return exports;
