@@ -16,10 +16,12 @@ Usage: $0 --out DIR --init-binary PATH [options]
   --rootfs TYPE          squashfs (default) or ext4
   --squashfs-comp C      squashfs compressor: lz4 (default), zstd, xz, gzip, lzo
   --initrd-comp C        none (default), gzip, lz4, zstd
-  --kernel-format F      bzimage (default): Debian's vmlinuz as is;
-                         pvh: the uncompressed ELF vmlinux extracted from it,
-                         which QEMU boots through its PVH entry point without
-                         the in-guest XZ decompression (~3 s under TCG)
+  --kernel-format F      both (default): Debian's vmlinuz as kernel and the
+                         uncompressed ELF vmlinux extracted from it as
+                         kernel-pvh, which QEMU boots through its PVH entry
+                         point without the in-guest XZ decompression (~3 s
+                         under TCG; snf-image uses it when the helper runs
+                         under TCG); bzimage or pvh: only one, as kernel
   --extra-file SRC:DEST  also install file SRC as DEST in the root image
                          (repeatable; e.g. test programs)
   --cache-dir DIR        bootstrap cache (default: /var/cache/snf-image-build)
@@ -30,7 +32,7 @@ EOF
 
 OUT= INIT_BIN= SUITE=bookworm MIRROR= ROOTFS=squashfs SQUASHFS_COMP=lz4
 INITRD_COMP=none CACHE_DIR=/var/cache/snf-image-build USE_CACHE=1
-EXTRA_FILES=() KERNEL_FORMAT=bzimage
+EXTRA_FILES=() KERNEL_FORMAT=both
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--out) OUT=$2; shift 2 ;;
@@ -52,7 +54,7 @@ done
 [ -f "$INIT_BIN" ] || { echo "no such file: $INIT_BIN" >&2; exit 2; }
 case "$ROOTFS" in squashfs | ext4) ;; *) echo "bad --rootfs" >&2; exit 2 ;; esac
 case "$INITRD_COMP" in none | gzip | lz4 | zstd) ;; *) echo "bad --initrd-comp" >&2; exit 2 ;; esac
-case "$KERNEL_FORMAT" in bzimage | pvh) ;; *) echo "bad --kernel-format" >&2; exit 2 ;; esac
+case "$KERNEL_FORMAT" in bzimage | pvh | both) ;; *) echo "bad --kernel-format" >&2; exit 2 ;; esac
 [ "$(id -u)" = 0 ] || { echo "must run as root" >&2; exit 1; }
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -253,20 +255,26 @@ tar -C "$ROOT" --numeric-owner -xpf "$CACHE/rootfs.tar"
 read -r KPKG_NAME KPKG_VERSION KVER KDEB_SHA <"$CACHE/kernel-info"
 ktar() { zstd -dc "$CACHE/kernel.tar.zst" | tar -C "$KPKG" -x "$@"; }
 ktar --wildcards "./boot/vmlinuz-$KVER" "./lib/modules/$KVER/modules.*"
-case "$KERNEL_FORMAT" in
-bzimage) cp "$KPKG/boot/vmlinuz-$KVER" "$RES/kernel" ;;
-pvh)
-	# bzImage boot protocol >= 2.08: the compressed vmlinux is payload_length
-	# bytes at payload_offset (0x248) from the protected-mode code, which
-	# starts after (setup_sects (0x1f1) + 1) * 512 bytes.
-	vmlinuz="$KPKG/boot/vmlinuz-$KVER"
+# The uncompressed ELF vmlinux inside a bzImage (QEMU boots it through the PVH entry
+# point, Debian sets CONFIG_PVH=y): bzImage boot protocol >= 2.08 puts the compressed
+# vmlinux payload_length bytes at payload_offset (0x248) from the protected-mode code,
+# which starts after (setup_sects (0x1f1) + 1) * 512 bytes.
+extract_vmlinux() {
+	local vmlinuz=$1 out=$2 start
 	rd() { od -An -t"$1" -j "$(($2))" -N"$3" "$vmlinuz" | tr -d ' '; }
 	[ "$(rd c 0x202 4 | tr -d '\n')" = HdrS ] || { echo "$vmlinuz: not a bzImage" >&2; exit 1; }
 	start=$((($(rd u1 0x1f1 1) + 1) * 512 + $(rd u4 0x248 4)))
 	dd if="$vmlinuz" iflag=skip_bytes,count_bytes skip="$start" \
-		count="$(rd u4 0x24c 4)" status=none | xz -dc --single-stream >"$RES/kernel"
-	[ "$(head -c 4 "$RES/kernel" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] ||
+		count="$(rd u4 0x24c 4)" status=none | xz -dc --single-stream >"$out"
+	[ "$(head -c 4 "$out" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] ||
 		{ echo "could not extract an ELF vmlinux (is the kernel XZ-compressed?)" >&2; exit 1; }
+}
+case "$KERNEL_FORMAT" in
+bzimage) cp "$KPKG/boot/vmlinuz-$KVER" "$RES/kernel" ;;
+pvh) extract_vmlinux "$KPKG/boot/vmlinuz-$KVER" "$RES/kernel" ;;
+both)
+	cp "$KPKG/boot/vmlinuz-$KVER" "$RES/kernel"
+	extract_vmlinux "$KPKG/boot/vmlinuz-$KVER" "$RES/kernel-pvh"
 	;;
 esac
 
@@ -410,6 +418,7 @@ json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')";
 	echo "  \"bootstrapKey\": $(json_str "$KEY"),"
 	echo "  \"sha256\": {"
 	echo "    \"kernel\": $(json_str "$(sha "$RES/kernel")"),"
+	[ ! -e "$RES/kernel-pvh" ] || echo "    \"kernel-pvh\": $(json_str "$(sha "$RES/kernel-pvh")"),"
 	echo "    \"initrd\": $(json_str "$(sha "$RES/initrd")"),"
 	echo "    \"root.img\": $(json_str "$(sha "$RES/root.img")")"
 	echo "  },"

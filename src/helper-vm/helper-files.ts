@@ -1,4 +1,4 @@
-/** The installed helper VM (HELPER_DIR): kernel, initrd, root.img and its manifest. */
+/** The installed helper VM (HELPER_DIR): kernel (and kernel-pvh), initrd, root.img and its manifest. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.ts';
@@ -27,5 +27,6 @@ export function helperFiles(helperDir: string): HelperFiles {
   const manifest = readHelperManifest(helperDir);
   const files = { kernel: join(helperDir, 'kernel'), initrd: join(helperDir, 'initrd'), root: join(helperDir, 'root.img') };
   for (const [what, path] of Object.entries(files)) if (!existsSync(path)) throw new UserError(`the helper VM in ${helperDir} has no ${what}: run snf-image-update-helper`);
-  return { ...files, rootFsType: manifest.rootfsType ?? 'squashfs' };
+  const pvhKernel = join(helperDir, 'kernel-pvh');
+  return { ...files, ...(existsSync(pvhKernel) ? { pvhKernel } : {}), rootFsType: manifest.rootfsType ?? 'squashfs' };
 }

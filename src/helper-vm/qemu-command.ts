@@ -9,6 +9,11 @@ export type Accel = 'kvm' | 'tcg';
 
 export interface HelperFiles {
   kernel: string;
+  /**
+   * The same kernel as an uncompressed ELF vmlinux (PVH entry point), when the helper has
+   * one: booted under TCG, where decompressing the bzImage inside the guest costs seconds.
+   */
+  pvhKernel?: string | undefined;
   initrd: string;
   root: string;
   /** Filesystem of root.img (squashfs or ext4), from the helper manifest. */
@@ -61,6 +66,11 @@ export function kernelCommandLine(input: Pick<QemuCommandInput, 'helper' | 'debu
   ].join(' ');
 }
 
+/** The PVH vmlinux under TCG when there is one (no in-guest decompression), else the bzImage. */
+export function bootKernel(input: Pick<QemuCommandInput, 'accel' | 'helper'>): string {
+  return input.accel === 'tcg' && input.helper.pvhKernel !== undefined ? input.helper.pvhKernel : input.helper.kernel;
+}
+
 export function qemuArguments(input: QemuCommandInput): string[] {
   const args = [
     '-accel', input.accel,
@@ -79,7 +89,7 @@ export function qemuArguments(input: QemuCommandInput): string[] {
     // capability and cannot regain root, which is what that option guards against.
     '-sandbox', 'on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny',
     ...(input.userOption === 'run-with' ? ['-run-with', `user=${input.user}`] : ['-runas', input.user]),
-    '-kernel', input.helper.kernel,
+    '-kernel', bootKernel(input),
     '-initrd', input.helper.initrd,
     '-append', kernelCommandLine(input),
     '-drive', `file=${optionValue(input.helper.root)},format=raw,if=none,id=helper-root,readonly=on`,

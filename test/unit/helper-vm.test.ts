@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { buildConfigDocument } from '../../src/helper-vm/run-helper.ts';
 import { parseConfigDocument } from '../../src/helper-vm/config-document.ts';
 import { formatEvent, parseEvent, toMonitorMessage } from '../../src/helper-vm/monitor-protocol.ts';
-import { kernelCommandLine, qemuArguments } from '../../src/helper-vm/qemu-command.ts';
+import { kernelCommandLine, qemuArguments, type QemuCommandInput } from '../../src/helper-vm/qemu-command.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { parseGanetiEnv } from '../../src/ganeti/env.ts';
 import { parseOsParams, wrapSecrets } from '../../src/ganeti/params.ts';
@@ -49,6 +49,14 @@ describe('helper VM command line', () => {
     assert.equal(qemuArguments({ ...base, debug: true, serial: { ...base.serial, debug: 'pty' } }).filter((a) => a.startsWith('chardev:')).length, 4);
     assert.match(kernelCommandLine({ helper, debug: true }), /snf_image_activate_helper snf_image_debug_helper/);
     assert.ok(qemuArguments({ ...base, accel: 'kvm' }).includes('host'));
+  });
+
+  it('boots the PVH vmlinux under TCG when the helper has one, the bzImage otherwise and under KVM', () => {
+    const kernel = (input: QemuCommandInput) => { const args = qemuArguments(input); return args[args.indexOf('-kernel') + 1]; };
+    const withPvh = { ...base, helper: { ...helper, pvhKernel: '/h/kernel-pvh' } };
+    assert.equal(kernel(withPvh), '/h/kernel-pvh');
+    assert.equal(kernel({ ...withPvh, accel: 'kvm' }), '/h/kernel');
+    assert.equal(kernel(base), '/h/kernel');
   });
 });
 
