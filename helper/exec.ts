@@ -1,5 +1,9 @@
-/** Running tools inside the helper: no shell, errors as one line with the tool's last words. */
-import { execa, type Options } from 'execa';
+/**
+ * Running tools inside the helper: no shell, errors as one line with the tool's last words.
+ * node:child_process directly (not execa): the helper's PID 1 runs under software
+ * emulation on some hosts, where execa's import and per-call work cost seconds in all.
+ */
+import { spawn } from 'node:child_process';
 
 export class TaskError extends Error {}
 
@@ -23,22 +27,53 @@ export interface RunResult {
   stderr: string;
 }
 
+interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  spawnError?: Error;
+}
+
+/** A program's output as text without its final newline (callers compare whole values). */
+function withoutFinalNewline(chunks: Buffer[]): string {
+  return Buffer.concat(chunks).toString().replace(/\r?\n$/, '');
+}
+
+function execute(command: string, args: readonly string[], options: RunOptions): Promise<Finished> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, {
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', ...(options.env ?? {}) },
+      stdio: [options.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let spawnError: Error | undefined;
+    child.stdout?.on('data', (d: Buffer) => out.push(d));
+    child.stderr?.on('data', (d: Buffer) => err.push(d));
+    child.once('error', (error) => (spawnError = error));
+    child.once('close', (code, signal) =>
+      resolve({ code, signal, stdout: withoutFinalNewline(out), stderr: withoutFinalNewline(err), ...(spawnError ? { spawnError } : {}) }),
+    );
+    if (child.stdin) {
+      child.stdin.on('error', () => undefined); // a program that exits without reading: its status says why
+      child.stdin.end(options.input);
+    }
+  });
+}
+
 export async function run(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-  const execOptions: Options = {
-    reject: false,
-    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', ...(options.env ?? {}) },
-    extendEnv: false,
-    ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' }),
-    ...(options.cwd ? { cwd: options.cwd } : {}),
-  };
   const limit = options.timeoutSeconds;
-  const r = limit ? await execa('timeout', ['-k', '2', String(limit), command, ...args], execOptions) : await execa(command, args, execOptions);
+  const r = limit ? await execute('timeout', ['-k', '2', String(limit), command, ...args], options) : await execute(command, args, options);
   const label = options.label ?? `${command} ${args.slice(0, 3).join(' ')}`;
   // timeout(1): 124 after TERM, 128+9 when KILL was needed.
-  if (limit && (r.exitCode === 124 || r.exitCode === 137)) throw new TaskError(`${label} did not finish within ${limit} s and was killed`);
-  const result = { code: r.exitCode ?? (r.failed ? 1 : 0), stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+  if (limit && (r.code === 124 || r.code === 137)) throw new TaskError(`${label} did not finish within ${limit} s and was killed`);
+  const code = r.spawnError !== undefined ? 127 : (r.code ?? 128);
+  const result = { code, stdout: r.stdout, stderr: r.stderr };
   if (result.code !== 0 && !options.allowFailure) {
-    const last = (result.stderr.trim() || result.stdout.trim() || (r.failed && 'originalMessage' in r ? String(r.originalMessage) : '')).split('\n').pop() ?? '';
+    const why = r.spawnError !== undefined ? r.spawnError.message : r.code === null ? `killed by ${r.signal ?? 'a signal'}` : '';
+    const last = (result.stderr.trim() || result.stdout.trim() || why).split('\n').pop() ?? '';
     throw new TaskError(`${label} failed (exit ${result.code})${last ? `: ${last}` : ''}`);
   }
   return result;
