@@ -1,7 +1,7 @@
 /**
  * Helper VM boot benchmark: a no-op helper run (create with img_id=null and every task
  * excluded, so the helper boots, reads its config floppy, writes SUCCESS and powers off)
- * next to the floor: the same QEMU and kernel booting a busybox-only initramfs that just
+ * next to the floor: the same QEMU and kernel (the PVH vmlinux under TCG, as the helper) booting a busybox-only initramfs that just
  * writes a marker to ttyS1 and powers off (helper/build/build-floor.sh). Median of --runs
  * (default 5). Prints both, the ratio, and the host-side overhead of a helper run
  * (floppy, launch, teardown: create's time outside the VM). Needs root.
@@ -10,6 +10,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { helperFiles } from '../../src/helper-vm/helper-files.ts';
+import { bootKernel } from '../../src/helper-vm/qemu-command.ts';
 import { ensureHelper } from '../support/helper-image.ts';
 import { runScript } from '../support/binary.ts';
 import { makeSyntheticGuest } from '../support/synthetic-guest.ts';
@@ -34,7 +36,7 @@ async function floorRun(accel: string): Promise<number> {
   const s1 = join(work, 's1');
   rmSync(s1, { force: true });
   const started = process.hrtime.bigint();
-  const child = spawn('qemu-system-x86_64', ['-accel', accel, '-machine', 'pc', '-cpu', accel === 'kvm' ? 'host' : 'max', '-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-m', '512', '-smp', '1', '-kernel', join(helperDir, 'kernel'), '-initrd', floor, '-append', 'console=ttyS0 quiet loglevel=3 panic=-1', '-serial', `file:${join(work, 's0')}`, '-serial', `file:${s1}`], { stdio: 'ignore' });
+  const child = spawn('qemu-system-x86_64', ['-accel', accel, '-machine', 'pc', '-cpu', accel === 'kvm' ? 'host' : 'max', '-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-m', '512', '-smp', '1', '-kernel', bootKernel({ accel: accel === 'kvm' ? 'kvm' : 'tcg', helper: helperFiles(helperDir) }), '-initrd', floor, '-append', 'console=ttyS0 quiet loglevel=3 panic=-1', '-serial', `file:${join(work, 's0')}`, '-serial', `file:${s1}`], { stdio: 'ignore' });
   await new Promise<void>((r) => child.once('exit', () => r()));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (!readFileSync(s1, 'utf8').includes('FLOOR-OK')) throw new Error('the floor VM did not write its marker');
