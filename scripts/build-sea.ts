@@ -13,7 +13,7 @@ import { ASSET_NAMES } from '../src/util/assets.ts';
 // so the caches are made by this same runtime started with them.
 const EXEC_ARGV = ['--max-semi-space-size=2'];
 for (const bundle of Object.values(BUNDLES)) {
-  execFileSync(process.execPath, [...EXEC_ARGV, 'scripts/make-code-cache.ts', bundle.source, bundle.cache, bundle.filename], { stdio: 'inherit' });
+  execFileSync(process.execPath, [...EXEC_ARGV, 'scripts/make-code-cache.ts', bundle.source, bundle.cache, bundle.filename, ...bundle.warmArgs], { stdio: 'inherit' });
 }
 const bundleAssets = Object.values(BUNDLES).flatMap((b) => [b.source, b.cache]);
 

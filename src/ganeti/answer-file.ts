@@ -5,7 +5,6 @@
  */
 import { execFile } from 'node:child_process';
 import { open } from 'node:fs/promises';
-import { Agent, interceptors, request } from 'undici';
 import { displayUrl } from '../image/image-id.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -32,6 +31,7 @@ async function readLocal(path: string, shown: string, maxBytes: number): Promise
 
 async function readHttp(url: string, shown: string, o: FetchAnswerFileOptions): Promise<Buffer> {
   const timeoutMs = Math.max(1, Math.round(o.timeoutSeconds * 1000));
+  const { Agent, interceptors, request } = await import('undici');
   const dispatcher = new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }).compose(interceptors.redirect({ maxRedirections: 5 }));
   const signal = AbortSignal.timeout(timeoutMs);
   try {

@@ -3,7 +3,6 @@
  * with a timeout, a size cap and non-2xx as an error. The document is validated against
  * the published config-document schema before anything uses it.
  */
-import { Agent, interceptors, request } from 'undici';
 import { displayUrl } from '../image/image-id.ts';
 import { validateJson } from '../schemas/validate.ts';
 import { UserError } from '../util/errors.ts';
@@ -18,6 +17,7 @@ export interface FetchConfigOptions {
 export async function fetchConfigDocument(url: string, options: FetchConfigOptions): Promise<Map<string, string>> {
   const shown = displayUrl(new URL(url));
   const timeoutMs = Math.max(1, Math.round(options.timeoutSeconds * 1000));
+  const { Agent, interceptors, request } = await import('undici');
   const dispatcher = new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }).compose(interceptors.redirect({ maxRedirections: 5 }));
   const signal = AbortSignal.timeout(timeoutMs);
   let body = '';

@@ -5,7 +5,6 @@
  */
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { UserError } from '../util/errors.ts';
 import type { ConfigDocument } from './config-document.ts';
 
@@ -20,6 +19,7 @@ export interface ConfigMedia {
 }
 
 async function makeFloppy(doc: ConfigDocument, workDir: string): Promise<string> {
+  const { execa } = await import('execa');
   const staging = join(workDir, 'floppy-content');
   await mkdir(staging, { mode: 0o700 });
   try {

@@ -6,7 +6,6 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { log } from '../log/logger.ts';
 
 export const HOST_KEY_TYPES = ['rsa', 'ecdsa', 'ed25519'] as const;
@@ -19,6 +18,7 @@ export async function generateHostKeys(): Promise<HostKeys> {
     const keys: HostKeys = {};
     await Promise.all(
       HOST_KEY_TYPES.map(async (type) => {
+        const { execa } = await import('execa');
         const file = join(dir, type);
         await execa('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', `root@${type}`, '-f', file], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, extendEnv: false });
         keys[type] = { privateKey: await readFile(file, 'utf8'), publicKey: await readFile(`${file}.pub`, 'utf8') };

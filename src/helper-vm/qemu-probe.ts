@@ -10,7 +10,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { log } from '../log/logger.ts';
 import { UserError } from '../util/errors.ts';
 import type { Accel } from './qemu-command.ts';
@@ -22,6 +21,7 @@ export interface QemuVersion {
 }
 
 export async function qemuVersion(qemu: string): Promise<QemuVersion> {
+  const { execa } = await import('execa');
   try {
     const r = await execa(qemu, ['-version'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, extendEnv: false });
     const m = /version (\d+)\.(\d+)(?:\.\d+)?/.exec(r.stdout);

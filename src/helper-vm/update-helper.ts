@@ -9,7 +9,6 @@ import { createReadStream, existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { readAssetText } from '../util/assets.ts';
 import { UserError } from '../util/errors.ts';
 import { readHelperManifest } from './helper-files.ts';
@@ -42,6 +41,7 @@ export interface UpdateHelperOptions {
 }
 
 export async function updateHelper(options: UpdateHelperOptions): Promise<void> {
+  const { execa } = await import('execa');
   const state = await helperState(options.helperDir, options.binary);
   if (state.state === 'current' && !options.force) {
     options.out(`the helper VM in ${options.helperDir} is up to date (built ${state.buildTime})`);

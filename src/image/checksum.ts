@@ -5,7 +5,6 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { basename } from 'node:path';
-import { request } from 'undici';
 import { UserError } from '../util/errors.ts';
 import type { ByteStream } from './stream-util.ts';
 
@@ -34,6 +33,7 @@ export function findInSums(text: string, name: string, algorithm: 'sha256' | 'sh
 /** Looks for SHA512SUMS, then SHA256SUMS, in the image URL's directory. */
 export async function digestFromSidecar(imageUrl: URL, timeoutMs: number): Promise<ExpectedDigest | undefined> {
   const name = basename(imageUrl.pathname);
+  const { request } = await import('undici');
   for (const [file, algorithm] of [['SHA512SUMS', 'sha512'], ['SHA256SUMS', 'sha256']] as const) {
     const url = new URL(file, imageUrl);
     try {

@@ -6,7 +6,6 @@
  * file). qemu-img info runs under prlimit (memory and CPU caps) because it parses
  * untrusted headers.
  */
-import { execa } from 'execa';
 import { UserError } from '../util/errors.ts';
 import { describeDetected, detect, readFileHead } from './magic.ts';
 
@@ -45,6 +44,7 @@ interface InfoJson {
 }
 
 export async function inspectQemuImage(path: string, declared: QemuFormat): Promise<QemuImageInfo> {
+  const { execa } = await import('execa');
   checkHeader(await readFileHead(path), declared);
   let info: InfoJson;
   try {
@@ -71,6 +71,7 @@ export async function inspectQemuImage(path: string, declared: QemuFormat): Prom
  * preallocated files, as instance disks are: 20-25 % faster on the benchmark's loop device).
  */
 export async function convertToDisk(path: string, format: QemuFormat, diskPath: string, onProgress: (fraction: number) => void): Promise<void> {
+  const { execa } = await import('execa');
   const child = execa('qemu-img', ['convert', '-p', '-W', '-f', format, '-O', 'raw', '-t', 'none', '-T', 'none', '-n', path, diskPath], { env: minimalEnv(), extendEnv: false, buffer: false, stdout: 'pipe', stderr: 'pipe' });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -14,11 +14,13 @@ export interface BundleSpec {
   cache: string;
   /** File name in stack traces. */
   filename: string;
+  /** Arguments of the run the code cache is taken after (scripts/make-code-cache.ts). */
+  warmArgs: readonly string[];
 }
 
 export const BUNDLES: Record<BundleName, BundleSpec> = {
-  cli: { entry: 'src/cli/main.ts', source: 'dist/snf-image.cjs', cache: 'dist/snf-image.cache', filename: 'snf-image.cjs' },
-  helper: { entry: 'helper/entry.ts', source: 'dist/helper.cjs', cache: 'dist/helper.cache', filename: 'snf-image-helper.cjs' },
+  cli: { entry: 'src/cli/main.ts', source: 'dist/snf-image.cjs', cache: 'dist/snf-image.cache', filename: 'snf-image.cjs', warmArgs: ['--version'] },
+  helper: { entry: 'helper/entry.ts', source: 'dist/helper.cjs', cache: 'dist/helper.cache', filename: 'snf-image-helper.cjs', warmArgs: ['helper'] },
 };
 
 /** A CommonJS bundle as one function expression, as Node wraps a module. */

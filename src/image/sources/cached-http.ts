@@ -51,7 +51,7 @@ interface Remote {
 
 /** One GET (conditional when headers say so): 2xx or 304, anything else is an error. */
 async function fetchRemote(url: URL, shown: string, settings: SourceSettings, conditional: Record<string, string>): Promise<Remote> {
-  const { dispatcher, get } = httpGetter(url, shown, settings);
+  const { dispatcher, get } = await httpGetter(url, shown, settings);
   let first: Response;
   try {
     first = await get(conditional);

@@ -2,7 +2,6 @@
  * ftp(s):// images, fetched with curl (Node has no FTP client). The URL goes to curl on
  * its stdin as a config line, so credentials in it never appear in a process listing.
  */
-import { execa } from 'execa';
 import { UserError } from '../../util/errors.ts';
 import { displayUrl } from '../image-id.ts';
 import type { ImageSource, OpenedImage, SourceSettings } from './source.ts';
@@ -12,6 +11,7 @@ export const ftpSource: ImageSource = {
   defaultPriority: 20,
   probe: (imgId) => /^ftps?:\/\//i.test(imgId),
   async open(imgId: string, settings: SourceSettings): Promise<OpenedImage> {
+    const { execa } = await import('execa');
     const url = new URL(imgId);
     const shown = displayUrl(url);
     const config = `url = "${url.href.replace(/(["\\])/g, '\\$1')}"\n`;

@@ -4,7 +4,7 @@
  * Last-Modified) when the server allows it, up to HTTP_RETRIES times.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { UserError } from '../../util/errors.ts';
 import { log } from '../../log/logger.ts';
 import { displayUrl } from '../image-id.ts';
@@ -63,8 +63,12 @@ export async function* resumableBody(first: Response, o: ResumeOptions): AsyncGe
   }
 }
 
-/** GET requests for one image URL: redirects followed, connect/idle timeouts, errors named. */
-export function httpGetter(url: URL, shown: string, settings: SourceSettings): { dispatcher: Dispatcher; get(headers: Record<string, string>): Promise<Response> } {
+/**
+ * GET requests for one image URL: redirects followed, connect/idle timeouts, errors named.
+ * undici is loaded here, on first use: a deployment from a local image never pays for it.
+ */
+export async function httpGetter(url: URL, shown: string, settings: SourceSettings): Promise<{ dispatcher: Dispatcher; get(headers: Record<string, string>): Promise<Response> }> {
+  const { Agent, interceptors, request } = await import('undici');
   const timeoutMs = settings.httpTimeoutSeconds * 1000;
   const dispatcher = new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }).compose(interceptors.redirect({ maxRedirections: 10 }));
   const get = async (headers: Record<string, string>): Promise<Response> => {
@@ -84,7 +88,7 @@ export const httpSource: ImageSource = {
   async open(imgId: string, settings: SourceSettings): Promise<OpenedImage> {
     const url = new URL(imgId);
     const shown = displayUrl(url);
-    const { dispatcher, get } = httpGetter(url, shown, settings);
+    const { dispatcher, get } = await httpGetter(url, shown, settings);
 
     const first = await get({});
     if (first.statusCode < 200 || first.statusCode > 299) {
