@@ -22,6 +22,9 @@ Usage: $0 --out DIR --init-binary PATH [options]
                          point without the in-guest XZ decompression (~3 s
                          under TCG; snf-image uses it when the helper runs
                          under TCG); bzimage or pvh: only one, as kernel
+  --no-ufs-write         keep Debian's read-only ufs.ko (default: build a
+                         write-enabled one from Debian's linux-source for the
+                         helper kernel, so BSD images can be customized)
   --extra-file SRC:DEST  also install file SRC as DEST in the root image
                          (repeatable; e.g. test programs)
   --cache-dir DIR        bootstrap cache (default: /var/cache/snf-image-build)
@@ -32,7 +35,7 @@ EOF
 
 OUT= INIT_BIN= SUITE=bookworm MIRROR= ROOTFS=squashfs SQUASHFS_COMP=lz4
 INITRD_COMP=none CACHE_DIR=/var/cache/snf-image-build USE_CACHE=1
-EXTRA_FILES=() KERNEL_FORMAT=both
+EXTRA_FILES=() KERNEL_FORMAT=both UFS_WRITE=1
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--out) OUT=$2; shift 2 ;;
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
 	--extra-file) EXTRA_FILES+=("$2"); shift 2 ;;
 	--kernel-format) KERNEL_FORMAT=$2; shift 2 ;;
 	--no-cache) USE_CACHE=0; shift ;;
+	--no-ufs-write) UFS_WRITE=0; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -242,6 +246,57 @@ else
 	log "using cached bootstrap $CACHE ($(cat "$CACHE/bootstrapped"))"
 fi
 
+# --- write-enabled ufs.ko (cached) ---------------------------------------------------
+# Debian builds the ufs module without CONFIG_UFS_FS_WRITE. The same module with
+# write support, for exactly the helper kernel, is built from Debian's packages in a
+# throw-away chroot: linux-source-X.Y (only fs/ufs is unpacked), linux-headers-KVER
+# of the kernel's own version (same ABI and symbol versions), make and the compiler
+# those headers depend on. The helper kernel loads it unsigned (Debian does not set
+# CONFIG_MODULE_SIG_FORCE).
+read -r KPKG_NAME KPKG_VERSION KVER KDEB_SHA <"$CACHE/kernel-info"
+UFS_KO="$CACHE/ufs-rw-$KVER-$KPKG_VERSION.ko"
+build_ufs_module() {
+	local tmp hook series=${KVER%%-*}
+	series=${series%.*}
+	tmp=$(mktemp -d "$CACHE/ufs.tmp.XXXX")
+	trap "rm -rf '$tmp'" EXIT
+	hook="$tmp/build-hook"
+	cat >"$hook" <<EOF
+#!/bin/sh
+# mmdebstrap customize hook: \$1 = chroot, \$2 = output directory
+set -eu
+v=\$(chroot "\$1" dpkg-query -W -f '\${Version}' linux-headers-$KVER)
+[ "\$v" = "$KPKG_VERSION" ] || { echo "linux-headers-$KVER is \$v, the helper kernel $KPKG_VERSION: rebuild with --no-cache" >&2; exit 1; }
+chroot "\$1" sh -eu -c '
+cd /root
+tar -xJf /usr/src/linux-source-$series.tar.xz --wildcards "linux-source-$series/fs/ufs/*"
+cd linux-source-$series/fs/ufs
+printf "%s\n" "obj-m += ufs.o" "ufs-objs := balloc.o cylinder.o dir.o file.o ialloc.o inode.o namei.o super.o util.o" "ccflags-y += -DCONFIG_UFS_FS_WRITE=1" >Kbuild
+make -s -C /usr/src/linux-headers-$KVER M="\$PWD" modules 2>&1 | grep -v "Skipping BTF generation" || true
+strip --strip-debug ufs.ko
+' >&2
+cp "\$1/root/linux-source-$series/fs/ufs/ufs.ko" "\$2/ufs.ko"
+EOF
+	chmod +x "$hook"
+	log "building a write-enabled ufs.ko for $KVER from linux-source-$series (Debian $KPKG_VERSION)"
+	mmdebstrap --variant=minbase --mode=root --format=null --quiet \
+		--aptopt='APT::Install-Recommends "false"' \
+		--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+		--include="make,xz-utils,binutils,linux-headers-$KVER,linux-source-$series" \
+		--customize-hook="'$hook' \"\$1\" '$tmp'" \
+		"$SUITE" /dev/null "${SOURCES[@]}" >&2
+	[ "$(modinfo -F vermagic "$tmp/ufs.ko" | cut -d' ' -f1)" = "$KVER" ] ||
+		{ echo "the ufs.ko built is not for $KVER" >&2; exit 1; }
+	mv "$tmp/ufs.ko" "$UFS_KO"
+	rm -rf "$tmp"
+	trap - EXIT
+}
+if [ "$UFS_WRITE" = 1 ] && [ ! -f "$UFS_KO" ]; then
+	flock 9 # exclusive while the module is made
+	[ -f "$UFS_KO" ] || build_ufs_module
+	flock -s 9
+fi
+
 # --- assemble -------------------------------------------------------------------
 mkdir -p "$(dirname "$OUT")"
 WORK=$(mktemp -d "$OUT.tmp.XXXX")
@@ -252,7 +307,6 @@ mkdir -p "$ROOT" "$KPKG" "$INITRD" "$RES"
 
 log "unpacking the cached tree"
 tar -C "$ROOT" --numeric-owner -xpf "$CACHE/rootfs.tar"
-read -r KPKG_NAME KPKG_VERSION KVER KDEB_SHA <"$CACHE/kernel-info"
 ktar() { zstd -dc "$CACHE/kernel.tar.zst" | tar -C "$KPKG" -x "$@"; }
 ktar --wildcards "./boot/vmlinuz-$KVER" "./lib/modules/$KVER/modules.*"
 # The uncompressed ELF vmlinux inside a bzImage (QEMU boots it through the PVH entry
@@ -327,6 +381,10 @@ while read -r m; do
 	install -D -m 0644 "$KSRC/$m" "$KDST/$m"
 done <"$WORK/modules.list"
 cp "$KSRC"/modules.order "$KSRC"/modules.builtin "$KSRC"/modules.builtin.modinfo "$KDST/"
+if [ "$UFS_WRITE" = 1 ]; then
+	[ -f "$KDST/kernel/fs/ufs/ufs.ko" ] || { echo "the helper kernel has no kernel/fs/ufs/ufs.ko to replace" >&2; exit 1; }
+	install -m 0644 "$UFS_KO" "$KDST/kernel/fs/ufs/ufs.ko"
+fi
 depmod -b "$ROOT" "$KVER"
 # Every dependency listed must exist in the trimmed tree.
 (cd "$KDST" && tr -s ' :' '\n\n' <modules.dep | sed '/^$/d' | sort -u |
@@ -410,6 +468,7 @@ json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')";
 	echo "  \"kernelFormat\": $(json_str "$KERNEL_FORMAT"),"
 	echo "  \"kernelPackage\": {\"name\": $(json_str "$KPKG_NAME"), \"version\": $(json_str "$KPKG_VERSION"), \"debSha256\": $(json_str "$KDEB_SHA")},"
 	echo "  \"rootfsType\": $(json_str "$ROOTFS"),"
+	echo "  \"ufsWrite\": $([ "$UFS_WRITE" = 1 ] && echo true || echo false),"
 	[ "$ROOTFS" != squashfs ] || echo "  \"squashfsCompression\": $(json_str "$SQUASHFS_COMP"),"
 	echo "  \"initrdCompression\": $(json_str "$INITRD_COMP"),"
 	echo "  \"initrdModules\": [$(sep=; for m in $(cat "$INITRD/etc/modules.load" "$INITRD/etc/modules.bg"); do printf '%s' "$sep$(json_str "$(basename "$m")")"; sep=', '; done)],"

@@ -1,9 +1,10 @@
 /**
  * The BSD families (FreeBSD, OpenBSD, NetBSD): their steps of FixPartitionTable (MBR slice
- * + disklabel), filesystem growth (not possible in the helper: no growfs), MountImage
- * (disklabel / DUID mapping; stops with one line when the kernel cannot write UFS),
- * AssignHostname, ChangePassword, ConfigureNetwork and DeleteSSHKeys. The file edits work
- * on any GuestFs and are tested on directories.
+ * + disklabel), filesystem growth (no UFS growfs runs in the helper: the guest grows its
+ * root at first boot where its rc system can), MountImage (disklabel / DUID mapping,
+ * read-write with the helper's write-enabled ufs module), AssignHostname, ChangePassword,
+ * ConfigureNetwork and DeleteSSHKeys. The file edits work on any GuestFs and are tested
+ * on directories.
  */
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { osFamily, type HelperContext } from '../context.ts';
@@ -187,15 +188,41 @@ export async function fixBsdPartitionTable(ctx: HelperContext): Promise<void> {
     }
     writeAt(ctx.disk, grown.start * 512 + LABEL_OFFSET, result.sector);
     ctx.info(`grew slice ${slice.number} from ${slice.size} to ${grown.size} sectors; disklabel partition ${result.grown ?? '(none)'} from ${result.oldSize} to ${result.newSize} sectors`);
+    await rereadPartitions(ctx.disk);
+    const grownLetter = result.grown === undefined ? undefined : usedPartitions(parseDisklabel(result.sector, family), grown.start).find((p) => p.letter === result.grown);
+    if (grownLetter) ctx.resizedPartition = nodeForStart(kernelPartitions(ctx.disk), grownLetter.start, grownLetter.size, `disklabel partition ${grownLetter.letter}`);
+    return;
   }
-  await run('partx', ['-u', ctx.disk], { allowFailure: true });
-  await run('blockdev', ['--rereadpt', ctx.disk], { allowFailure: true });
+  await rereadPartitions(ctx.disk);
+}
+
+async function rereadPartitions(disk: string): Promise<void> {
+  await run('partx', ['-u', disk], { allowFailure: true });
+  await run('blockdev', ['--rereadpt', disk], { allowFailure: true });
   await run('udevadm', ['settle'], { allowFailure: true });
 }
 
-/** No growfs for UFS in Debian bookworm (ufsutils is gone, makefs cannot grow): a warning, the filesystem keeps its size. */
-export async function resizeBsdFilesystem(ctx: HelperContext): Promise<void> {
-  ctx.warn(`growing UFS is not available in the helper (Debian bookworm has no growfs for UFS): the ${bsdFamily(ctx)} filesystem keeps its size; run growfs in the guest`);
+/**
+ * The helper has no UFS growfs (Debian bookworm has no ufsutils; makefs cannot grow), so
+ * the guest grows its own root filesystem at first boot where its rc system can: FreeBSD's
+ * rc.d/growfs (growfs_enable, no swap partition added) and NetBSD's rc.d/resize_root
+ * (resize_root). Only when FixPartitionTable grew the root partition itself; OpenBSD has no
+ * such hook (its growfs needs the filesystem unmounted): a warning.
+ */
+export async function growBsdRootAtFirstBoot(ctx: HelperContext, fs: GuestFs): Promise<void> {
+  const family = bsdFamily(ctx);
+  const { root } = await rootDevice(ctx, family, kernelPartitions(ctx.disk));
+  if (ctx.resizedPartition !== root) {
+    ctx.info(`the partition FixPartitionTable grew (${ctx.resizedPartition ?? 'none'}) does not hold the root filesystem (${root}): no filesystem to grow`);
+    return;
+  }
+  if (family === 'openbsd') {
+    ctx.warn(`the root partition ${root} was grown but its filesystem keeps its size: OpenBSD cannot grow a mounted root and has no first-boot hook for it (run growfs(8) on it from single-user mode)`);
+    return;
+  }
+  const settings: Array<[string, string]> = family === 'freebsd' ? [['growfs_enable', 'YES'], ['growfs_swap_size', '0']] : [['resize_root', 'YES']];
+  fs.write('/etc/rc.conf', rcConfWith(fs.readOr('/etc/rc.conf', ''), settings));
+  ctx.info(`the root filesystem on ${root} grows to its partition at first boot (${family === 'freebsd' ? 'rc.d/growfs' : 'rc.d/resize_root'}): ${settings.map(([k, v]) => `${k}=${v}`).join(' ')} in /etc/rc.conf`);
 }
 
 async function rootDevice(ctx: HelperContext, family: BsdFamily, parts: readonly KernelPartition[]): Promise<{ root: string; mapLetter?: (letter: string) => string; duid: string }> {
@@ -224,7 +251,7 @@ export async function mountBsdImage(ctx: HelperContext): Promise<void> {
   const parts = kernelPartitions(ctx.disk);
   const { root, mapLetter, duid } = await rootDevice(ctx, family, parts);
   mkdirSync(ctx.target, { recursive: true });
-  await mountUfs(root, ctx.target);
+  await mountUfs(root, ctx.target, family, ctx.warn);
   ctx.mounts.push(ctx.target);
   let fstabText = '';
   try {
@@ -242,7 +269,7 @@ export async function mountBsdImage(ctx: HelperContext): Promise<void> {
     if (!node) throw new TaskError(`fstab ${entry.source}: no such partition`);
     const where = resolveInGuest(ctx.target, entry.mountPoint);
     mkdirSync(where, { recursive: true });
-    await mountUfs(node, where);
+    await mountUfs(node, where, family, ctx.warn);
     ctx.mounts.push(where);
   }
 }

@@ -1,6 +1,7 @@
 /**
  * Filesystem growth: ext2/3/4 unmounted (after a forced check), xfs and btrfs mounted; on
- * an LVM physical volume the root logical volume grows first (lvm.ts).
+ * an LVM physical volume the root logical volume grows first (lvm.ts). Windows NTFS and
+ * FreeBSD / NetBSD UFS are grown by the guest at first boot, set up while mounted.
  */
 import { filesystemType } from '../detect.ts';
 import { run, TaskError } from '../exec.ts';
@@ -9,7 +10,7 @@ import { GuestFs } from '../guest-files.ts';
 import { extendFilesystemAtFirstBoot } from '../os/windows.ts';
 import { ntfsResize } from '../windows/ntfs.ts';
 import { isBsdFamily } from '../bsd/partition-types.ts';
-import { resizeBsdFilesystem } from '../os/bsd.ts';
+import { growBsdRootAtFirstBoot } from '../os/bsd.ts';
 import { lastPartition, readPartitionTable } from '../disks.ts';
 import { growRootVolume, isPhysicalVolume } from '../lvm.ts';
 
@@ -20,7 +21,6 @@ async function resizedPartition(ctx: HelperContext): Promise<string | undefined>
 }
 
 export async function filesystemResizeUnmounted(ctx: HelperContext): Promise<void> {
-  if (isBsdFamily(osFamily(ctx))) return resizeBsdFilesystem(ctx);
   let node = await resizedPartition(ctx);
   if (!node) return;
   if (await isPhysicalVolume(node)) {
@@ -41,6 +41,7 @@ export async function filesystemResizeUnmounted(ctx: HelperContext): Promise<voi
 }
 
 export async function filesystemResizeMounted(ctx: HelperContext): Promise<void> {
+  if (isBsdFamily(osFamily(ctx))) return growBsdRootAtFirstBoot(ctx, new GuestFs(ctx.target));
   const node = await resizedPartition(ctx);
   if (!node) return;
   const fs = await filesystemType(node);

@@ -69,7 +69,8 @@ function buildProgram(): Command {
     .option('--force', 'rebuild even if the helper is up to date')
     .option('--binary <path>', 'the snf-image binary to put into the helper (default: this one)')
     .option('--mirror <url>', 'Debian mirror (default: the one apt uses)')
-    .action(async (opts: { check?: boolean; force?: boolean; binary?: string; mirror?: string }) => {
+    .option('--no-ufs-write', "keep Debian's read-only ufs module (BSD images then cannot be customized)")
+    .action(async (opts: { check?: boolean; force?: boolean; binary?: string; mirror?: string; ufsWrite: boolean }) => {
       const binary = opts.binary ?? (runningAsSea() ? process.execPath : undefined);
       if (!binary) throw new Error('--binary: required when not running the built single executable');
       const { helperState, updateHelper } = await import('../helper-vm/update-helper.ts');
@@ -80,7 +81,7 @@ function buildProgram(): Command {
         process.exitCode = state.state === 'current' ? 0 : 1;
         return;
       }
-      await updateHelper({ helperDir: settings.HELPER_DIR, binary, force: Boolean(opts.force), mirror: opts.mirror, out: (line) => process.stdout.write(`${line}\n`) });
+      await updateHelper({ helperDir: settings.HELPER_DIR, binary, force: Boolean(opts.force), mirror: opts.mirror, ufsWrite: opts.ufsWrite, out: (line) => process.stdout.write(`${line}\n`) });
     });
 
   program

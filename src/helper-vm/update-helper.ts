@@ -37,6 +37,8 @@ export interface UpdateHelperOptions {
   binary: string;
   force: boolean;
   mirror?: string | undefined;
+  /** Build the write-enabled ufs module (default true). */
+  ufsWrite?: boolean;
   out: (line: string) => void;
 }
 
@@ -55,7 +57,7 @@ export async function updateHelper(options: UpdateHelperOptions): Promise<void> 
       await writeFile(file, readAssetText(asset));
       await chmod(file, 0o755);
     }
-    const args = [join(work, 'build-helper.sh'), '--out', options.helperDir, '--init-binary', options.binary, ...(options.mirror ? ['--mirror', options.mirror] : [])];
+    const args = [join(work, 'build-helper.sh'), '--out', options.helperDir, '--init-binary', options.binary, ...(options.mirror ? ['--mirror', options.mirror] : []), ...(options.ufsWrite === false ? ['--no-ufs-write'] : [])];
     try {
       await execa('bash', args, { stdio: 'inherit' });
     } catch (error) {

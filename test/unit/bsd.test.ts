@@ -12,7 +12,7 @@ import { buildDisklabel, checksum, DisklabelError, FS_BSDFFS, FS_SWAP, growDiskl
 import { DEFAULT_HASH_METHOD, masterPasswdWithPassword, MasterPasswdError, mkpasswdMethod, PWD_MKDB_MARKER, rcLocalWithPwdMkdb } from '../../helper/bsd/master-passwd.ts';
 import { bsdPartitionType } from '../../helper/bsd/partition-types.ts';
 import { rcConfValue, rcConfWith, RcConfError } from '../../helper/bsd/rc-conf.ts';
-import { ufs2At64k, ufsTypeOf } from '../../helper/bsd/ufs.ts';
+import { readUfsSuperblock, ufs2At64k, ufsTypeOf, withoutCheckHashes } from '../../helper/bsd/ufs.ts';
 import { bsdInterfaces, BsdNetworkError, renderFreebsd, renderNetbsd, renderOpenbsd, type BsdNic } from '../../helper/network/bsd-renderers.ts';
 import type { NicModel } from '../../helper/network/model.ts';
 import { adapterFor } from '../../helper/os/adapter.ts';
@@ -307,7 +307,7 @@ describe('BSD tasks on guest directories (file by file)', () => {
 
   it('the task table runs the BSD tasks it supports, and not the Linux-only ones', () => {
     const bsdTasks = TASKS.filter((t) => t.families.includes('openbsd')).map((t) => t.name);
-    assert.deepEqual(bsdTasks, ['FixPartitionTable', 'FilesystemResizeUnmounted', 'MountImage', 'AssignHostname', 'ChangePassword', 'ConfigureNetwork', 'DeleteSSHKeys', 'EnforcePersonality', 'UmountImage']);
+    assert.deepEqual(bsdTasks, ['FixPartitionTable', 'MountImage', 'FilesystemResizeMounted', 'AssignHostname', 'ChangePassword', 'ConfigureNetwork', 'DeleteSSHKeys', 'EnforcePersonality', 'RunCustomTask', 'UmountImage']);
     for (const family of ['freebsd', 'openbsd', 'netbsd'] as const) assert.equal(adapterFor(family).family, family);
   });
 });
@@ -327,6 +327,34 @@ describe('UFS superblock detection on makefs images', () => {
       assert.equal(ufs2At64k(head), false, "makefs puts even UFS2's superblock at 8 KiB");
     }
     assert.equal(ufsTypeOf(Buffer.alloc(70_000)), undefined);
+    rmSync(dir, { recursive: true });
+  });
+
+  it('reads the clean flag, fs_flags and FreeBSD check hashes, and turns the hashes off', (t) => {
+    if (spawnSync('makefs', []).error) return t.skip('makefs (Debian package makefs) is not installed');
+    const dir = mkdtempSync(join(tmpdir(), 'bsd-ufs-'));
+    mkdirSync(join(dir, 'tree'));
+    const image = join(dir, 'v1.img');
+    assert.equal(spawnSync('makefs', ['-t', 'ffs', '-o', 'version=1', '-s', '16m', image, join(dir, 'tree')]).status, 0);
+    const head = readFileSync(image).subarray(0, 65536 + 4096);
+    const sb = readUfsSuperblock(head);
+    assert.deepEqual(sb && { offset: sb.offset, type: sb.type, clean: sb.clean, metackhash: sb.metackhash }, { offset: 8192, type: '44bsd', clean: 1, metackhash: 0 });
+    assert.equal(withoutCheckHashes(head, sb!), undefined, 'no check hashes: nothing to change');
+    // As FreeBSD 12+ newfs leaves it: flags moved to fs_flags, FS_METACKHASH and SU+J set,
+    // cylinder-group and inode hashes on, a superblock hash recorded.
+    const hashed = Buffer.from(head);
+    hashed.writeUInt8(hashed.readUInt8(8192 + 211) | 0x80, 8192 + 211);
+    hashed.writeUInt32LE(0x200 | 0x8 | 0x2, 8192 + 1312);
+    hashed.writeUInt32LE(0x7, 8192 + 1308);
+    hashed.writeUInt32LE(0xdeadbeef, 8192 + 1304);
+    const before = readUfsSuperblock(hashed)!;
+    assert.deepEqual([before.flags, before.metackhash], [0x20a, 7]);
+    const plain = withoutCheckHashes(hashed, before)!;
+    assert.equal(plain.length, 2048);
+    const after = readUfsSuperblock(Buffer.concat([hashed.subarray(0, 8192), plain, hashed.subarray(8192 + 2048)]))!;
+    assert.deepEqual([after.flags, after.metackhash, plain.readUInt32LE(1304)], [0xa, 0, 0], 'hashes off, soft updates and journal flags kept');
+    assert.equal(after.clean, 1);
+    assert.ok(plain.subarray(0, 1304).equals(hashed.subarray(8192, 8192 + 1304)), 'nothing else changed');
     rmSync(dir, { recursive: true });
   });
 });
