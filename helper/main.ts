@@ -4,8 +4,9 @@
  * say, runs the task table, writes SUCCESS or "ERROR: ..." to the result port and powers
  * the VM off. It refuses to run anywhere but in the helper VM.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseConfigDocument, type ConfigDocument } from '../src/helper-vm/config-document.ts';
+import { readConfigFloppy } from './config-floppy.ts';
 import { isYes, type HelperContext, type OsFamily } from './context.ts';
 import { detectRoot } from './detect.ts';
 import { findDiskBySerial } from './disks.ts';
@@ -14,7 +15,6 @@ import { adapterFor } from './os/adapter.ts';
 import { openPorts, type Ports } from './ports.ts';
 import { runTasks } from './runner.ts';
 
-const CONFIG_DIR = '/run/snf-config';
 const TARGET = '/run/snf-target';
 const RENAME_TASKS = ['MountImage', 'AssignHostname', 'UmountImage'];
 
@@ -31,13 +31,7 @@ async function waitForDevice(path: string, seconds: number): Promise<void> {
 async function readConfig(): Promise<ConfigDocument> {
   if (!existsSync('/dev/fd0')) await run('modprobe', ['floppy'], { allowFailure: true });
   await waitForDevice('/dev/fd0', 10);
-  mkdirSync(CONFIG_DIR, { recursive: true });
-  await run('mount', ['-t', 'ext2', '-o', 'ro', '/dev/fd0', CONFIG_DIR]);
-  try {
-    return parseConfigDocument(readFileSync(`${CONFIG_DIR}/config.json`, 'utf8'));
-  } finally {
-    await run('umount', [CONFIG_DIR], { allowFailure: true });
-  }
+  return parseConfigDocument(await readConfigFloppy('/dev/fd0'));
 }
 
 async function debugShell(ports: Ports): Promise<void> {
@@ -45,10 +39,36 @@ async function debugShell(ports: Ports): Promise<void> {
   await run('/bin/busybox', ['setsid', 'sh', '-c', 'exec /bin/sh </dev/ttyS3 >/dev/ttyS3 2>&1'], { allowFailure: true });
 }
 
+/**
+ * Flushes what the helper wrote to the instance disks: fsync of a block device writes its
+ * cache and flushes the device's write cache (filesystems were unmounted by UmountImage).
+ * No `sync` program: under software emulation each program started costs a few tenths of
+ * a second.
+ */
+function flushDisks(disks: readonly string[]): void {
+  for (const disk of disks) {
+    try {
+      const fd = openSync(disk, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      // a disk that cannot be opened has nothing of ours to flush
+    }
+  }
+}
+
+/** Powers the VM off at once (SysRq o), with poweroff -f as the fallback. */
 async function powerOff(): Promise<never> {
-  await run('sync', [], { allowFailure: true });
-  await run('/bin/busybox', ['poweroff', '-f'], { allowFailure: true });
+  try {
+    writeFileSync('/proc/sysrq-trigger', 'o');
+  } catch {
+    await run('/bin/busybox', ['poweroff', '-f'], { allowFailure: true });
+  }
   await new Promise((r) => setTimeout(r, 3000));
+  await run('/bin/busybox', ['poweroff', '-f'], { allowFailure: true });
   process.exit(0);
 }
 
@@ -93,6 +113,7 @@ export async function helperMain(): Promise<never> {
       adapterFor(ctx.properties.OSFAMILY as OsFamily);
       await runTasks(ctx, { emit: (e) => ports.event(e), log, ...(config.operation === 'rename' ? { only: RENAME_TASKS } : {}) });
     }
+    flushDisks(ctx.disks);
     ports.result('SUCCESS');
     log('customization finished: SUCCESS');
   } catch (error) {
@@ -101,8 +122,12 @@ export async function helperMain(): Promise<never> {
     ports.event({ kind: 'error', message });
     ports.result(`ERROR: ${message}`);
     if (ctx) for (const where of ctx.mounts.reverse()) await run('umount', ['-l', where], { allowFailure: true });
+    await run('sync', [], { allowFailure: true });
     if (debug) await debugShell(ports);
   }
+  // Closing a serial port waits until the UART has sent what was written to it (SUCCESS
+  // included); a moment more for the console's last lines.
   ports.close();
+  await new Promise((r) => setTimeout(r, 50));
   return powerOff();
 }

@@ -86,10 +86,11 @@ MODULES=(virtio_pci virtio_blk virtio_scsi virtio_console virtio-rng sd_mod sg
 	floppy loop dm_mod)
 # Loaded by the initrd (in this order, with their dependencies).
 INITRD_MODULES=(virtio_pci virtio_blk)
-INITRD_BG_MODULES=(floppy crc32c_generic ext4)
+# The config floppy is a tar archive read from the device: no filesystem module.
+INITRD_BG_MODULES=(floppy)
 case "$ROOTFS" in
 squashfs) INITRD_MODULES+=(squashfs) ;;
-ext4) INITRD_MODULES+=(crc32c_generic ext4) INITRD_BG_MODULES=(floppy) ;;
+ext4) INITRD_MODULES+=(crc32c_generic ext4) ;;
 esac
 
 # --- host dependencies --------------------------------------------------------

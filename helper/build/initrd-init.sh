@@ -64,9 +64,8 @@ fail() {
 # floppy.ko spends most of its init time sleeping (FDC reset, drive
 # detection), and so does the first read of the floppy (400 ms motor spin-up
 # wait), so load it and read the first 32 KiB of the config floppy in the
-# background while the root disk is set up; the helper's mount then finds the
-# motor running and the superblock in the page cache. The ext2 floppy is
-# mounted with the ext4 driver, loaded here too.
+# background while the root disk is set up; the helper then finds the motor
+# running and the start of the floppy's archive (config.json) in the page cache.
 bg_pid=
 if [ -s /etc/modules.bg ]; then
 	(

@@ -1,16 +1,21 @@
 /**
- * The media that carry the config document into the helper VM: a 1.44 MB ext2 floppy made
- * without mounting anything (mke2fs -d), in a private 0700 directory, files 0600. A
- * personality too large for the floppy goes on an extra read-only virtio disk instead.
+ * The media that carry the config document into the helper VM: a 1.44 MB floppy holding a
+ * ustar archive (tar-stream) with one file, config.json, written in a private 0700
+ * directory as a 0600 file. Nothing is mounted, on the host or in the helper: the helper
+ * reads the archive straight from /dev/fd0 (helper/config-floppy.ts). A personality too
+ * large for the floppy goes on an extra read-only virtio disk instead.
  */
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pack } from 'tar-stream';
 import { UserError } from '../util/errors.ts';
 import type { ConfigDocument } from './config-document.ts';
 
 export const FLOPPY_BYTES = 1440 * 1024;
-/** Above this the personality goes on its own disk (ext2 overhead keeps ~1.3 MB usable). */
-export const FLOPPY_PAYLOAD_LIMIT = 1200 * 1024;
+/** The archive's file on the floppy. */
+export const CONFIG_FILE_NAME = 'config.json';
+/** Above this the personality goes on its own disk (room left for the tar header and end blocks). */
+export const FLOPPY_PAYLOAD_LIMIT = FLOPPY_BYTES - 4096;
 export const PERSONALITY_DISK_SERIAL = 'snf-personality';
 
 export interface ConfigMedia {
@@ -18,22 +23,24 @@ export interface ConfigMedia {
   personalityDisk?: string;
 }
 
+/** The floppy's bytes: the archive, zero-padded to FLOPPY_BYTES. */
+export async function configFloppyImage(doc: ConfigDocument): Promise<Buffer> {
+  const archive = pack();
+  archive.entry({ name: CONFIG_FILE_NAME, mode: 0o600, uid: 0, gid: 0, mtime: new Date(0) }, JSON.stringify(doc));
+  archive.finalize();
+  const chunks: Buffer[] = [];
+  for await (const chunk of archive) chunks.push(chunk as Buffer);
+  const tar = Buffer.concat(chunks);
+  if (tar.byteLength > FLOPPY_BYTES) throw new UserError(`the helper configuration (${tar.byteLength} bytes) does not fit on the config floppy`);
+  const image = Buffer.alloc(FLOPPY_BYTES);
+  tar.copy(image);
+  return image;
+}
+
 async function makeFloppy(doc: ConfigDocument, workDir: string): Promise<string> {
-  const { execa } = await import('execa');
-  const staging = join(workDir, 'floppy-content');
-  await mkdir(staging, { mode: 0o700 });
-  try {
-    await writeFile(join(staging, 'config.json'), JSON.stringify(doc), { mode: 0o600 });
-    const floppy = join(workDir, 'config-floppy.img');
-    try {
-      await execa('mke2fs', ['-q', '-F', '-t', 'ext2', '-L', 'snfconfig', '-m', '0', '-d', staging, floppy, '1440k'], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false });
-    } catch (error) {
-      throw new UserError(`cannot build the helper config floppy with mke2fs: ${((error as { stderr?: string }).stderr ?? String(error)).trim().split('\n')[0] ?? ''}`);
-    }
-    return floppy;
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-  }
+  const floppy = join(workDir, 'config-floppy.img');
+  await writeFile(floppy, await configFloppyImage(doc), { mode: 0o600 });
+  return floppy;
 }
 
 /** Builds the floppy (and the personality disk when needed) inside `workDir` (0700). */
@@ -47,8 +54,5 @@ export async function buildConfigMedia(doc: ConfigDocument, workDir: string): Pr
   await writeFile(personalityDisk, padded, { mode: 0o600 });
   const slim: ConfigDocument = { ...doc, personality: [], personalityDisk: { serial: PERSONALITY_DISK_SERIAL, bytes: personality.byteLength } };
   if (Buffer.byteLength(JSON.stringify(slim)) > FLOPPY_PAYLOAD_LIMIT) throw new UserError('the helper configuration does not fit on the config floppy even without the personality (auth_keys or cloud_userdata too large)');
-  const floppy = await makeFloppy(slim, workDir);
-  const st = await stat(floppy);
-  if (st.size !== FLOPPY_BYTES) throw new UserError(`config floppy has ${st.size} bytes, not ${FLOPPY_BYTES}`);
-  return { floppy, personalityDisk };
+  return { floppy: await makeFloppy(slim, workDir), personalityDisk };
 }

@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { readConfigFloppy } from '../../helper/config-floppy.ts';
+import { buildConfigMedia, configFloppyImage, FLOPPY_BYTES } from '../../src/helper-vm/config-media.ts';
 import { buildConfigDocument } from '../../src/helper-vm/run-helper.ts';
 import { parseConfigDocument } from '../../src/helper-vm/config-document.ts';
 import { formatEvent, parseEvent, toMonitorMessage } from '../../src/helper-vm/monitor-protocol.ts';
@@ -93,5 +98,53 @@ describe('config document', () => {
     assert.equal(back.personality.length, 1);
     assert.throws(() => parseConfigDocument(JSON.stringify({ ...doc, version: 99 })), /run snf-image-update-helper/);
     assert.throws(() => parseConfigDocument(JSON.stringify({ ...doc, hostname: 5 })), /hostname/);
+  });
+});
+
+describe('config floppy', () => {
+  const doc = () => {
+    const env = parseGanetiEnv(CREATE_ENV, 'create');
+    const { params } = parseOsParams(wrapSecrets(new Map([['img_id', 'x'], ['img_format', 'diskdump'], ['img_passwd', 'pw-12345']])), { imageDir: '/i', requireImage: true });
+    return buildConfigDocument({ operation: 'create', instance: env.instance!, params, properties: { OSFAMILY: 'linux' }, settings: loadConfig({ configFile: '/dev/null' }).settings, monitor: { send() {}, close: async () => {} } });
+  };
+
+  it('is a 1.44 MB, 0600 tar archive whose config.json the helper reads back exactly', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'snf-floppy-'));
+    try {
+      const { floppy, personalityDisk } = await buildConfigMedia(doc(), dir);
+      assert.equal(personalityDisk, undefined);
+      const st = statSync(floppy);
+      assert.deepEqual([st.size, st.mode & 0o777], [FLOPPY_BYTES, 0o600]);
+      assert.deepEqual(parseConfigDocument(await readConfigFloppy(floppy)), parseConfigDocument(JSON.stringify(doc())));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a personality too large for the floppy goes on its own disk; the rest still reads back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'snf-floppy-'));
+    try {
+      const big = { ...doc(), personality: [{ path: '/big', contents: Buffer.alloc(1_500_000, 7).toString('base64') }] };
+      const { floppy, personalityDisk } = await buildConfigMedia(big, dir);
+      assert.ok(personalityDisk);
+      const back = parseConfigDocument(await readConfigFloppy(floppy));
+      assert.deepEqual([back.personality, back.personalityDisk?.serial], [[], 'snf-personality']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a device without the archive is refused with one line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'snf-floppy-'));
+    try {
+      writeFileSync(join(dir, 'zeros'), Buffer.alloc(FLOPPY_BYTES));
+      await assert.rejects(readConfigFloppy(join(dir, 'zeros')), /holds no config\.json/);
+      writeFileSync(join(dir, 'junk'), Buffer.alloc(FLOPPY_BYTES, 0x41));
+      await assert.rejects(readConfigFloppy(join(dir, 'junk')), /not a config floppy/);
+      await assert.rejects(readConfigFloppy(join(dir, 'missing')), /cannot read/);
+      assert.equal((await configFloppyImage(doc())).length, FLOPPY_BYTES);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
