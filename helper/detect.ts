@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { readPartitionTable, type Partition } from './disks.ts';
+import { filesystemType, readPartitionTable, type Partition } from './disks.ts';
 import { run, TaskError } from './exec.ts';
 import type { OsFamily } from './context.ts';
 import { bsdPartitionType } from './bsd/partition-types.ts';
@@ -16,11 +16,6 @@ import { mountNtfs, NtfsHibernatedError, umountNtfs } from './windows/ntfs.ts';
 import { activateVolumeGroup, deactivateVolumeGroup, findRootVolume } from './lvm.ts';
 
 const LINUX_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'jfs', 'reiserfs']);
-
-export async function filesystemType(node: string): Promise<string> {
-  const r = await run('blkid', ['-o', 'value', '-s', 'TYPE', node], { allowFailure: true });
-  return r.stdout.trim();
-}
 
 function hasCaseInsensitive(dir: string, ...names: string[]): boolean {
   let current = dir;

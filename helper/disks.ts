@@ -13,6 +13,20 @@ export function findDiskBySerial(serial: string, sysBlock = '/sys/block'): strin
   throw new TaskError(`no disk with serial ${serial} is attached to the helper VM`);
 }
 
+/** A block device's size in 512-byte sectors, from sysfs (no program to start). */
+export function diskSectors(device: string, sysClassBlock = '/sys/class/block'): number {
+  const file = `${sysClassBlock}/${device.replace(/^\/dev\//, '')}/size`;
+  const sectors = existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : NaN;
+  if (!Number.isSafeInteger(sectors) || sectors <= 0) throw new TaskError(`cannot read the size of ${device} from ${file}`);
+  return sectors;
+}
+
+/** The filesystem (or LVM2_member, swap, ...) blkid finds on a device; '' when none. */
+export async function filesystemType(node: string): Promise<string> {
+  const r = await run('blkid', ['-o', 'value', '-s', 'TYPE', node], { allowFailure: true });
+  return r.stdout.trim();
+}
+
 export type TableType = 'dos' | 'gpt';
 
 export interface Partition {
@@ -51,7 +65,7 @@ export async function readPartitionTable(device: string): Promise<PartitionTable
   const json = JSON.parse(r.stdout) as SfdiskJson;
   const table = json.partitiontable;
   if (!table || (table.label !== 'dos' && table.label !== 'gpt')) throw new TaskError(`Unsupported partition table type '${table?.label ?? 'none'}'`);
-  const size = Number((await run('blockdev', ['--getsz', device])).stdout.trim());
+  const size = diskSectors(device);
   const partitions = (table.partitions ?? []).map((p) => {
     const m = /(\d+)$/.exec(p.node);
     return { number: Number(m?.[1] ?? 0), node: p.node, start: p.start, size: p.size, type: p.type.toLowerCase() };

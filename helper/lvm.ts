@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HelperContext } from './context.ts';
-import { partitionNode } from './disks.ts';
+import { filesystemType, partitionNode } from './disks.ts';
 import { run, TaskError } from './exec.ts';
 
 const CONFIG = 'devices { use_devicesfile = 0 } activation { udev_sync = 0 udev_rules = 0 } backup { backup = 0 archive = 0 }';
@@ -15,10 +15,6 @@ const PROBE = '/run/snf-lvm-probe';
 const LINUX_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs']);
 
 const lvm = (command: string, args: readonly string[], allowFailure = false) => run('lvm', [command, '--config', CONFIG, ...args], { allowFailure, label: `lvm ${command}` });
-
-async function filesystemType(node: string): Promise<string> {
-  return (await run('blkid', ['-o', 'value', '-s', 'TYPE', node], { allowFailure: true })).stdout.trim();
-}
 
 export async function isPhysicalVolume(node: string): Promise<boolean> {
   return (await filesystemType(node)) === 'LVM2_member';

@@ -3,7 +3,6 @@
  * an LVM physical volume the root logical volume grows first (lvm.ts). Windows NTFS and
  * FreeBSD / NetBSD UFS are grown by the guest at first boot, set up while mounted.
  */
-import { filesystemType } from '../detect.ts';
 import { run, TaskError } from '../exec.ts';
 import { isWindowsFamily, isYes, osFamily, type HelperContext } from '../context.ts';
 import { GuestFs } from '../guest-files.ts';
@@ -11,8 +10,8 @@ import { extendFilesystemAtFirstBoot } from '../os/windows.ts';
 import { ntfsResize } from '../windows/ntfs.ts';
 import { isBsdFamily } from '../bsd/partition-types.ts';
 import { growBsdRootAtFirstBoot } from '../os/bsd.ts';
-import { lastPartition, readPartitionTable } from '../disks.ts';
-import { growRootVolume, isPhysicalVolume } from '../lvm.ts';
+import { filesystemType, lastPartition, readPartitionTable } from '../disks.ts';
+import { growRootVolume } from '../lvm.ts';
 
 async function resizedPartition(ctx: HelperContext): Promise<string | undefined> {
   if (ctx.resizedPartition) return ctx.resizedPartition;
@@ -23,13 +22,14 @@ async function resizedPartition(ctx: HelperContext): Promise<string | undefined>
 export async function filesystemResizeUnmounted(ctx: HelperContext): Promise<void> {
   let node = await resizedPartition(ctx);
   if (!node) return;
-  if (await isPhysicalVolume(node)) {
+  let fs = await filesystemType(node);
+  if (fs === 'LVM2_member') {
     // An LVM root: the physical volume, then the root logical volume, then its filesystem.
     const volume = await growRootVolume(ctx, node);
     if (!volume) return;
     ctx.resizedPartition = node = volume;
+    fs = await filesystemType(node);
   }
-  const fs = await filesystemType(node);
   if (!fs.startsWith('ext')) {
     if (!['xfs', 'btrfs', 'swap', 'ntfs', 'LVM2_member', ''].includes(fs)) ctx.warn(`Cannot resize a ${fs} filesystem: only ext2/3/4, xfs and btrfs grow`);
     return;

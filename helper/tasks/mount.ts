@@ -5,7 +5,7 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { existsSync } from 'node:fs';
-import { filesystemType } from '../detect.ts';
+import { filesystemType } from '../disks.ts';
 import { deactivateVolumeGroup, rootDevice } from '../lvm.ts';
 import { run, TaskError } from '../exec.ts';
 import { resolveInGuest } from '../guest-path.ts';
