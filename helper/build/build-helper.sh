@@ -267,7 +267,7 @@ build_ufs_module() {
 # mmdebstrap customize hook: \$1 = chroot, \$2 = output directory
 set -eu
 v=\$(chroot "\$1" dpkg-query -W -f '\${Version}' linux-headers-$KVER)
-[ "\$v" = "$KPKG_VERSION" ] || { echo "linux-headers-$KVER is \$v, the helper kernel $KPKG_VERSION: rebuild with --no-cache" >&2; exit 1; }
+[ "\$v" = "$KPKG_VERSION" ] || { echo "linux-headers-$KVER is \$v, the helper kernel $KPKG_VERSION: the cached bootstrap is older than the mirror; rebuild with --no-cache (snf-image-update-helper --refresh)" >&2; exit 1; }
 chroot "\$1" sh -eu -c '
 cd /root
 tar -xJf /usr/src/linux-source-$series.tar.xz --wildcards "linux-source-$series/fs/ufs/*"
@@ -285,7 +285,8 @@ EOF
 		--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
 		--include="make,xz-utils,binutils,linux-headers-$KVER,linux-source-$series" \
 		--customize-hook="'$hook' \"\$1\" '$tmp'" \
-		"$SUITE" /dev/null "${SOURCES[@]}" >&2
+		"$SUITE" /dev/null "${SOURCES[@]}" >&2 ||
+		{ echo "building ufs.ko failed: if the mirror no longer has linux-headers-$KVER, the cached bootstrap is stale; rebuild with --no-cache (snf-image-update-helper --refresh), or --no-ufs-write" >&2; exit 1; }
 	[ "$(modinfo -F vermagic "$tmp/ufs.ko" | cut -d' ' -f1)" = "$KVER" ] ||
 		{ echo "the ufs.ko built is not for $KVER" >&2; exit 1; }
 	mv "$tmp/ufs.ko" "$UFS_KO"

@@ -69,8 +69,9 @@ function buildProgram(): Command {
     .option('--force', 'rebuild even if the helper is up to date')
     .option('--binary <path>', 'the snf-image binary to put into the helper (default: this one)')
     .option('--mirror <url>', 'Debian mirror (default: the one apt uses)')
+    .option('--refresh', 'bootstrap again from the mirror instead of the cached packages (security updates, a new kernel)')
     .option('--no-ufs-write', "keep Debian's read-only ufs module (BSD images then cannot be customized)")
-    .action(async (opts: { check?: boolean; force?: boolean; binary?: string; mirror?: string; ufsWrite: boolean }) => {
+    .action(async (opts: { check?: boolean; force?: boolean; binary?: string; mirror?: string; refresh?: boolean; ufsWrite: boolean }) => {
       const binary = opts.binary ?? (runningAsSea() ? process.execPath : undefined);
       if (!binary) throw new Error('--binary: required when not running the built single executable');
       const { helperState, updateHelper } = await import('../helper-vm/update-helper.ts');
@@ -81,7 +82,7 @@ function buildProgram(): Command {
         process.exitCode = state.state === 'current' ? 0 : 1;
         return;
       }
-      await updateHelper({ helperDir: settings.HELPER_DIR, binary, force: Boolean(opts.force), mirror: opts.mirror, ufsWrite: opts.ufsWrite, out: (line) => process.stdout.write(`${line}\n`) });
+      await updateHelper({ helperDir: settings.HELPER_DIR, binary, force: Boolean(opts.force || opts.refresh), refresh: Boolean(opts.refresh), mirror: opts.mirror, ufsWrite: opts.ufsWrite, out: (line) => process.stdout.write(`${line}\n`) });
     });
 
   program

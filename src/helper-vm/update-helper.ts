@@ -39,6 +39,8 @@ export interface UpdateHelperOptions {
   mirror?: string | undefined;
   /** Build the write-enabled ufs module (default true). */
   ufsWrite?: boolean;
+  /** Bootstrap again instead of using the cached packages. */
+  refresh?: boolean;
   out: (line: string) => void;
 }
 
@@ -57,7 +59,7 @@ export async function updateHelper(options: UpdateHelperOptions): Promise<void> 
       await writeFile(file, readAssetText(asset));
       await chmod(file, 0o755);
     }
-    const args = [join(work, 'build-helper.sh'), '--out', options.helperDir, '--init-binary', options.binary, ...(options.mirror ? ['--mirror', options.mirror] : []), ...(options.ufsWrite === false ? ['--no-ufs-write'] : [])];
+    const args = [join(work, 'build-helper.sh'), '--out', options.helperDir, '--init-binary', options.binary, ...(options.mirror ? ['--mirror', options.mirror] : []), ...(options.ufsWrite === false ? ['--no-ufs-write'] : []), ...(options.refresh ? ['--no-cache'] : [])];
     try {
       await execa('bash', args, { stdio: 'inherit' });
     } catch (error) {

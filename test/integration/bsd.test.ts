@@ -20,7 +20,7 @@ import { makeNode, type NodeFixture } from '../support/node-fixture.ts';
 import { bsdToolsSkipReason, LAYOUTS, makeBsdGuest, OPENBSD_DUID, readSector, type BsdGuestLayout } from '../support/bsd-guest.ts';
 import { CREATE_ENV } from '../fixtures/ganeti-env.ts';
 import { parseDisklabel, usedPartitions } from '../../helper/bsd/disklabel.ts';
-import { readUfsSuperblock, ufsTypeOf } from '../../helper/bsd/ufs.ts';
+import { readUfsSuperblock, UFS_WRITE_UNAVAILABLE, ufsTypeOf } from '../../helper/bsd/ufs.ts';
 import type { BsdFamily } from '../../helper/bsd/partition-types.ts';
 
 const PASSWORD = 'Bsd-Secret-pw-4411';
@@ -182,6 +182,16 @@ describe('BSD guests (real helper VM)', { skip, timeout: 2_400_000 }, () => {
     const d = await runScript('create', { env: { ...CREATE_ENV, OSP_IMG_ID: 'dirty.img', OSP_IMG_FORMAT: 'diskdump', OSP_IMG_PASSWD: PASSWORD, DISK_0_PATH: disk, SNF_IMAGE_CONFIG: n.configFile } });
     assert.notEqual(d.code, 0);
     assert.match(d.stderr, /the netbsd filesystem on \/dev\/\w+ was not cleanly unmounted \(fs_clean 0\): run fsck_ffs on it in netbsd/);
+  });
+
+  it('a helper built with --no-ufs-write (Debian\'s read-only ufs module) stops create with one line saying so; its manifest says ufsWrite false', async () => {
+    const stock = ensureHelper({ ufsWrite: false });
+    assert.equal((JSON.parse(readFileSync(join(stock, 'manifest.json'), 'utf8')) as { ufsWrite?: boolean }).ufsWrite, false);
+    assert.equal((JSON.parse(readFileSync(join(helperDir, 'manifest.json'), 'utf8')) as { ufsWrite?: boolean }).ufsWrite, true);
+    const r = await deploy(makeNode(`HELPER_DIR=${stock}\nHELPER_SOFT_TIMEOUT=900\n`), { ...LAYOUTS.openbsd, rootLast: true });
+    assert.notEqual(r.code, 0);
+    assert.ok(r.stderr.includes(UFS_WRITE_UNAVAILABLE), r.stderr.split('\n').slice(-6).join('\n'));
+    assert.ok(!r.stderr.includes(PASSWORD), 'no secret in the log');
   });
 
   it('a hostile disklabel (root partition past the end of its slice) is refused with one line', async () => {

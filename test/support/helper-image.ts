@@ -27,7 +27,7 @@ function cacheKey(): string {
   return hash.digest('hex').slice(0, 16);
 }
 
-let built: string | undefined;
+const built = new Map<string, string>();
 
 /** Each helper is ~150 MB: keep the few most recently used (several checkouts may test at once). */
 function pruneOldHelpers(root: string, keep: string): void {
@@ -39,22 +39,28 @@ function pruneOldHelpers(root: string, keep: string): void {
   for (const old of others.slice(KEEP - 1)) rmSync(old, { recursive: true, force: true });
 }
 
-/** HELPER_DIR of a helper built for the current binary (built once, then reused). */
-export function ensureHelper(): string {
-  if (built) return built;
+/**
+ * HELPER_DIR of a helper built for the current binary (built once, then reused); with
+ * `ufsWrite: false` one built with --no-ufs-write (Debian's read-only ufs module).
+ */
+export function ensureHelper(options: { ufsWrite?: boolean } = {}): string {
+  const variant = options.ufsWrite === false ? '-no-ufs-write' : '';
+  const done = built.get(variant);
+  if (done) return done;
   const root = join(TEST_CACHE, 'helper');
-  const dir = join(root, cacheKey());
+  const dir = join(root, `${cacheKey()}${variant}`);
   if (!existsSync(join(dir, 'helper', 'manifest.json'))) {
     mkdirSync(dir, { recursive: true });
     pruneOldHelpers(root, dir);
     const conf = join(dir, 'build.conf');
     writeFileSync(conf, `HELPER_DIR=${join(dir, 'helper')}\n`);
     const started = Date.now();
-    execFileSync(BINARY, ['update-helper'], { env: { PATH: process.env.PATH ?? '', SNF_IMAGE_CONFIG: conf }, stdio: ['ignore', 'inherit', 'inherit'], timeout: 1_200_000 });
+    execFileSync(BINARY, ['update-helper', ...(variant ? ['--no-ufs-write'] : [])], { env: { PATH: process.env.PATH ?? '', SNF_IMAGE_CONFIG: conf }, stdio: ['ignore', 'inherit', 'inherit'], timeout: 1_200_000 });
     console.log(`# helper VM built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
   const now = new Date();
   utimesSync(dir, now, now);
-  built = join(dir, 'helper');
-  return built;
+  const helper = join(dir, 'helper');
+  built.set(variant, helper);
+  return helper;
 }
