@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { SecretWatch, type SecretWatchReport } from '../support/secret-watch.ts';
@@ -14,13 +14,23 @@ const SH = realpathSync('/bin/sh');
 const SLEEP = realpathSync('/bin/sleep');
 
 /**
- * `sh -c 'sleep 30; true' [arg]` (its own process group) once the shell has its sleep child:
+ * `sh -c 'sleep 30; true' [arg]` (its own process group) once the shell's child runs sleep:
  * the shell carries `arg` in its command line, both carry `env`.
  */
 async function carrier(arg: string | undefined, env: Record<string, string> = {}): Promise<ChildProcess> {
   const child = spawn(SH, ['-c', 'sleep 30; true', ...(arg === undefined ? [] : [arg])], { env: { PATH: '/usr/bin:/bin', ...env }, stdio: 'ignore', detached: true });
   await new Promise((resolve, reject) => child.once('spawn', resolve).once('error', reject));
-  while (readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim() === '') await sleep(10);
+  // Until the shell's child has exec'd sleep: right after the fork it is still a shell.
+  const execdSleep = (): boolean => {
+    const kid = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/)[0];
+    if (!kid) return false;
+    try {
+      return readlinkSync(`/proc/${kid}/exe`) === SLEEP;
+    } catch {
+      return false;
+    }
+  };
+  while (!execdSleep()) await sleep(10);
   return child;
 }
 
