@@ -5,10 +5,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { extract } from 'tar-stream';
-import { CONFIG_FILE_NAME } from '../src/helper-vm/config-media.ts';
-
-/** Largest config.json accepted (the floppy's size). */
-const MAX_BYTES = 1440 * 1024;
+import { CONFIG_FILE_NAME, FLOPPY_BYTES } from '../src/helper-vm/config-media.ts';
 
 export function readConfigFloppy(device: string): Promise<string> {
   const source = createReadStream(device, { highWaterMark: 16 * 1024 });
@@ -29,7 +26,7 @@ export function readConfigFloppy(device: string): Promise<string> {
         stream.resume();
         return;
       }
-      if ((header.size ?? 0) > MAX_BYTES) return finish(new Error(`${device}: ${CONFIG_FILE_NAME} is larger than a floppy`));
+      if ((header.size ?? 0) > FLOPPY_BYTES) return finish(new Error(`${device}: ${CONFIG_FILE_NAME} is larger than a floppy`));
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
       stream.on('end', () => finish(undefined, Buffer.concat(chunks).toString('utf8')));

@@ -10,8 +10,7 @@
  * start then compiles the module bodies again (0.14 -> 0.10 s for `snf-image --version`
  * here). The run's output is discarded and its exit intercepted.
  */
-import { writeFileSync } from 'node:fs';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Script } from 'node:vm';
 import { bundleWrapper } from '../src/sea/bundles.ts';

@@ -211,7 +211,8 @@ async function rereadPartitions(disk: string): Promise<void> {
  */
 export async function growBsdRootAtFirstBoot(ctx: HelperContext, fs: GuestFs): Promise<void> {
   const family = bsdFamily(ctx);
-  const { root } = await rootDevice(ctx, family, kernelPartitions(ctx.disk));
+  // MountImage found the root (it runs first); computed again only if it did not record it.
+  const root = ctx.rootDevice ?? (await rootDevice(ctx, family, kernelPartitions(ctx.disk))).root;
   if (ctx.resizedPartition !== root) {
     ctx.info(`the partition FixPartitionTable grew (${ctx.resizedPartition ?? 'none'}) does not hold the root filesystem (${root}): no filesystem to grow`);
     return;
@@ -253,6 +254,7 @@ export async function mountBsdImage(ctx: HelperContext): Promise<void> {
   mkdirSync(ctx.target, { recursive: true });
   await mountUfs(root, ctx.target, family, ctx.warn);
   ctx.mounts.push(ctx.target);
+  ctx.rootDevice = root;
   let fstabText = '';
   try {
     fstabText = readFileSync(resolveInGuest(ctx.target, '/etc/fstab'), 'utf8');
