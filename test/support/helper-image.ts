@@ -31,7 +31,7 @@ const built = new Map<string, string>();
 
 /** Each helper is ~150 MB: keep the few most recently used (several checkouts may test at once). */
 function pruneOldHelpers(root: string, keep: string): void {
-  const KEEP = 4;
+  const KEEP = 8;
   const others = readdirSync(root)
     .map((name) => join(root, name))
     .filter((path) => path !== keep)
