@@ -1,8 +1,11 @@
 /**
  * Instance disks as the host sees them: a block device (LV, DRBD, loop) or a Ganeti `file`
- * disk (a regular, usually sparse, file). Size comes from sysfs for block devices.
+ * disk (a regular, usually sparse, file). A block device's size is asked of the opened
+ * device itself (BLKGETSIZE64), never looked up by device number: a wrong decoding of a
+ * number names another device, whose size would bound the write and the tail wipe.
  */
-import { constants, promises as fs, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, promises as fs } from 'node:fs';
+import { directIo } from './native.ts';
 import { UserError } from '../util/errors.ts';
 
 export type DiskKind = 'block' | 'file';
@@ -13,29 +16,36 @@ export interface DiskInfo {
   sizeBytes: number;
 }
 
-function blockDeviceSize(rdev: number, path: string): number {
-  const major = Math.floor(rdev / 256) & 0xfff;
-  const minor = (rdev & 0xff) | (Math.floor(rdev / 1048576) & 0xfff00);
-  try {
-    const sectors = Number(readFileSync(`/sys/dev/block/${major}:${minor}/size`, 'utf8').trim());
-    return sectors * 512;
-  } catch {
-    throw new UserError(`${path}: cannot read the size of block device ${major}:${minor} from /sys`);
-  }
+function errorCode(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? String(error);
 }
 
 /** Describes the disk at `path`; a path that is neither a block device nor a file is refused. */
 export function inspectDisk(path: string, label = 'disk'): DiskInfo {
-  let st;
+  let fd: number;
   try {
-    st = statSync(path);
+    // O_NONBLOCK: opening never waits (a FIFO planted at the path is refused below, not hung on).
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
+    const code = errorCode(error);
     throw new UserError(`${label} ${path}: ${code === 'ENOENT' ? 'does not exist' : `cannot be accessed (${code})`}`);
   }
-  if (st.isBlockDevice()) return { path, kind: 'block', sizeBytes: blockDeviceSize(st.rdev, path) };
-  if (st.isFile()) return { path, kind: 'file', sizeBytes: st.size };
-  throw new UserError(`${label} ${path}: is neither a block device nor a regular file`);
+  try {
+    const st = fstatSync(fd);
+    if (st.isBlockDevice()) {
+      let sizeBytes: number;
+      try {
+        sizeBytes = directIo().blockDeviceSize(fd);
+      } catch (error) {
+        throw new UserError(`${label} ${path}: cannot read the size of the block device (${errorCode(error)})`);
+      }
+      return { path, kind: 'block', sizeBytes };
+    }
+    if (st.isFile()) return { path, kind: 'file', sizeBytes: st.size };
+    throw new UserError(`${label} ${path}: is neither a block device nor a regular file`);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Opens a disk for writing without truncating it (Ganeti file disks must keep their size). */
