@@ -25,6 +25,9 @@ export interface CheckResult {
 
 let kvmAnswer: boolean | undefined;
 
+/** A guest kernel message on the console ("[   12.345678] powernow_k8: ..."). */
+const KERNEL_LINE = /^\[\s*\d+\.\d+\]/;
+
 async function accel(probeKernel: string | undefined): Promise<'kvm' | 'tcg'> {
   if (!existsSync('/dev/kvm') || !probeKernel) return 'tcg';
   kvmAnswer ??= await kvmBootsKernel('qemu-system-x86_64', probeKernel);
@@ -37,6 +40,8 @@ export class BootedGuest {
   readonly #log: (text: string) => void;
   readonly startedAt = Date.now();
   accel: 'kvm' | 'tcg' = 'tcg';
+  /** How long to wait for a prompt before asking for a fresh one (an empty line). */
+  promptNudgeMs = 20_000;
 
   private constructor(child: ChildProcess, log: (text: string) => void) {
     this.#child = child;
@@ -62,10 +67,15 @@ export class BootedGuest {
       '-serial', 'stdio',
       ...(options.nic ? ['-netdev', 'user,id=n0,restrict=on', '-device', `virtio-net-pci,netdev=n0,mac=${options.nic.mac}`] : []),
     ];
-    const child = spawn('qemu-system-x86_64', args, { stdio: ['pipe', 'pipe', 'inherit'] });
-    const guest = new BootedGuest(child, options.log ?? (() => undefined));
+    const guest = BootedGuest.attach('qemu-system-x86_64', args, options.log);
     guest.accel = chosen;
     return guest;
+  }
+
+  /** A console on any program's stdin/stdout (QEMU's serial port; a fake console in tests). */
+  static attach(command: string, args: readonly string[], log?: (text: string) => void): BootedGuest {
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    return new BootedGuest(child, log ?? (() => undefined));
   }
 
   /** Waits until the console output (since `from`) matches; returns the match end offset. */
@@ -89,29 +99,63 @@ export class BootedGuest {
     this.#child.stdin?.write(text);
   }
 
-  /** Tries a login; true when a shell prompt follows, false on "Login incorrect". */
-  async login(user: string, password: string, timeoutMs = 300_000): Promise<boolean> {
-    let at = (await this.expect(/login: $/m, timeoutMs, Math.max(0, this.length - 200))).end;
-    this.send(`${user}\n`);
-    at = (await this.expect(/Password: ?$/m, 60_000, at)).end;
-    this.send(`${password}\n`);
-    const outcome = await this.expect(/(Login incorrect)|(# $)/m, 60_000, at);
-    return outcome.match[2] !== undefined;
+  /** Waits for `pattern`, asking for a fresh prompt (an empty line) while it does not come. */
+  async #prompt(pattern: RegExp, timeoutMs: number, from: number, what: string): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    let at = from;
+    for (let nudges = 0; ; nudges++) {
+      const wait = Math.min(this.promptNudgeMs, Math.max(1, deadline - Date.now()));
+      try {
+        return (await this.expect(pattern, wait, at)).end;
+      } catch (error) {
+        if (this.#child.exitCode !== null) throw error;
+        if (Date.now() >= deadline) {
+          throw new Error(`cannot log in: no ${what} prompt within ${Math.round(timeoutMs / 1000)} s after ${nudges} fresh-prompt requests (last output: ${JSON.stringify(this.#buffer.slice(-300))})`);
+        }
+        // Kernel or service messages may have hidden the prompt or it was missed: ask again.
+        at = this.length;
+        this.send('\n');
+      }
+    }
   }
 
-  /** Runs a shell command; returns its output (between unique markers). */
+  /**
+   * Tries a login; true when a shell answers, false on "Login incorrect". Prompts are found
+   * anywhere in the output, not at a line end: the guest kernel's messages share the console
+   * and may follow "Password:" on the same line.
+   */
+  async login(user: string, password: string, timeoutMs = 300_000): Promise<boolean> {
+    // The last login prompt shown: an earlier one (before a failed try) is stale.
+    let at = await this.#prompt(/login: (?![\s\S]*login: )/, timeoutMs, Math.max(0, this.length - 200), 'login');
+    this.send(`${user}\n`);
+    at = await this.#prompt(/Password: ?/, 60_000, at, 'password');
+    this.send(`${password}\n`);
+    const outcome = await this.expect(/(Login incorrect)|([#$] )/, 60_000, at);
+    if (outcome.match[1] !== undefined) return false;
+    // A "# " may also come from a message: a shell proves itself by running a command.
+    const marker = `L${Math.random().toString(36).slice(2, 10)}`;
+    // Typed as -O''K, printed as -OK: the terminal's echo of the typed line never matches.
+    this.send(`echo ${marker}-O''K\n`);
+    const proof = await this.expect(new RegExp(`(${marker}-OK)|(Login incorrect)`), 60_000, outcome.end);
+    return proof.match[1] !== undefined;
+  }
+
+  /** Runs a shell command; returns its output (between unique markers), kernel log lines removed. */
   async run(command: string, timeoutMs = 60_000): Promise<string> {
     const marker = `M${Math.random().toString(36).slice(2, 10)}`;
     const from = this.length;
-    this.send(`echo ${marker}-B; ${command}; echo ${marker}-E\n`);
-    // Not anchored at a line start: when the command is sent before the shell has printed
-    // its prompt, the begin marker follows the prompt ("# M…-B") on the same line, and a
-    // command output without a final newline puts the end marker after it. The typed
-    // command itself (echoed before `stty -echo`) has the markers followed by ';' or sent
-    // before the begin marker is printed, so it never matches.
-    const begin = await this.expect(new RegExp(`${marker}-B\\r?$`, 'm'), timeoutMs, from);
-    const end = await this.expect(new RegExp(`${marker}-E\\r?$`, 'm'), timeoutMs, begin.end);
-    return this.#buffer.slice(begin.end, end.end - end.match[0].length).replace(/\r/g, '').trim();
+    // Typed as -''B / -''E, printed as -B / -E: the terminal's echo of the typed line (before
+    // `stty -echo`) never matches. Not anchored: the begin marker may follow the prompt
+    // ("# M…-B") and kernel messages may follow a marker on its line.
+    this.send(`echo ${marker}-''B; ${command}; echo ${marker}-''E\n`);
+    const begin = await this.expect(new RegExp(`${marker}-B`), timeoutMs, from);
+    const end = await this.expect(new RegExp(`${marker}-E`), timeoutMs, begin.end);
+    const text = this.#buffer.slice(begin.end, end.end - end.match[0].length).replace(/\r/g, '');
+    return text
+      .split('\n')
+      .filter((line) => !KERNEL_LINE.test(line))
+      .join('\n')
+      .trim();
   }
 
   async poweroff(): Promise<void> {
@@ -156,7 +200,8 @@ export async function checkDeployedDisk(options: BootOptions, expected: Expected
     if (bootSeconds === 0) bootSeconds = (Date.now() - guest.startedAt) / 1000;
     add('new password accepted', newWorks, newWorks ? 'logged in' : 'Login incorrect');
     if (!newWorks) return { checks, bootSeconds };
-    await guest.run('export TERM=dumb PS1="# "; stty -echo');
+    // Quiet the kernel on the console (dmesg -n 1) so its messages stop interleaving.
+    await guest.run('export TERM=dumb PS1="# "; stty -echo; dmesg -n 1 2>/dev/null; true');
     if (expected.hostname !== undefined) {
       const name = await guest.run('hostname');
       add('hostname', name === expected.hostname, name);
