@@ -1,19 +1,21 @@
 /**
  * Runs the helper VM: QEMU with the command line of qemu-command.ts, serial port 1 (console)
  * relayed to the log as "HELPER: ...", port 3 (monitor protocol) relayed as image-helper
- * messages in order, port 2 read for SUCCESS or "ERROR: ...". Soft timeout (SIGTERM), then
- * hard timeout (SIGKILL); a timeout(1) wrapper bounds QEMU's life even if this process is
- * killed, and no exit path of this process leaves QEMU running.
+ * messages in order, port 2 read for SUCCESS or "ERROR: ..." (its first line, at most
+ * MAX_RESULT_BYTES). Everything relayed is made printable and bounded (serial-tail.ts). Soft
+ * timeout (SIGTERM), then hard timeout (SIGKILL); a helper that timed out has failed, whatever
+ * it wrote. A timeout(1) wrapper bounds QEMU's life even if this process is killed, and no
+ * exit path of this process leaves QEMU running.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { log } from '../log/logger.ts';
+import { printable } from '../log/printable.ts';
 import type { MonitorSink } from '../monitor/progress-monitor.ts';
 import { scrub } from '../util/secret.ts';
 import { parseEvent, toMonitorMessage } from './monitor-protocol.ts';
 import { qemuArguments, type QemuCommandInput } from './qemu-command.ts';
-import { SerialTail } from './serial-tail.ts';
+import { readPortHead, SerialTail } from './serial-tail.ts';
 
 export interface LaunchOptions {
   qemu: string;
@@ -34,6 +36,9 @@ export interface TaskTiming {
   task: string;
   seconds: number;
 }
+
+/** The last part of QEMU's own stderr kept for the error message. */
+const QEMU_STDERR_KEEP = 64 * 1024;
 
 const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -76,7 +81,7 @@ export async function launchHelper(options: LaunchOptions): Promise<HelperOutcom
   const errors: string[] = [];
 
   const consoleTail = new SerialTail(serial.console, (line) => {
-    if (line.trim() !== '') log().info(scrub(`HELPER: ${line}`));
+    if (line.trim() !== '') log().info(scrub(`HELPER: ${printable(line)}`));
   });
   const monitorTail = new SerialTail(serial.monitor, (line) => {
     const event = parseEvent(line);
@@ -91,7 +96,7 @@ export async function launchHelper(options: LaunchOptions): Promise<HelperOutcom
   const child = spawn('timeout', ['-k', '5', String(backstop), options.qemu, ...qemuArgs], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }, detached: true });
   running.add(child);
   let qemuStderr = '';
-  child.stderr?.on('data', (d: Buffer) => (qemuStderr += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (qemuStderr = (qemuStderr + d.toString()).slice(-QEMU_STDERR_KEEP)));
   if (child.pid !== undefined) options.onStart?.(child.pid, qemuArgs);
   consoleTail.start();
   monitorTail.start();
@@ -119,11 +124,11 @@ export async function launchHelper(options: LaunchOptions): Promise<HelperOutcom
   await monitorTail.stop();
   const seconds = (Date.now() - started) / 1000;
 
-  const result = (await readFile(serial.result, 'utf8').catch(() => '')).split('\n')[0]?.replace(/\r/g, '').trim() ?? '';
-  if (result === 'SUCCESS') return { ok: true, seconds, tasks };
   if (timedOut || code === 124 || code === 137) return { ok: false, seconds, reason: 'timeout', message: 'Image customization failed. Did not finish on time.', tasks };
+  const result = printable(await readPortHead(serial.result)).trim();
+  if (result === 'SUCCESS') return { ok: true, seconds, tasks };
   if (result.startsWith('ERROR:')) return { ok: false, seconds, reason: 'error', message: scrub(result.slice(6).trim() || errors.at(-1) || 'Image customization failed.'), tasks };
-  const qemuError = qemuStderr.trim().split('\n').filter(Boolean).pop();
+  const qemuError = printable(qemuStderr.trim().split('\n').filter(Boolean).pop() ?? '');
   if (qemuError) log().error(scrub(`qemu: ${qemuError}`));
   return { ok: false, seconds, reason: 'crashed', message: errors.at(-1) ?? `Customization VM died unexpectedly (return code ${code ?? 'unknown'})${qemuError ? `: ${scrub(qemuError)}` : ''}`, tasks };
 }
