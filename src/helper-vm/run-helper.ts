@@ -3,7 +3,6 @@
  * accelerator, boot the helper VM over the instance disks and turn its outcome into
  * progress messages and a one-line error.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Settings } from '../config/settings.ts';
@@ -12,6 +11,7 @@ import type { OsParams } from '../ganeti/params.ts';
 import { log } from '../log/logger.ts';
 import * as msg from '../monitor/messages.ts';
 import type { MonitorSink } from '../monitor/progress-monitor.ts';
+import { temporaryDirectory } from '../util/cleanup.ts';
 import { UserError } from '../util/errors.ts';
 import { CONFIG_DOCUMENT_VERSION, type ConfigDocument } from './config-document.ts';
 import { buildConfigMedia } from './config-media.ts';
@@ -87,16 +87,16 @@ export async function runHelper(req: HelperRequest): Promise<HelperOutcome> {
     return { path: d.path, serial: diskSerial(d.index) };
   });
   const hostStarted = Date.now();
-  const workDir = await mkdtemp(join(tmpdir(), 'snf-image-helper-'));
+  const workDir = await temporaryDirectory(join(tmpdir(), 'snf-image-helper-'), 'helper work directory');
   try {
-    const media = await buildConfigMedia(buildConfigDocument(req), workDir);
+    const media = await buildConfigMedia(buildConfigDocument(req), workDir.path);
     const version = await qemuVersion(s.QEMU);
     const accel = await chooseAccel(s.HELPER_ACCEL, s.QEMU, version, files.kernel, join(s.HELPER_DIR, 'accel-probe.json'));
     log().info({ accel, qemu: version.text, memoryMiB: s.HELPER_MEMORY, hostSetupSeconds: (Date.now() - hostStarted) / 1000 }, 'starting the helper VM');
     req.monitor.send(msg.info('Starting customization VM...'));
     const outcome = await launchHelper({
       qemu: s.QEMU,
-      workDir,
+      workDir: workDir.path,
       softTimeoutSeconds: s.HELPER_SOFT_TIMEOUT,
       hardTimeoutSeconds: s.HELPER_HARD_TIMEOUT,
       monitor: req.monitor,
@@ -112,6 +112,6 @@ export async function runHelper(req: HelperRequest): Promise<HelperOutcome> {
     }
     return outcome;
   } finally {
-    await rm(workDir, { recursive: true, force: true });
+    await workDir.remove();
   }
 }
