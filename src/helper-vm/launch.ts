@@ -6,7 +6,8 @@
  * timeout (SIGTERM), then hard timeout (SIGKILL); a helper that timed out has failed, whatever
  * it wrote. A timeout(1) wrapper bounds QEMU's life even if this process is killed outright;
  * on every other exit path (signals included, through the cleanup registry) QEMU and its
- * wrapper are killed and confirmed gone before this process ends.
+ * wrapper are killed and confirmed gone before this process ends. The config media are
+ * inherited descriptors (they have no name).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import { printable } from '../log/printable.ts';
 import type { MonitorSink } from '../monitor/progress-monitor.ts';
 import { registerCleanup } from '../util/cleanup.ts';
 import { scrub } from '../util/secret.ts';
+import type { ConfigMedia } from './config-media.ts';
 import { parseEvent, toMonitorMessage } from './monitor-protocol.ts';
 import { killGroupAndWait, signalGroup } from './process-group.ts';
 import { qemuArguments, type QemuCommandInput } from './qemu-command.ts';
@@ -22,7 +24,9 @@ import { readPortHead, SerialTail } from './serial-tail.ts';
 
 export interface LaunchOptions {
   qemu: string;
-  command: Omit<QemuCommandInput, 'serial'>;
+  command: Omit<QemuCommandInput, 'serial' | 'media'>;
+  /** The config media (this process's read-only descriptors; QEMU inherits them). */
+  media: ConfigMedia;
   workDir: string;
   softTimeoutSeconds: number;
   hardTimeoutSeconds: number;
@@ -42,6 +46,9 @@ export interface TaskTiming {
 
 /** The last part of QEMU's own stderr kept for the error message. */
 const QEMU_STDERR_KEEP = 64 * 1024;
+/** Descriptor numbers of the config media inside QEMU (after stdin, stdout, stderr). */
+const CHILD_FLOPPY_FD = 3;
+const CHILD_PERSONALITY_FD = 4;
 
 async function stopQemu(child: ChildProcess): Promise<void> {
   if (child.pid === undefined) return;
@@ -50,7 +57,9 @@ async function stopQemu(child: ChildProcess): Promise<void> {
 
 export async function launchHelper(options: LaunchOptions): Promise<HelperOutcome> {
   const serial = { console: join(options.workDir, 'console.log'), result: join(options.workDir, 'result'), monitor: join(options.workDir, 'monitor'), debug: options.command.debug ? 'pty' : undefined };
-  const qemuArgs = qemuArguments({ ...options.command, serial: { ...serial, debug: serial.debug } });
+  const personality = options.media.personalityDiskFd;
+  const media = { floppyFd: CHILD_FLOPPY_FD, ...(personality !== undefined ? { personalityDiskFd: CHILD_PERSONALITY_FD } : {}) };
+  const qemuArgs = qemuArguments({ ...options.command, media, serial: { ...serial, debug: serial.debug } });
   // timeout(1) is only the backstop for this process being killed outright.
   const backstop = Math.ceil(options.softTimeoutSeconds + options.hardTimeoutSeconds + 10);
   const started = Date.now();
@@ -78,7 +87,8 @@ export async function launchHelper(options: LaunchOptions): Promise<HelperOutcom
   let code: number | null;
   let qemuStderr = '';
   try {
-    child = spawn('timeout', ['-k', '5', String(backstop), options.qemu, ...qemuArgs], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }, detached: true });
+    const stdio = ['ignore', 'ignore', 'pipe', options.media.floppyFd, ...(personality !== undefined ? [personality] : [])] as const;
+    child = spawn('timeout', ['-k', '5', String(backstop), options.qemu, ...qemuArgs], { stdio: [...stdio], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }, detached: true });
     const qemu = child;
     qemu.stderr?.on('data', (d: Buffer) => (qemuStderr = (qemuStderr + d.toString()).slice(-QEMU_STDERR_KEEP)));
     if (qemu.pid !== undefined) options.onStart?.(qemu.pid, qemuArgs);

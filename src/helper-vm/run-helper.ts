@@ -14,7 +14,7 @@ import type { MonitorSink } from '../monitor/progress-monitor.ts';
 import { temporaryDirectory } from '../util/cleanup.ts';
 import { UserError } from '../util/errors.ts';
 import { CONFIG_DOCUMENT_VERSION, type ConfigDocument } from './config-document.ts';
-import { buildConfigMedia } from './config-media.ts';
+import { buildConfigMedia, closeConfigMedia, type ConfigMedia } from './config-media.ts';
 import { helperFiles } from './helper-files.ts';
 import { launchHelper, type HelperOutcome } from './launch.ts';
 import { diskSerial } from './qemu-command.ts';
@@ -88,8 +88,9 @@ export async function runHelper(req: HelperRequest): Promise<HelperOutcome> {
   });
   const hostStarted = Date.now();
   const workDir = await temporaryDirectory(join(tmpdir(), 'snf-image-helper-'), 'helper work directory');
+  let media: ConfigMedia | undefined;
   try {
-    const media = await buildConfigMedia(buildConfigDocument(req), workDir.path);
+    media = await buildConfigMedia(buildConfigDocument(req), workDir.path);
     const version = await qemuVersion(s.QEMU);
     const accel = await chooseAccel(s.HELPER_ACCEL, s.QEMU, version, files.kernel, join(s.HELPER_DIR, 'accel-probe.json'));
     log().info({ accel, qemu: version.text, memoryMiB: s.HELPER_MEMORY, hostSetupSeconds: (Date.now() - hostStarted) / 1000 }, 'starting the helper VM');
@@ -97,11 +98,12 @@ export async function runHelper(req: HelperRequest): Promise<HelperOutcome> {
     const outcome = await launchHelper({
       qemu: s.QEMU,
       workDir: workDir.path,
+      media,
       softTimeoutSeconds: s.HELPER_SOFT_TIMEOUT,
       hardTimeoutSeconds: s.HELPER_HARD_TIMEOUT,
       monitor: req.monitor,
       ...(req.onStart ? { onStart: req.onStart } : {}),
-      command: { accel, memoryMiB: s.HELPER_MEMORY, user: s.HELPER_USER, userOption: userOptionFor(version), helper: files, floppy: media.floppy, personalityDisk: media.personalityDisk, disks, debug: s.HELPER_DEBUG },
+      command: { accel, memoryMiB: s.HELPER_MEMORY, user: s.HELPER_USER, userOption: userOptionFor(version), helper: files, disks, debug: s.HELPER_DEBUG },
     });
     for (const t of outcome.tasks) log().info({ task: t.task, seconds: t.seconds }, 'helper task timing');
     if (outcome.ok) {
@@ -112,6 +114,7 @@ export async function runHelper(req: HelperRequest): Promise<HelperOutcome> {
     }
     return outcome;
   } finally {
+    if (media) closeConfigMedia(media);
     await workDir.remove();
   }
 }

@@ -5,7 +5,7 @@
  * whatever it wrote afterwards.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -14,7 +14,11 @@ import { configureLogging } from '../../src/log/logger.ts';
 import type { MonitorMessage } from '../../src/monitor/messages.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'snf-launch-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const floppy = openSync('/dev/null', 'r');
+after(() => {
+  closeSync(floppy);
+  rmSync(root, { recursive: true, force: true });
+});
 
 /** A fake QEMU: $console, $result and $monitor name the serial files, then `body` runs. */
 function fakeQemu(name: string, body: string): string {
@@ -44,7 +48,8 @@ function options(qemu: string, extra: Partial<LaunchOptions> = {}): LaunchOption
     softTimeoutSeconds: 60,
     hardTimeoutSeconds: 5,
     monitor: { send: (m) => void sent.push(m), close: async () => {} },
-    command: { accel: 'tcg', memoryMiB: 64, user: 'nobody', userOption: 'runas', helper: { kernel: '/dev/null', initrd: '/dev/null', root: '/dev/null', rootFsType: 'ext4' }, floppy: '/dev/null', disks: [], debug: false },
+    media: { floppyFd: floppy },
+    command: { accel: 'tcg', memoryMiB: 64, user: 'nobody', userOption: 'runas', helper: { kernel: '/dev/null', initrd: '/dev/null', root: '/dev/null', rootFsType: 'ext4' }, disks: [], debug: false },
     sent,
     ...extra,
   };
