@@ -1,6 +1,7 @@
 /**
  * What a running helper VM leaves reachable on the host (real QEMU, built binary): the
- * config floppy (password, keys) exists by no name while QEMU runs.
+ * config floppy (password, keys) exists by no name while QEMU runs, and two deployments'
+ * QEMU processes run under different uids (one compromised helper cannot signal another).
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -75,5 +76,26 @@ describe('helper VM isolation on the host (real QEMU)', { skip, timeout: 1_800_0
     assert.equal(r.code, 0, r.stderr);
     assert.ok(qemuSeen && looks.length > 0, 'QEMU was observed running');
     assert.deepEqual(looks.filter((l) => l.length > 0), [], 'no floppy file by name, no file with the password, while QEMU ran');
+  });
+
+  it('two concurrent helper VMs run under different unprivileged uids', async () => {
+    const a = deployment();
+    const b = deployment();
+    const uids = { a: new Set<number>(), b: new Set<number>() };
+    const watcher = setInterval(() => {
+      const qa = qemuOf(a.disk);
+      const qb = qemuOf(b.disk);
+      // Sampled only while both run, after QEMU dropped root (it starts as root to open the disks).
+      if (qa && qb && qa.uid !== 0 && qb.uid !== 0) {
+        uids.a.add(qa.uid);
+        uids.b.add(qb.uid);
+      }
+    }, 100);
+    const [ra, rb] = await Promise.all([runScript('create', { env: a.env }), runScript('create', { env: b.env })]);
+    clearInterval(watcher);
+    assert.equal(ra.code, 0, ra.stderr);
+    assert.equal(rb.code, 0, rb.stderr);
+    assert.ok(uids.a.size > 0 && uids.b.size > 0, 'both QEMU processes were seen running at the same time');
+    for (const uid of uids.a) assert.ok(!uids.b.has(uid), `uid ${uid} shared by both helper VMs`);
   });
 });
