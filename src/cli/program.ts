@@ -10,6 +10,7 @@ import { loadConfig, renderEffectiveConfig } from '../config/load.ts';
 import { configFileFrom } from '../ganeti/context.ts';
 import { GANETI_SCRIPTS, installOsDefinition, type GanetiScript } from '../ganeti/os-definition.ts';
 import { runningAsSea } from '../util/assets.ts';
+import { installCleanupHandlers, runCleanups } from '../util/cleanup.ts';
 import { describeError, ValidationError } from '../util/errors.ts';
 import { runGanetiScript } from './ganeti-script.ts';
 import { addDeployCommand } from './deploy-command.ts';
@@ -105,7 +106,21 @@ function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Runs the command; whatever it leaves registered for cleanup (it should leave nothing) is
+ * cleaned up before its exit code is returned. Signals and uncaught errors clean up too.
+ */
 export async function main(argv: readonly string[]): Promise<number> {
+  // The helper VM's PID 1 keeps its own signal handling.
+  if (argv[2] !== 'helper') installCleanupHandlers();
+  try {
+    return await runCommand(argv);
+  } finally {
+    await runCleanups();
+  }
+}
+
+async function runCommand(argv: readonly string[]): Promise<number> {
   const invokedAs = basename(argv[1] ?? '');
   const rest = argv.slice(2);
   if (isGanetiScript(invokedAs)) return runGanetiScript(invokedAs, rest, process.env);

@@ -97,6 +97,9 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     if (given) origins[key] = given.origin;
   }
   if (problems.length > 0) throw new UserError(problems.join('; '));
+  if (origins.HELPER_USER && !origins.HELPER_UIDS && settings.HELPER_UIDS !== undefined) {
+    warnings.push(`${origins.HELPER_USER}: HELPER_USER is used only when HELPER_UIDS is empty; each helper VM runs under a uid of its own from HELPER_UIDS=${SETTINGS.HELPER_UIDS.default} (set HELPER_UIDS= to keep one user)`);
+  }
   return { settings: settings as Settings, origins, paramDefaults, warnings, files };
 }
 
@@ -111,7 +114,11 @@ export function renderEffectiveConfig(config: LoadedConfig): string {
         ? [...value].map(([k, v]) => `${String(k)}=${String(v)}`).join(' ')
         : typeof value === 'boolean'
           ? (value ? 'yes' : 'no')
-          : String(value);
+          : value === undefined
+            ? ''
+            : typeof value === 'object' && value !== null && 'first' in value && 'last' in value
+              ? `${String(value.first)}-${String(value.last)}`
+              : String(value);
     lines.push(`${key}=${shellQuote(text)}${config.origins[key] ? `  # ${config.origins[key]}` : ''}`);
   }
   for (const [name] of config.paramDefaults) lines.push(`${name.toUpperCase()}=...  # OS parameter preset`);

@@ -35,6 +35,17 @@ const sizeBytes = z
     return Number(m[1]) * 1024 ** exp;
   });
 
+/** FIRST-LAST user ids, or empty. Ids below 1000 belong to the system; 4294967295 is not a uid. */
+const uidRange = z
+  .string()
+  .regex(/^(\d+-\d+)?$/, { error: 'must be a range of user ids like 1879048192-1879113727, or empty' })
+  .transform((v) => {
+    if (v === '') return undefined;
+    const [first, last] = v.split('-').map(Number) as [number, number];
+    return { first, last };
+  })
+  .refine((r) => r === undefined || (r.first >= 1000 && r.first <= r.last && r.last < 4294967295), { error: 'must be FIRST-LAST with 1000 <= FIRST <= LAST < 4294967295' });
+
 export const NIC_CONFIG_VALUES = ['', 'dhcp', 'dhcpv6', 'slaac', 'slaac_dhcp', 'dhcp+dhcpv6', 'dhcp+slaac', 'dhcp+slaac_dhcp'] as const;
 
 interface SettingSpec<T extends z.ZodType<unknown, string>> {
@@ -51,7 +62,8 @@ export const SETTINGS = {
   HELPER_DIR: setting('/var/lib/snf-image/helper', 'Directory holding the helper VM (kernel, initrd, root.img, manifest.json), built by snf-image-update-helper', absolutePath),
   HELPER_SOFT_TIMEOUT: setting('120', 'Time the helper VM may run before it is sent SIGTERM (s, m, h or d suffix)', duration),
   HELPER_HARD_TIMEOUT: setting('5', 'Extra time after SIGTERM before the helper VM is killed', duration),
-  HELPER_USER: setting('nobody', 'Unprivileged user the helper VM (QEMU) runs as', z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, { error: 'must be a user name' })),
+  HELPER_USER: setting('nobody', 'Unprivileged user the helper VM (QEMU) runs as when HELPER_UIDS is empty', z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/i, { error: 'must be a user name' })),
+  HELPER_UIDS: setting('1879048192-1879113727', 'User ids (FIRST-LAST) from which each helper VM gets one of its own, with the group id of the same number; no account may use them; empty: every helper VM runs as HELPER_USER', uidRange),
   HELPER_MEMORY: setting('512', 'Memory of the helper VM in MiB', positiveInt),
   HELPER_ACCEL: setting('auto', 'Helper VM accelerator: auto (probe once whether KVM really boots the helper), kvm or tcg', z.enum(['auto', 'kvm', 'tcg'], { error: 'must be auto, kvm or tcg' })),
   HELPER_DEBUG: setting('no', 'On a task failure keep the helper VM and give a root shell on its fourth serial port', yesNo),

@@ -1,8 +1,10 @@
 /**
  * The line protocol the helper writes on its third serial port (upstream-compatible):
  *   TASK_START:<task>  TASK_END:<task>  WARNING:<message>  ERROR:<message>
- * and its translation into image-helper progress messages.
+ * and its translation into image-helper progress messages. Lines come from the helper VM
+ * (hostile): values are made printable and bounded; a line that is not an event is ignored.
  */
+import { printable } from '../log/printable.ts';
 import * as msg from '../monitor/messages.ts';
 import type { MonitorMessage } from '../monitor/messages.ts';
 
@@ -28,15 +30,21 @@ export function formatEvent(event: HelperEvent): string {
   }
 }
 
+const EVENT_LINE = /^(TASK_START|TASK_END|WARNING|ERROR):/;
+
+/** The event a line carries, or undefined for any other line (and a task event without a task name). */
 export function parseEvent(line: string): HelperEvent | undefined {
-  const m = /^(TASK_START|TASK_END|WARNING|ERROR):(.*)$/.exec(line.replace(/\r$/, ''));
+  const m = EVENT_LINE.exec(line);
   if (!m) return undefined;
-  const value = (m[2] ?? '').slice(0, MAX_LINE);
+  // Bounded before and after escaping (an escape is longer than the character it shows).
+  const value = printable(line.slice(m[0].length, m[0].length + MAX_LINE).replace(/\r?\n?$/, '')).slice(0, MAX_LINE);
   switch (m[1]) {
     case 'TASK_START':
-      return { kind: 'task-start', task: value };
-    case 'TASK_END':
-      return { kind: 'task-end', task: value };
+    case 'TASK_END': {
+      const task = value.trim();
+      if (task === '') return undefined;
+      return { kind: m[1] === 'TASK_START' ? 'task-start' : 'task-end', task };
+    }
     case 'WARNING':
       return { kind: 'warning', message: value };
     default:

@@ -2,6 +2,7 @@
  * The helper VM's QEMU command line, as a pure function of its inputs: no network device
  * at all, no defaults, no user config, seccomp sandbox, an unprivileged user, no display,
  * the helper root read-only, instance disks in order with cache=none and serial numbers,
+ * the config media as inherited descriptors (-add-fd, /dev/fdset/N: they have no name),
  * four serial ports (console, result, monitor, debug shell).
  */
 
@@ -23,12 +24,13 @@ export interface HelperFiles {
 export interface QemuCommandInput {
   accel: Accel;
   memoryMiB: number;
+  /** A user name, or "uid:gid" (a per-deployment id without an account). */
   user: string;
   /** QEMU >= 9 spells it -run-with user=; older ones -runas. */
   userOption: 'run-with' | 'runas';
   helper: HelperFiles;
-  floppy: string;
-  personalityDisk?: string | undefined;
+  /** The config media as QEMU sees them: descriptor numbers it inherits, opened read-only. */
+  media: { floppyFd: number; personalityDiskFd?: number | undefined };
   disks: ReadonlyArray<{ path: string; serial: string }>;
   serial: { console: string; result: string; monitor: string; debug?: string | undefined };
   debug: boolean;
@@ -37,6 +39,8 @@ export interface QemuCommandInput {
 }
 
 export const HELPER_ROOT_SERIAL = 'helper-root';
+const FLOPPY_FDSET = 1;
+const PERSONALITY_FDSET = 2;
 
 /** QEMU option values escape a comma by doubling it. */
 export function optionValue(text: string): string {
@@ -94,13 +98,15 @@ export function qemuArguments(input: QemuCommandInput): string[] {
     '-append', kernelCommandLine(input),
     '-drive', `file=${optionValue(input.helper.root)},format=raw,if=none,id=helper-root,readonly=on`,
     '-device', `virtio-blk-pci,drive=helper-root,serial=${HELPER_ROOT_SERIAL}`,
-    '-drive', `file=${optionValue(input.floppy)},if=floppy,index=0,format=raw,readonly=on`,
+    '-add-fd', `fd=${input.media.floppyFd},set=${FLOPPY_FDSET},opaque=config-floppy`,
+    '-drive', `file=/dev/fdset/${FLOPPY_FDSET},if=floppy,index=0,format=raw,readonly=on`,
   ];
   input.disks.forEach((disk, i) => {
     args.push('-drive', `file=${optionValue(disk.path)},format=raw,if=none,id=disk${i},cache=none,discard=unmap`, '-device', `virtio-blk-pci,drive=disk${i},serial=${disk.serial}`);
   });
-  if (input.personalityDisk) {
-    args.push('-drive', `file=${optionValue(input.personalityDisk)},format=raw,if=none,id=personality,readonly=on`, '-device', 'virtio-blk-pci,drive=personality,serial=snf-personality');
+  if (input.media.personalityDiskFd !== undefined) {
+    args.push('-add-fd', `fd=${input.media.personalityDiskFd},set=${PERSONALITY_FDSET},opaque=personality-disk`);
+    args.push('-drive', `file=/dev/fdset/${PERSONALITY_FDSET},format=raw,if=none,id=personality,readonly=on`, '-device', 'virtio-blk-pci,drive=personality,serial=snf-personality');
   }
   const ports = [input.serial.console, input.serial.result, input.serial.monitor];
   ports.forEach((path, i) => args.push('-chardev', `file,id=serial${i},path=${optionValue(path)}`, '-serial', `chardev:serial${i}`));

@@ -3,7 +3,6 @@
  * accelerator, boot the helper VM over the instance disks and turn its outcome into
  * progress messages and a one-line error.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Settings } from '../config/settings.ts';
@@ -12,10 +11,12 @@ import type { OsParams } from '../ganeti/params.ts';
 import { log } from '../log/logger.ts';
 import * as msg from '../monitor/messages.ts';
 import type { MonitorSink } from '../monitor/progress-monitor.ts';
+import { registerCleanup, temporaryDirectory, type Cleanup } from '../util/cleanup.ts';
 import { UserError } from '../util/errors.ts';
 import { CONFIG_DOCUMENT_VERSION, type ConfigDocument } from './config-document.ts';
-import { buildConfigMedia } from './config-media.ts';
+import { buildConfigMedia, closeConfigMedia, type ConfigMedia } from './config-media.ts';
 import { helperFiles } from './helper-files.ts';
+import { allocateHelperUid } from './helper-uid.ts';
 import { launchHelper, type HelperOutcome } from './launch.ts';
 import { diskSerial } from './qemu-command.ts';
 import { chooseAccel, qemuVersion, userOptionFor } from './qemu-probe.ts';
@@ -87,21 +88,27 @@ export async function runHelper(req: HelperRequest): Promise<HelperOutcome> {
     return { path: d.path, serial: diskSerial(d.index) };
   });
   const hostStarted = Date.now();
-  const workDir = await mkdtemp(join(tmpdir(), 'snf-image-helper-'));
+  const workDir = await temporaryDirectory(join(tmpdir(), 'snf-image-helper-'), 'helper work directory');
+  let media: ConfigMedia | undefined;
+  let releaseUid: Cleanup | undefined;
   try {
-    const media = await buildConfigMedia(buildConfigDocument(req), workDir);
+    media = await buildConfigMedia(buildConfigDocument(req), workDir.path);
     const version = await qemuVersion(s.QEMU);
     const accel = await chooseAccel(s.HELPER_ACCEL, s.QEMU, version, files.kernel, join(s.HELPER_DIR, 'accel-probe.json'));
-    log().info({ accel, qemu: version.text, memoryMiB: s.HELPER_MEMORY, hostSetupSeconds: (Date.now() - hostStarted) / 1000 }, 'starting the helper VM');
+    const helperUid = s.HELPER_UIDS ? await allocateHelperUid(s.HELPER_UIDS) : undefined;
+    if (helperUid) releaseUid = registerCleanup('helper uid lock', () => helperUid.release());
+    const user = helperUid?.user ?? s.HELPER_USER;
+    log().info({ accel, qemu: version.text, memoryMiB: s.HELPER_MEMORY, user, hostSetupSeconds: (Date.now() - hostStarted) / 1000 }, 'starting the helper VM');
     req.monitor.send(msg.info('Starting customization VM...'));
     const outcome = await launchHelper({
       qemu: s.QEMU,
-      workDir,
+      workDir: workDir.path,
+      media,
       softTimeoutSeconds: s.HELPER_SOFT_TIMEOUT,
       hardTimeoutSeconds: s.HELPER_HARD_TIMEOUT,
       monitor: req.monitor,
       ...(req.onStart ? { onStart: req.onStart } : {}),
-      command: { accel, memoryMiB: s.HELPER_MEMORY, user: s.HELPER_USER, userOption: userOptionFor(version), helper: files, floppy: media.floppy, personalityDisk: media.personalityDisk, disks, debug: s.HELPER_DEBUG },
+      command: { accel, memoryMiB: s.HELPER_MEMORY, user, userOption: userOptionFor(version), helper: files, disks, debug: s.HELPER_DEBUG },
     });
     for (const t of outcome.tasks) log().info({ task: t.task, seconds: t.seconds }, 'helper task timing');
     if (outcome.ok) {
@@ -112,6 +119,8 @@ export async function runHelper(req: HelperRequest): Promise<HelperOutcome> {
     }
     return outcome;
   } finally {
-    await rm(workDir, { recursive: true, force: true });
+    if (media) closeConfigMedia(media);
+    await releaseUid?.run();
+    await workDir.remove();
   }
 }

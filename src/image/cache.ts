@@ -14,12 +14,13 @@
  * The directory is 0700, every file 0600.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, rmSync } from 'node:fs';
 import { chmod, link, lstat, mkdir, open, readdir, readFile, rename, stat, unlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { log } from '../log/logger.ts';
+import { registerCleanup, type Cleanup } from '../util/cleanup.ts';
 
 export interface CacheOptions {
   dir: string;
@@ -224,12 +225,15 @@ export class CacheWriter {
   #lastBeat = Date.now();
   #done = false;
 
-  constructor(cache: ImageCache, lock: CacheLock, fh: FileHandle, part: string, info: WriterInfo) {
+  readonly #partCleanup: Cleanup;
+
+  constructor(cache: ImageCache, lock: CacheLock, fh: FileHandle, part: string, info: WriterInfo, partCleanup: Cleanup) {
     this.#cache = cache;
     this.#lock = lock;
     this.#fh = fh;
     this.#part = part;
     this.#info = info;
+    this.#partCleanup = partCleanup;
   }
 
   #fail(reason: string): void {
@@ -297,6 +301,8 @@ export class CacheWriter {
       this.#fh = undefined;
       await unlink(this.#part).catch(() => undefined);
       return undefined;
+    } finally {
+      this.#partCleanup.dispose();
     }
   }
 
@@ -309,6 +315,7 @@ export class CacheWriter {
     await this.#fh?.close().catch(() => undefined);
     this.#fh = undefined;
     await unlink(this.#part).catch(() => undefined);
+    this.#partCleanup.dispose();
   }
 }
 
@@ -532,8 +539,13 @@ export class ImageCache {
   async writer(lock: CacheLock, info: WriterInfo): Promise<CacheWriter> {
     const part = this.#path(`${lock.key}.part`);
     await unlink(part).catch(() => undefined);
-    const fh = await open(part, 'wx', 0o600);
-    return new CacheWriter(this, lock, fh, part, info);
+    // Removed if the process ends before the download is published or abandoned.
+    const cleanup = registerCleanup('image cache .part file', () => unlink(part).catch(() => undefined), { sync: () => rmSync(part, { force: true }) });
+    const fh = await open(part, 'wx', 0o600).catch((error: unknown) => {
+      cleanup.dispose();
+      throw error;
+    });
+    return new CacheWriter(this, lock, fh, part, info, cleanup);
   }
 
   /** Renames a complete, synced <key>.part into place and writes its metadata. */

@@ -4,7 +4,6 @@
  * virtual-disk formats through qemu-img after inspection.
  */
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
@@ -17,6 +16,7 @@ import { log } from '../log/logger.ts';
 import * as msg from '../monitor/messages.ts';
 import type { MonitorSink } from '../monitor/progress-monitor.ts';
 import type { TerminalProgress } from '../monitor/progress-bar.ts';
+import { temporaryDirectory, type TemporaryDirectory } from '../util/cleanup.ts';
 import { UserError } from '../util/errors.ts';
 import { collectingYoungGarbage } from '../util/young-garbage.ts';
 import { digestFromProperties, digestFromSidecar, verified, type ExpectedDigest } from './checksum.ts';
@@ -205,13 +205,13 @@ async function drain(input: ByteStream): Promise<void> {
 
 async function deployQemu(req: DeployRequest, format: QemuFormat, opened: OpenedImage, digest: ExpectedDigest | undefined): Promise<DeployResult> {
   const started = Date.now();
-  let tempDir: string | undefined;
+  let tempDir: TemporaryDirectory | undefined;
   try {
     let path = opened.localPath;
     if (path === undefined) {
-      tempDir = await mkdtemp(join(req.settings.IMAGE_TMP_DIR, 'snf-image-'));
-      log().info({ dir: tempDir }, `${format} images need random access: downloading first`);
-      path = await downloadToTemp(opened, tempDir, digest);
+      tempDir = await temporaryDirectory(join(req.settings.IMAGE_TMP_DIR, 'snf-image-'), 'downloaded image');
+      log().info({ dir: tempDir.path }, `${format} images need random access: downloading first`);
+      path = await downloadToTemp(opened, tempDir.path, digest);
     } else if (digest) {
       await drain(verified(createReadStream(path, { highWaterMark: 4 * 1024 * 1024 }), digest));
     }
@@ -228,7 +228,7 @@ async function deployQemu(req: DeployRequest, format: QemuFormat, opened: Opened
     if (req.settings.WIPE_DISK_TAIL && info.virtualSize < req.disk.sizeBytes) await zeroDiskRange(req.disk, info.virtualSize, req.disk.sizeBytes - info.virtualSize);
     return { method: 'qemu-img', imageBytes: opened.size ?? 0, diskBytes: info.virtualSize, seconds: (Date.now() - started) / 1000 };
   } finally {
-    if (tempDir) await rm(tempDir, { recursive: true, force: true });
+    await tempDir?.remove();
   }
 }
 

@@ -59,7 +59,7 @@ describe('helper VM (real QEMU)', { skip, timeout: 1_800_000 }, () => {
     const guest = makeSyntheticGuest(join(node.imageDir, 'guest.img'));
     const disk = join(node.root, 'disk0');
     execFileSync('truncate', ['-s', '128M', disk]);
-    // Last state seen of each QEMU process: it starts as root and switches to nobody (-runas).
+    // Last state seen of each QEMU process: it starts as root and switches to its own uid from HELPER_UIDS (-runas uid:gid).
     const seen = new Map<string, string>();
     const watcher = setInterval(() => qemuProcesses(disk).forEach((l) => seen.set(l.trim().split(/\s+/)[0] ?? '', l.trim().replace(/^\d+\s+/, ''))), 100);
     const r = await create(node, disk, 'guest.img');
@@ -69,7 +69,8 @@ describe('helper VM (real QEMU)', { skip, timeout: 1_800_000 }, () => {
     assert.ok(!r.stderr.includes(SECRET));
     assert.ok(seen.size > 0, 'the QEMU process was observed');
     for (const line of seen.values()) {
-      assert.match(line, /^nobody\s/, `QEMU runs as nobody: ${line}`);
+      const uid = Number(line.split(/\s+/)[0]);
+      assert.ok(uid >= 1879048192 && uid <= 1879113727, `QEMU runs under a uid of HELPER_UIDS: ${line}`);
       assert.doesNotMatch(line, / -net | -netdev | -nic |virtio-net/);
       assert.ok(!line.includes(SECRET), 'no secret on the QEMU command line');
     }

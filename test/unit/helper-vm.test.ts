@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { fstatSync, mkdtempSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { readConfigFloppy } from '../../helper/config-floppy.ts';
-import { buildConfigMedia, configFloppyImage, FLOPPY_BYTES } from '../../src/helper-vm/config-media.ts';
+import { buildConfigMedia, closeConfigMedia, configFloppyImage, FLOPPY_BYTES } from '../../src/helper-vm/config-media.ts';
 import { buildConfigDocument } from '../../src/helper-vm/run-helper.ts';
 import { parseConfigDocument } from '../../src/helper-vm/config-document.ts';
 import { formatEvent, parseEvent, toMonitorMessage } from '../../src/helper-vm/monitor-protocol.ts';
@@ -22,7 +22,7 @@ const base = {
   user: 'nobody',
   userOption: 'runas' as const,
   helper,
-  floppy: '/w/floppy.img',
+  media: { floppyFd: 3 },
   disks: [{ path: '/srv/disk,0', serial: 'snf-disk0' }, { path: '/dev/vg/d1', serial: 'snf-disk1' }],
   serial: { console: '/w/console', result: '/w/result', monitor: '/w/monitor' },
   debug: false,
@@ -47,6 +47,13 @@ describe('helper VM command line', () => {
     const drives = args.filter((a) => a.includes('id=disk'));
     assert.deepEqual(drives, ['file=/srv/disk,,0,format=raw,if=none,id=disk0,cache=none,discard=unmap', 'file=/dev/vg/d1,format=raw,if=none,id=disk1,cache=none,discard=unmap']);
     assert.deepEqual(args.filter((a) => a.startsWith('virtio-blk-pci,drive=disk')), ['virtio-blk-pci,drive=disk0,serial=snf-disk0', 'virtio-blk-pci,drive=disk1,serial=snf-disk1']);
+  });
+
+  it('takes the config media as inherited descriptors (they have no name), read-only', () => {
+    const text = qemuArguments({ ...base, media: { floppyFd: 3, personalityDiskFd: 4 } }).join(' ');
+    assert.match(text, /-add-fd fd=3,set=1,opaque=config-floppy -drive file=\/dev\/fdset\/1,if=floppy,index=0,format=raw,readonly=on/);
+    assert.match(text, /-add-fd fd=4,set=2,opaque=personality-disk -drive file=\/dev\/fdset\/2,format=raw,if=none,id=personality,readonly=on/);
+    assert.doesNotMatch(qemuArguments(base).join(' '), /personality/);
   });
 
   it('has three serial ports, a fourth (pty) only in debug mode', () => {
@@ -111,11 +118,14 @@ describe('config floppy', () => {
   it('is a 1.44 MB, 0600 tar archive whose config.json the helper reads back exactly', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'snf-floppy-'));
     try {
-      const { floppy, personalityDisk } = await buildConfigMedia(doc(), dir);
-      assert.equal(personalityDisk, undefined);
-      const st = statSync(floppy);
-      assert.deepEqual([st.size, st.mode & 0o777], [FLOPPY_BYTES, 0o600]);
-      assert.deepEqual(parseConfigDocument(await readConfigFloppy(floppy)), parseConfigDocument(JSON.stringify(doc())));
+      const media = await buildConfigMedia(doc(), dir);
+      assert.equal(media.personalityDiskFd, undefined);
+      const st = fstatSync(media.floppyFd);
+      assert.deepEqual([st.size, st.mode & 0o777, st.nlink], [FLOPPY_BYTES, 0o600, 0], 'a 0600 file without a name');
+      assert.deepEqual(readdirSync(dir), []);
+      assert.throws(() => writeSync(media.floppyFd, 'x'), /EBADF/, 'read-only');
+      assert.deepEqual(parseConfigDocument(await readConfigFloppy(`/proc/self/fd/${media.floppyFd}`)), parseConfigDocument(JSON.stringify(doc())));
+      closeConfigMedia(media);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -125,10 +135,13 @@ describe('config floppy', () => {
     const dir = mkdtempSync(join(tmpdir(), 'snf-floppy-'));
     try {
       const big = { ...doc(), personality: [{ path: '/big', contents: Buffer.alloc(1_500_000, 7).toString('base64') }] };
-      const { floppy, personalityDisk } = await buildConfigMedia(big, dir);
-      assert.ok(personalityDisk);
-      const back = parseConfigDocument(await readConfigFloppy(floppy));
+      const media = await buildConfigMedia(big, dir);
+      assert.ok(media.personalityDiskFd !== undefined);
+      assert.equal(fstatSync(media.personalityDiskFd).nlink, 0);
+      assert.deepEqual(readdirSync(dir), []);
+      const back = parseConfigDocument(await readConfigFloppy(`/proc/self/fd/${media.floppyFd}`));
       assert.deepEqual([back.personality, back.personalityDisk?.serial], [[], 'snf-personality']);
+      closeConfigMedia(media);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
