@@ -6,8 +6,8 @@
  * - their own mount namespace (private) and PID namespace (unshare): the helper's PID 1,
  *   which holds the serial ports open, is not visible, and whatever the program leaves
  *   running dies with it;
- * - /dev is a small tmpfs with null, zero, full, random, urandom (no floppy with the
- *   config, no serial port, no disk); /proc is the namespace's own, read-only (no kernel
+ * - /dev is a small read-only tmpfs with null, zero, full, random, urandom (no floppy with
+ *   the config, no serial port, no disk, nothing can be added); /proc is the namespace's own, read-only (no kernel
  *   setting, no sysrq); /sys is empty; /tmp and /run are fresh: of the helper's files only
  *   the mounted guest stays writable;
  * - no new privileges, securebits noroot (locked), and of the capabilities only chown,
@@ -57,14 +57,17 @@ if [ "$1" = --stdin ]; then
   cat > "$program" && chmod 0700 "$program" || fail "cannot store the program"
   set -- "$program" "$@"
 fi
-export PATH="$program_path"
 if [ -z "$chroot_dev" ]; then
   ln -s /proc/self/fd /dev/fd && ln -s fd/0 /dev/stdin && ln -s fd/1 /dev/stdout && ln -s fd/2 /dev/stderr || fail "no /dev/fd"
+  mount -o remount,ro /dev || fail "cannot make /dev read-only"
   cd "$target" || fail "cannot enter the guest"
+  export PATH="$program_path"
   exec ${setpriv()} "$@" </dev/null
 fi
 mkdir /dev/.snf-sandbox && touch /dev/.snf-sandbox/busybox && mount --bind ${STATIC_BUSYBOX} /dev/.snf-sandbox/busybox || fail "cannot bind busybox"
+mount -o remount,ro /dev || fail "cannot make /dev read-only"
 mount --rbind /dev "$chroot_dev" || fail "cannot bind /dev into the guest"
+export PATH="$program_path"
 exec ${setpriv(['sys_chroot'])} /usr/sbin/chroot "$target" /dev/.snf-sandbox/busybox setpriv --inh-caps -sys_chroot --ambient-caps -sys_chroot -- "$@" </dev/null
 `;
 

@@ -42,6 +42,7 @@ try mknod-serial ${shell} -c 'mknod ${out}.serial c 4 65'
 try mount-tmpfs ${shell} -c 'mount -t tmpfs none ${mnt}'
 try chroot-again ${shell} -c 'chroot / /bin/true || chroot / /bin/busybox true'
 try see-helper-tmp ${shell} -c 'test -e ${marker}'
+try write-dev ${shell} -c ': > /dev/ttyS1'
 try open-sysctl ${shell} -c ': > /proc/sys/kernel/hostname'
 try open-sysrq ${shell} -c ': > /proc/sysrq-trigger'
 try see-disks ${shell} -c 'ls /sys/block | grep -q .'
@@ -71,7 +72,7 @@ chmod 0640 "$TARGET/etc/hosts"
 `;
     await runCustomTask(context(target, script));
     assert.deepEqual(readFileSync(join(target, 'etc/probe'), 'utf8').trim().split('\n'), [
-      ...['mknod-serial', 'mount-tmpfs', 'chroot-again', 'see-helper-tmp', 'open-sysctl', 'open-sysrq', 'see-disks', 'see-other-processes'].map((p) => `${p} denied`),
+      ...['mknod-serial', 'mount-tmpfs', 'chroot-again', 'see-helper-tmp', 'write-dev', 'open-sysctl', 'open-sysrq', 'see-disks', 'see-other-processes'].map((p) => `${p} denied`),
       'fd full null random stderr stdin stdout urandom zero ',
       'CapEff:000000000000001b',
     ]);
@@ -97,7 +98,7 @@ exit 101
     assert.equal(r.code, 101, r.stderr);
     assert.deepEqual(readFileSync(join(target, 'etc/probe'), 'utf8').trim().split('\n'), [
       // no /proc in the chroot: the /proc probes fail there for want of it, as they did before
-      ...['mknod-serial', 'mount-tmpfs', 'chroot-again', 'see-helper-tmp', 'open-sysctl', 'open-sysrq', 'see-disks', 'see-other-processes'].map((p) => `${p} denied`),
+      ...['mknod-serial', 'mount-tmpfs', 'chroot-again', 'see-helper-tmp', 'write-dev', 'open-sysctl', 'open-sysrq', 'see-disks', 'see-other-processes'].map((p) => `${p} denied`),
       '.snf-sandbox full null random urandom zero',
     ]);
   });
