@@ -57,6 +57,11 @@ export class GuestFs {
     return this.with(guestPath, {}, (l) => l.parentExists && lstatAt(l.atPath) !== undefined);
   }
 
+  /** Whether the entry itself exists (a link counts, dangling or not; it is not followed). */
+  present(guestPath: string): boolean {
+    return this.with(guestPath, { followFinal: false }, (l) => l.parentExists && lstatAt(l.atPath) !== undefined);
+  }
+
   isDirectory(guestPath: string): boolean {
     return this.with(guestPath, {}, (l) => l.parentExists && lstatAt(l.atPath)?.isDirectory() === true);
   }
