@@ -129,7 +129,7 @@ export async function helperMain(): Promise<never> {
     log(`ERROR: ${message}`);
     ports.event({ kind: 'error', message });
     ports.result(`ERROR: ${message}`);
-    if (ctx) for (const where of ctx.mounts.reverse()) await run('umount', ['-l', where], { allowFailure: true });
+    if (ctx && ctx.mounts.length > 0) await run('umount', ['--recursive', '--lazy', ctx.target], { allowFailure: true });
     await run('sync', [], { allowFailure: true });
     if (debug) await debugShell(ports);
   }

@@ -104,12 +104,18 @@ export async function mountImage(ctx: HelperContext): Promise<void> {
   }
 }
 
+/**
+ * Unmounts the guest: the whole tree under the target at once, as the kernel's mount table
+ * has it. The paths MountImage mounted on may lead elsewhere by now (an override can move
+ * a directory holding a mount point aside and leave a link out of the guest in its place);
+ * the table's paths are where the mounts are, without links.
+ */
 export async function umountImage(ctx: HelperContext): Promise<void> {
   await run('sync', []);
-  while (ctx.mounts.length > 0) {
-    const where = ctx.mounts.pop() as string;
-    if (ctx.windows && where === ctx.target) await umountNtfs(where);
-    else await run('umount', [where]);
+  if (ctx.mounts.length > 0) {
+    if (ctx.windows) await umountNtfs(ctx.target);
+    else await run('umount', ['--recursive', ctx.target]);
+    ctx.mounts.length = 0;
   }
   for (const vg of ctx.volumeGroups ?? []) await deactivateVolumeGroup(vg);
   ctx.volumeGroups = [];

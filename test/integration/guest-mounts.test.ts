@@ -2,15 +2,18 @@
  * Mount options of the image's filesystems, seen in /proc/self/mountinfo while they are
  * mounted on this machine (root, loop devices): the NTFS mounts (ntfs-3g) and the
  * read-only probes of detection are nosuid, nodev and noexec, like every guest mount the
- * helper makes where nothing of the image is executed.
+ * helper makes where nothing of the image is executed. And UmountImage unmounts the
+ * guest's filesystems where they are, whatever links the guest grew meanwhile.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import type { HelperContext } from '../../helper/context.ts';
 import { withProbeMount } from '../../helper/probe.ts';
+import { umountImage } from '../../helper/tasks/mount.ts';
 import { mountNtfs, umountNtfs } from '../../helper/windows/ntfs.ts';
 import { notRootReason } from '../support/binary.ts';
 
@@ -63,5 +66,31 @@ describe('guest mount options (this machine)', { skip: notRootReason() }, () => 
     const seen = await withProbeMount(dev, 'ext4', where, () => mountOptions(where));
     for (const wanted of ['ro', 'nosuid', 'nodev', 'noexec', 'norecovery']) assert.ok(seen?.includes(wanted), `${wanted} in ${seen?.join(',')}`);
     assert.equal(readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${where} `), false, 'unmounted afterwards');
+  });
+
+  it('UmountImage unmounts what MountImage mounted even when an ancestor of a mount point became a link out of the guest', async () => {
+    const mounted = (where: string) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === where);
+    const target = join(work, 'target');
+    const decoy = join(work, 'decoy');
+    mkdirSync(target);
+    mkdirSync(join(decoy, 'run'), { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', 'snf-decoy', join(decoy, 'run')]);
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', 'snf-root', target]);
+      mkdirSync(join(target, 'var/x/run'), { recursive: true });
+      execFileSync('mount', ['-t', 'tmpfs', 'snf-var-x-run', join(target, 'var/x/run')]);
+      // What an override could do between MountImage and UmountImage: move the directory
+      // holding a mount point aside and put a link out of the guest in its place.
+      renameSync(join(target, 'var/x'), join(target, 'var/y'));
+      symlinkSync(decoy, join(target, 'var/x'));
+      const ctx = { target, mounts: [target, join(target, 'var/x/run')], properties: {}, warn: () => undefined, info: () => undefined } as unknown as HelperContext;
+      await umountImage(ctx);
+      assert.ok(mounted(join(decoy, 'run')), 'the mount the link points at is left alone');
+      assert.equal(mounted(target), false, 'the guest root is unmounted');
+      assert.equal(mounted(join(target, 'var/y/run')), false, 'the moved mount is unmounted');
+    } finally {
+      spawnSync('umount', ['-R', '-l', target]);
+      spawnSync('umount', ['-l', join(decoy, 'run')]);
+    }
   });
 });
