@@ -4,29 +4,18 @@
  * separate /boot does not), or the LVM physical volume of a logical volume that does, or an
  * NTFS volume with Windows/System32.
  */
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import { filesystemType, readPartitionTable, type Partition } from './disks.ts';
-import { run, TaskError } from './exec.ts';
+import { TaskError } from './exec.ts';
 import type { OsFamily } from './context.ts';
 import { bsdPartitionType } from './bsd/partition-types.ts';
 import { ufsHoldsFstab } from './bsd/ufs.ts';
-import { familyOfVersion, hivePaths, ntVersion } from './windows/guest.ts';
+import { familyOfVersion, findCaseInsensitive, hivePaths, ntVersion } from './windows/guest.ts';
 import { mountNtfs, NtfsHibernatedError, umountNtfs } from './windows/ntfs.ts';
 import { activateVolumeGroup, deactivateVolumeGroup, findRootVolume } from './lvm.ts';
+import { holdsLinuxRoot, withProbeMount } from './probe.ts';
 
 const LINUX_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'jfs', 'reiserfs']);
-
-function hasCaseInsensitive(dir: string, ...names: string[]): boolean {
-  let current = dir;
-  for (const name of names) {
-    if (!existsSync(current)) return false;
-    const found = readdirSync(current).find((e) => e.toLowerCase() === name.toLowerCase());
-    if (!found) return false;
-    current = join(current, found);
-  }
-  return true;
-}
 
 /** Windows when the NTFS volume has Windows/System32; XP / 2003 (NT 5) are windows-legacy. */
 async function probeNtfs(partition: Partition, mountPoint: string): Promise<OsFamily | undefined> {
@@ -37,7 +26,7 @@ async function probeNtfs(partition: Partition, mountPoint: string): Promise<OsFa
     return undefined;
   }
   try {
-    if (!hasCaseInsensitive(mountPoint, 'Windows', 'System32')) return undefined;
+    if (findCaseInsensitive(mountPoint, 'Windows', 'System32') === undefined) return undefined;
     return familyOfVersion(await ntVersion(hivePaths(mountPoint).software));
   } finally {
     await umountNtfs(mountPoint);
@@ -47,15 +36,7 @@ async function probeNtfs(partition: Partition, mountPoint: string): Promise<OsFa
 async function probe(partition: Partition, fs: string, mountPoint: string): Promise<OsFamily | undefined> {
   mkdirSync(mountPoint, { recursive: true });
   if (fs === 'ntfs') return probeNtfs(partition, mountPoint);
-  const options = ['-o', fs.startsWith('ext') ? 'ro,noload' : 'ro'];
-  const mounted = await run('mount', [...options, partition.node, mountPoint], { allowFailure: true });
-  if (mounted.code !== 0) return undefined;
-  try {
-    const release = existsSync(join(mountPoint, 'etc/os-release')) || existsSync(join(mountPoint, 'usr/lib/os-release'));
-    return existsSync(join(mountPoint, 'etc/fstab')) && release ? 'linux' : undefined;
-  } finally {
-    await run('umount', [mountPoint], { allowFailure: true });
-  }
+  return (await withProbeMount(partition.node, fs, mountPoint, () => holdsLinuxRoot(mountPoint))) ? 'linux' : undefined;
 }
 
 export async function detectRoot(disk: string, mountPoint: string): Promise<{ osFamily: OsFamily; rootPartition: number }> {

@@ -8,7 +8,8 @@ import { spawn } from 'node:child_process';
 export class TaskError extends Error {}
 
 export interface RunOptions {
-  input?: string;
+  /** Bytes for the program's stdin (else /dev/null). */
+  input?: string | Buffer;
   cwd?: string;
   env?: Record<string, string>;
   allowFailure?: boolean;

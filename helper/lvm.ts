@@ -4,11 +4,10 @@
  * the /dev nodes itself), read with the image's metadata only, never backed up, and
  * deactivated when the guest is unmounted.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { HelperContext } from './context.ts';
 import { filesystemType, partitionNode } from './disks.ts';
 import { run, TaskError } from './exec.ts';
+import { holdsLinuxRoot, withProbeMount } from './probe.ts';
 
 const CONFIG = 'devices { use_devicesfile = 0 } activation { udev_sync = 0 udev_rules = 0 } backup { backup = 0 archive = 0 }';
 const PROBE = '/run/snf-lvm-probe';
@@ -37,18 +36,10 @@ export async function deactivateVolumeGroup(vg: string): Promise<void> {
 
 /** The logical volume whose filesystem holds /etc/fstab and an OS release file. */
 export async function findRootVolume(lvs: readonly string[]): Promise<string | undefined> {
-  mkdirSync(PROBE, { recursive: true });
   for (const lv of lvs) {
     const fs = await filesystemType(lv);
     if (!LINUX_FS.has(fs)) continue;
-    const mounted = await run('mount', ['-o', fs.startsWith('ext') ? 'ro,noload' : 'ro', lv, PROBE], { allowFailure: true });
-    if (mounted.code !== 0) continue;
-    try {
-      const release = existsSync(join(PROBE, 'etc/os-release')) || existsSync(join(PROBE, 'usr/lib/os-release'));
-      if (release && existsSync(join(PROBE, 'etc/fstab'))) return lv;
-    } finally {
-      await run('umount', [PROBE], { allowFailure: true });
-    }
+    if (await withProbeMount(lv, fs, PROBE, () => holdsLinuxRoot(PROBE))) return lv;
   }
   return undefined;
 }

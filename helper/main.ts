@@ -4,7 +4,7 @@
  * say, runs the task table, writes SUCCESS or "ERROR: ..." to the result port and powers
  * the VM off. It refuses to run anywhere but in the helper VM.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { parseConfigDocument, type ConfigDocument } from '../src/helper-vm/config-document.ts';
 import { readConfigFloppy } from './config-floppy.ts';
 import { isYes, type HelperContext, type OsFamily } from './context.ts';
@@ -31,7 +31,15 @@ async function waitForDevice(path: string, seconds: number): Promise<void> {
 async function readConfig(): Promise<ConfigDocument> {
   if (!existsSync('/dev/fd0')) await run('modprobe', ['floppy'], { allowFailure: true });
   await waitForDevice('/dev/fd0', 10);
-  return parseConfigDocument(await readConfigFloppy('/dev/fd0'));
+  const text = await readConfigFloppy('/dev/fd0');
+  // Read once: the node goes, so that nothing the helper starts later finds the config
+  // (with its secrets) there (the sandbox of CUSTOM_TASK and overrides has no /dev of ours at all).
+  try {
+    unlinkSync('/dev/fd0');
+  } catch {
+    // already gone
+  }
+  return parseConfigDocument(text);
 }
 
 async function debugShell(ports: Ports): Promise<void> {
@@ -121,7 +129,7 @@ export async function helperMain(): Promise<never> {
     log(`ERROR: ${message}`);
     ports.event({ kind: 'error', message });
     ports.result(`ERROR: ${message}`);
-    if (ctx) for (const where of ctx.mounts.reverse()) await run('umount', ['-l', where], { allowFailure: true });
+    if (ctx && ctx.mounts.length > 0) await run('umount', ['--recursive', '--lazy', ctx.target], { allowFailure: true });
     await run('sync', [], { allowFailure: true });
     if (debug) await debugShell(ports);
   }

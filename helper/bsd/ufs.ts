@@ -155,7 +155,8 @@ export async function mountUfs(node: string, where: string, family: BsdFamily, w
     }
   }
   await run('modprobe', ['ufs'], { allowFailure: true });
-  const r = await run('mount', ['-t', 'ufs', '-o', `rw,nosuid,nodev,ufstype=${type}`, node, where], { allowFailure: true });
+  // noexec: nothing of a BSD image runs in the (Linux) helper.
+  const r = await run('mount', ['-t', 'ufs', '-o', `rw,nosuid,nodev,noexec,ufstype=${type}`, node, where], { allowFailure: true });
   if (r.code !== 0) {
     const why = (r.stderr.trim() || r.stdout.trim()).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('dmesg(1)')).pop() ?? '';
     if (/read-only|write-protected/i.test(why)) throw new TaskError(UFS_WRITE_UNAVAILABLE);

@@ -27,9 +27,8 @@
  *   says `network: {config: disabled}`, or its fallback configuration would replace ours at
  *   first boot (upstream does the same in its cloud-init mode).
  */
-import { readFileSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
-import type { GuestFs } from '../guest-files.ts';
+import type { GuestFileData, GuestFs } from '../guest-files.ts';
 import { detectNaming, listDir, netplanFiles, present, type Naming, type NetworkSystem } from './detect.ts';
 import type { NicModel } from './model.ts';
 import {
@@ -70,12 +69,7 @@ export function backupStamp(now: Date): string {
 
 const ANY_NAME_DIRS = new Set([IFCFG_DIR, NM_DIR]);
 
-interface Snapshot {
-  data: Buffer;
-  mode: number;
-  uid: number;
-  gid: number;
-}
+type Snapshot = GuestFileData;
 
 class GuestChanges {
   private readonly fs: GuestFs;
@@ -90,14 +84,7 @@ class GuestChanges {
 
   /** Content and metadata of a guest file (links followed inside the guest), if readable. */
   snapshot(path: string): Snapshot | undefined {
-    try {
-      const host = this.fs.path(path);
-      const st = statSync(host);
-      if (!st.isFile()) return undefined;
-      return { data: readFileSync(host), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
-    } catch {
-      return undefined;
-    }
+    return this.fs.readFileData(path);
   }
 
   backupName(path: string): string {

@@ -6,11 +6,11 @@
  * ConfigureNetwork and DeleteSSHKeys. The file edits work on any GuestFs and are tested
  * on directories.
  */
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { osFamily, type HelperContext } from '../context.ts';
 import { lastPartition, readPartitionTable } from '../disks.ts';
 import { run, TaskError } from '../exec.ts';
-import type { GuestFs } from '../guest-files.ts';
+import { GuestFs } from '../guest-files.ts';
 import { bsdInterfaces, renderBsd } from '../network/bsd-renderers.ts';
 import { describeNic, networkModel } from '../network/model.ts';
 import { parseBsdDevice, nodeForStart, type KernelPartition } from '../bsd/devices.ts';
@@ -20,7 +20,6 @@ import { BSD_MBR_TYPES, isBsdFamily, type BsdFamily } from '../bsd/partition-typ
 import { rcConfWith } from '../bsd/rc-conf.ts';
 import { kernelPartitions, mountUfs, readLabelSector, writeAt } from '../bsd/ufs.ts';
 import { parseFstab } from '../tasks/mount.ts';
-import { resolveInGuest } from '../guest-path.ts';
 import { addAuthorizedKeys } from './linux.ts';
 
 export function bsdFamily(ctx: HelperContext): BsdFamily {
@@ -255,9 +254,10 @@ export async function mountBsdImage(ctx: HelperContext): Promise<void> {
   await mountUfs(root, ctx.target, family, ctx.warn);
   ctx.mounts.push(ctx.target);
   ctx.rootDevice = root;
+  const guest = new GuestFs(ctx.target);
   let fstabText = '';
   try {
-    fstabText = readFileSync(resolveInGuest(ctx.target, '/etc/fstab'), 'utf8');
+    fstabText = guest.read('/etc/fstab');
   } catch {
     ctx.warn('the image has no /etc/fstab');
   }
@@ -269,8 +269,7 @@ export async function mountBsdImage(ctx: HelperContext): Promise<void> {
       ? (mapLetter ?? (() => { throw new TaskError(`fstab ${entry.source}: a disklabel name on a GPT disk`); }))(device.letter)
       : gpt.partitions.find((p) => p.number === device.number)?.node;
     if (!node) throw new TaskError(`fstab ${entry.source}: no such partition`);
-    const where = resolveInGuest(ctx.target, entry.mountPoint);
-    mkdirSync(where, { recursive: true });
+    const where = guest.mkdirp(entry.mountPoint, 0o755, 0, 0);
     await mountUfs(node, where, family, ctx.warn);
     ctx.mounts.push(where);
   }

@@ -99,9 +99,9 @@ export function guestHashMethod(fs: GuestFs): 'yescrypt' | 'sha512' {
     if (!fs.isDirectory(dir)) continue;
     for (const file of readdirSync(fs.path(dir)).filter((f) => /^libcrypt\.so\.\d/.test(f))) {
       try {
-        if (readFileSync(fs.path(`${dir}/${file}`)).includes('yescrypt')) return 'yescrypt';
+        if (fs.readBytes(`${dir}/${file}`).includes('yescrypt')) return 'yescrypt';
       } catch {
-        // unreadable: keep looking
+        // unreadable, or not a regular file: keep looking
       }
     }
   }

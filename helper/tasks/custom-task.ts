@@ -2,14 +2,16 @@
  * RunCustomTask: the base64 program of the CUSTOM_TASK image property, run in the helper VM
  * (as upstream: not chrooted; it comes from the administrator's properties, not from the
  * image) with the guest mounted at TARGET, the upstream task environment without secrets,
- * and a time limit.
+ * and a time limit, in the sandbox (programs/sandbox.ts): uid 0 with the capabilities to
+ * edit any guest file, nothing else of the helper (no config, serial ports, disks, mounts).
+ * The program's bytes go straight into the sandbox's private /tmp.
  */
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import type { HelperContext } from '../context.ts';
-import { run, TaskError } from '../exec.ts';
+import { TaskError } from '../exec.ts';
 import { GUEST_PROGRAM_TIMEOUT_S } from '../programs/guest-program.ts';
+import { runSandboxed } from '../programs/sandbox.ts';
 
-const PROGRAM = '/run/snf-custom-task';
+const PROGRAM_NAME = 'snf-custom-task';
 /** Properties that are not passed on as PROPERTY_<NAME>. */
 const WITHHELD = new Set(['CUSTOM_TASK']);
 
@@ -34,14 +36,12 @@ export function customTaskEnv(ctx: Pick<HelperContext, 'target' | 'disks' | 'pro
 }
 
 export async function runCustomTask(ctx: HelperContext): Promise<void> {
-  const program = decodeCustomTask(ctx.properties.CUSTOM_TASK ?? '');
-  writeFileSync(PROGRAM, program, { mode: 0o700 });
-  chmodSync(PROGRAM, 0o700);
-  try {
-    const r = await run(PROGRAM, [], { env: customTaskEnv(ctx), timeoutSeconds: GUEST_PROGRAM_TIMEOUT_S, label: 'CUSTOM_TASK', cwd: ctx.target });
-    const last = r.stdout.trim().split('\n').pop();
-    ctx.info(`CUSTOM_TASK finished${last ? `: ${last}` : ''}`);
-  } finally {
-    rmSync(PROGRAM, { force: true });
+  const content = decodeCustomTask(ctx.properties.CUSTOM_TASK ?? '');
+  const r = await runSandboxed({ name: PROGRAM_NAME, content }, [], { target: ctx.target, env: customTaskEnv(ctx), timeoutSeconds: GUEST_PROGRAM_TIMEOUT_S, label: 'CUSTOM_TASK' });
+  if (r.code !== 0) {
+    const last = (r.stderr.trim() || r.stdout.trim()).split('\n').pop() ?? '';
+    throw new TaskError(`CUSTOM_TASK failed (exit ${r.code})${last ? `: ${last}` : ''}`);
   }
+  const last = r.stdout.trim().split('\n').pop();
+  ctx.info(`CUSTOM_TASK finished${last ? `: ${last}` : ''}`);
 }

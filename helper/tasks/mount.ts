@@ -3,12 +3,11 @@
  * entries the customization needs (/boot, /usr, /var, ...) by UUID=, LABEL=, PARTUUID= or
  * device path; nosuid and nodev everywhere, mount points resolved inside the guest.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { filesystemType } from '../disks.ts';
 import { deactivateVolumeGroup, rootDevice } from '../lvm.ts';
 import { run, TaskError } from '../exec.ts';
-import { resolveInGuest } from '../guest-path.ts';
+import { GuestFs } from '../guest-files.ts';
 import { isWindowsFamily, osFamily, type HelperContext } from '../context.ts';
 import { checkFamily, checkSysprepped, inspectWindows } from '../windows/guest.ts';
 import { mountNtfs, umountNtfs } from '../windows/ntfs.ts';
@@ -85,9 +84,10 @@ export async function mountImage(ctx: HelperContext): Promise<void> {
   if (isWindowsFamily(osFamily(ctx))) return mountWindows(ctx, root, fs);
   await run('mount', ['-o', 'rw,nosuid,nodev', root, ctx.target]);
   ctx.mounts.push(ctx.target);
+  const guest = new GuestFs(ctx.target);
   let fstab = '';
   try {
-    fstab = readFileSync(resolveInGuest(ctx.target, '/etc/fstab'), 'utf8');
+    fstab = guest.read('/etc/fstab');
   } catch {
     ctx.warn('the image has no /etc/fstab');
     return;
@@ -97,19 +97,25 @@ export async function mountImage(ctx: HelperContext): Promise<void> {
     .sort((a, b) => a.mountPoint.length - b.mountPoint.length);
   for (const entry of entries) {
     const device = await resolveSource(entry.source, ctx.volumeGroups ?? []);
-    const where = resolveInGuest(ctx.target, entry.mountPoint);
-    mkdirSync(where, { recursive: true });
+    // Created (0755) inside the guest, through no link out of it; the mount follows no link either.
+    const where = guest.mkdirp(entry.mountPoint, 0o755, 0, 0);
     await run('mount', ['-o', 'rw,nosuid,nodev', device, where]);
     ctx.mounts.push(where);
   }
 }
 
+/**
+ * Unmounts the guest: the whole tree under the target at once, as the kernel's mount table
+ * has it. The paths MountImage mounted on may lead elsewhere by now (an override can move
+ * a directory holding a mount point aside and leave a link out of the guest in its place);
+ * the table's paths are where the mounts are, without links.
+ */
 export async function umountImage(ctx: HelperContext): Promise<void> {
   await run('sync', []);
-  while (ctx.mounts.length > 0) {
-    const where = ctx.mounts.pop() as string;
-    if (ctx.windows && where === ctx.target) await umountNtfs(where);
-    else await run('umount', [where]);
+  if (ctx.mounts.length > 0) {
+    if (ctx.windows) await umountNtfs(ctx.target);
+    else await run('umount', ['--recursive', ctx.target]);
+    ctx.mounts.length = 0;
   }
   for (const vg of ctx.volumeGroups ?? []) await deactivateVolumeGroup(vg);
   ctx.volumeGroups = [];

@@ -47,6 +47,8 @@ export function hivePaths(root: string): WindowsHives {
   const hive = (name: string) => {
     const path = findCaseInsensitive(root, 'Windows', 'System32', 'config', name);
     if (!path) throw new TaskError(`the Windows image has no registry hive Windows/System32/config/${name}`);
+    // The hivex tools open it by name: a FIFO or device node would hang them or reach outside the image.
+    if (!lstatSync(path).isFile()) throw new TaskError(`the Windows image's registry hive Windows/System32/config/${name} is not a regular file`);
     return path;
   };
   return { system: hive('SYSTEM'), software: hive('SOFTWARE'), sam: hive('SAM') };

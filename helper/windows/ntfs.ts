@@ -1,6 +1,7 @@
 /**
  * NTFS in the helper: mounted with ntfs-3g (FUSE) as upstream does (lowntfs-3g,
- * ignore_case, windows_names, norecover, retried without norecover), unmounted only when
+ * ignore_case, windows_names, norecover, retried without norecover; always nosuid, nodev,
+ * noexec), unmounted only when
  * the ntfs-3g process has written everything; hibernated and Fast Startup volumes refused
  * with the reason; the offline resize (ntfsresize) of a clean volume.
  */
@@ -26,7 +27,8 @@ function lastLine(text: string): string {
 
 export async function mountNtfs(node: string, target: string, readOnly: boolean): Promise<NtfsMountResult> {
   if (!existsSync('/dev/fuse')) await run('modprobe', ['fuse'], { allowFailure: true });
-  const base = ['ignore_case', 'windows_names', readOnly ? 'ro' : 'rw'];
+  // ntfs-3g run by root mounts without nosuid and nodev unless told; nothing of a Windows volume runs in the helper.
+  const base = ['ignore_case', 'windows_names', 'nosuid', 'nodev', 'noexec', readOnly ? 'ro' : 'rw'];
   const attempt = (options: string[]) => run('lowntfs-3g', ['-o', options.join(','), node, target], { allowFailure: true });
   let r = await attempt([...base, 'norecover']);
   let recovered = false;

@@ -1,0 +1,32 @@
+/**
+ * Looks at the image's filesystems before anything is known about them (detection of the
+ * root): each is mounted read-only, nosuid, nodev and noexec (ext2/3/4 without replaying
+ * its journal), inspected, and unmounted; a Linux root is a filesystem with /etc/fstab and
+ * an OS release file, entries looked at without following any link of the image.
+ */
+import { mkdirSync } from 'node:fs';
+import { run } from './exec.ts';
+import { GuestFs } from './guest-files.ts';
+
+/** Mount options of a probe of filesystem type `fs`. */
+export function probeMountOptions(fs: string): string {
+  return ['ro', 'nosuid', 'nodev', 'noexec', ...(fs.startsWith('ext') ? ['noload'] : [])].join(',');
+}
+
+/** Mounts `node` for a look (undefined when it does not mount), runs `inspect`, unmounts. */
+export async function withProbeMount<T>(node: string, fs: string, where: string, inspect: () => T | Promise<T>): Promise<T | undefined> {
+  mkdirSync(where, { recursive: true });
+  const mounted = await run('mount', ['-o', probeMountOptions(fs), node, where], { allowFailure: true });
+  if (mounted.code !== 0) return undefined;
+  try {
+    return await inspect();
+  } finally {
+    await run('umount', [where], { allowFailure: true });
+  }
+}
+
+/** Whether the filesystem mounted at `where` is a Linux root: /etc/fstab and /etc/os-release or /usr/lib/os-release. */
+export function holdsLinuxRoot(where: string): boolean {
+  const fs = new GuestFs(where);
+  return fs.present('/etc/fstab') && (fs.present('/etc/os-release') || fs.present('/usr/lib/os-release'));
+}
