@@ -14,7 +14,12 @@
  *   dac_override, fowner and fsetid (bounding, inheritable and ambient sets): no mknod,
  *   mount, raw I/O, ptrace, module loading, network or chroot;
  * - chrooted into the guest (overrides): chroot(8) gets sys_chroot as well, then the
- *   helper's static busybox (bound into the private /dev) drops it before the program runs.
+ *   helper's static busybox (bound into the private /dev) drops it before the program runs;
+ * - the administrator's CUSTOM_TASK (not the image's programs) also gets what upstream's
+ *   custom tasks use: the instance disks and their partitions in its /dev (DEV_<i>: a
+ *   bootloader install writes them) and sys_chroot (`chroot "$TARGET" ...`). Neither
+ *   reaches the config, the serial ports or the helper: the chroot is taken inside the
+ *   sandbox's own mount namespace.
  *
  * A time limit (timeout(1)) kills the whole namespace.
  */
@@ -31,17 +36,23 @@ const setpriv = (extra: readonly string[] = []) => `/usr/bin/setpriv --nnp --sec
 
 /**
  * Runs as PID 1 of the new namespaces: $1 = chroot device directory ("" when not chrooted),
- * $2 = the guest mount, then the program (or "--stdin NAME": the program's bytes on stdin)
- * and its arguments. Only constant text: every value comes as an argument.
+ * $2 = the guest mount, $3 = extra block devices ("name:major:minor" separated by spaces,
+ * names without a slash), then the program (or "--stdin NAME": the program's bytes on
+ * stdin) and its arguments. Only constant text: every value comes as an argument.
  */
 const SETUP = `set -eu
 program_path=$PATH
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 fail() { echo "snf-image sandbox: $*" >&2; exit ${SETUP_FAILED}; }
-chroot_dev=$1 target=$2
-shift 2
+chroot_dev=$1 target=$2 devices=$3
+shift 3
 mount -t tmpfs -o nosuid,noexec,mode=0755,size=64k snf-sandbox-dev /dev || fail "no private /dev"
 for d in null:3 zero:5 full:7 random:8 urandom:9; do mknod -m 0666 "/dev/\${d%:*}" c 1 "\${d#*:}" || fail "no /dev/\${d%:*}"; done
+for d in $devices; do
+  name=\${d%%:*} numbers=\${d#*:}
+  case $name in */*|.*|'') fail "bad device name";; esac
+  mknod -m 0660 "/dev/$name" b "\${numbers%:*}" "\${numbers#*:}" || fail "no /dev/$name"
+done
 mkdir /dev/.snf-guest || fail "no staging directory"
 mount --rbind "$target" /dev/.snf-guest || fail "cannot bind the guest"
 mount -t tmpfs -o nosuid,nodev,mode=1777 snf-sandbox-tmp /tmp || fail "no private /tmp"
@@ -62,7 +73,7 @@ if [ -z "$chroot_dev" ]; then
   mount -o remount,ro /dev || fail "cannot make /dev read-only"
   cd "$target" || fail "cannot enter the guest"
   export PATH="$program_path"
-  exec ${setpriv()} "$@" </dev/null
+  exec $admin_setpriv "$@" </dev/null
 fi
 mkdir /dev/.snf-sandbox && touch /dev/.snf-sandbox/busybox && mount --bind ${STATIC_BUSYBOX} /dev/.snf-sandbox/busybox || fail "cannot bind busybox"
 mount -o remount,ro /dev || fail "cannot make /dev read-only"
@@ -80,6 +91,17 @@ export interface SandboxOptions {
   timeoutSeconds: number;
   /** The program in error messages. */
   label: string;
+  /**
+   * The administrator's program (CUSTOM_TASK), not the image's: these block devices
+   * (the instance disks and their partitions, by kernel name) and sys_chroot.
+   */
+  administrator?: { devices: readonly BlockDevice[] };
+}
+
+/** A block device of the helper: kernel name (vda, vda1) and "major:minor" (from sysfs). */
+export interface BlockDevice {
+  name: string;
+  majorMinor: string;
 }
 
 /** A program given by its bytes (stored in the sandbox's private /tmp under this name). */
@@ -95,7 +117,10 @@ export interface ProgramBytes {
  */
 export async function runSandboxed(program: string | ProgramBytes, args: readonly string[], options: SandboxOptions): Promise<RunResult> {
   const command = typeof program === 'string' ? [program] : ['--stdin', program.name];
-  const r = await run('/usr/bin/unshare', ['--mount', '--pid', '--fork', '--kill-child', '--propagation', 'private', '/bin/sh', '-c', SETUP, 'snf-image-sandbox', options.chrootDev ?? '', options.target, ...command, ...args], {
+  const admin = options.administrator;
+  const devices = admin ? admin.devices.map(deviceSpec).join(' ') : '';
+  const script = SETUP.replace('$admin_setpriv', admin ? setpriv(['sys_chroot']) : setpriv());
+  const r = await run('/usr/bin/unshare', ['--mount', '--pid', '--fork', '--kill-child', '--propagation', 'private', '/bin/sh', '-c', script, 'snf-image-sandbox', options.chrootDev ?? '', options.target, devices, ...command, ...args], {
     allowFailure: true,
     timeoutSeconds: options.timeoutSeconds,
     label: options.label,
@@ -105,4 +130,10 @@ export async function runSandboxed(program: string | ProgramBytes, args: readonl
   const setup = r.stderr.split('\n').reverse().find((l) => l.startsWith('snf-image sandbox: '));
   if (r.code === SETUP_FAILED && setup !== undefined) throw new TaskError(`${options.label}: ${setup.replace(/^snf-image /, '')}`);
   return r;
+}
+
+
+function deviceSpec(device: BlockDevice): string {
+  if (!/^[a-z][a-z0-9]*$/.test(device.name) || !/^\d+:\d+$/.test(device.majorMinor)) throw new TaskError(`sandbox: bad block device ${device.name} (${device.majorMinor})`);
+  return `${device.name}:${device.majorMinor}`;
 }
