@@ -96,6 +96,7 @@ try sysctl-write sh -c 'echo snf-sandbox > /proc/sys/kernel/hostname'
 try sysrq sh -c 'echo h > /proc/sysrq-trigger'
 try sysfs sh -c 'ls /sys/block | grep -q vd'
 try remount-guest sh -c "mount -o remount,suid,dev '$TARGET'"
+try read-instance-disk sh -c 'dd if="$DEV_0" of=/dev/null bs=512 count=1'
 grep CapEff /proc/self/status | tr -d '\\t' >> "$TARGET/etc/sandbox-probe"
 echo edited > "$TARGET/etc/custom-task-ran"
 chown 1000:1000 "$TARGET/etc/custom-task-ran"
@@ -105,9 +106,10 @@ chmod 0640 "$TARGET/etc/custom-task-ran"
     assert.equal(r.code, 0, r.stderr);
     const probe = readGuestFile(r.disk, '/etc/sandbox-probe').trim().split('\n');
     // The administrator's program keeps what upstream's custom tasks use: the instance disk
-    // (DEV_<i>, e.g. a bootloader install) and chroot "$TARGET".
-    const allowed = new Set(['read-disk', 'chroot-again']);
-    assert.deepEqual(probe, [...ATTEMPTS, 'sysctl-write', 'sysrq', 'sysfs', 'remount-guest'].map((a) => `${a} ${allowed.has(a) ? 'allowed' : 'denied'}`).concat('CapEff:000000000004001b'));
+    // (DEV_<i>, e.g. a bootloader install) and chroot "$TARGET"; not the helper's own disk
+    // (read-disk: /dev/vda is the helper root).
+    const allowed = new Set(['chroot-again', 'read-instance-disk']);
+    assert.deepEqual(probe, [...ATTEMPTS, 'sysctl-write', 'sysrq', 'sysfs', 'remount-guest', 'read-instance-disk'].map((a) => `${a} ${allowed.has(a) ? 'allowed' : 'denied'}`).concat('CapEff:000000000004001b'));
     assert.equal(readGuestFile(r.disk, '/etc/custom-task-ran'), 'edited\n');
     assert.deepEqual(guestStat(r.disk, '/etc/custom-task-ran'), { type: 'regular', mode: 0o640, uid: 1000, gid: 1000 });
   });
