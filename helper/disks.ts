@@ -62,10 +62,15 @@ export function partitionNode(device: string, number: number): string {
 export async function readPartitionTable(device: string): Promise<PartitionTable> {
   const r = await run('sfdisk', ['--json', device], { allowFailure: true });
   if (r.code !== 0) throw new TaskError('Unable to read partition table. The image seems corrupted.');
-  const json = JSON.parse(r.stdout) as SfdiskJson;
+  return parseSfdiskJson(r.stdout, device, () => diskSectors(device));
+}
+
+/** sfdisk --json's description of the image's partition table; `sectors` is the disk's size. */
+export function parseSfdiskJson(stdout: string, device: string, sectors: () => number): PartitionTable {
+  const json = JSON.parse(stdout) as SfdiskJson;
   const table = json.partitiontable;
   if (!table || (table.label !== 'dos' && table.label !== 'gpt')) throw new TaskError(`Unsupported partition table type '${table?.label ?? 'none'}'`);
-  const size = diskSectors(device);
+  const size = sectors();
   const partitions = (table.partitions ?? []).map((p) => {
     const m = /(\d+)$/.exec(p.node);
     return { number: Number(m?.[1] ?? 0), node: p.node, start: p.start, size: p.size, type: p.type.toLowerCase() };
