@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseShellConf } from '../../src/config/shell-conf.ts';
+import { filesystemSize, MAGIC_BYTES } from '../../src/image/magic.ts';
+import { synthesizePrefix } from '../../src/image/mbr.ts';
 import { oneLine, UserError } from '../../src/util/errors.ts';
 import { assertLinearTime, LINE_BREAK } from '../support/fuzz.ts';
 
@@ -34,5 +36,42 @@ describe('one-line error messages (src/util/errors.ts)', () => {
 
   it('takes time linear in the message (a key of many blanks)', () => {
     assertLinearTime((n) => `$${' '.repeat(n)}=`, (text) => parseShellConf(text, 'snf-image.conf'));
+  });
+});
+
+describe('filesystem dumps larger than an MBR partition (src/image/magic.ts, src/image/mbr.ts)', () => {
+  const ext = (blocksLo: number, logBlockSize: number, blocksHi = 0) => {
+    const head = Buffer.alloc(MAGIC_BYTES);
+    head.writeUInt32LE(blocksLo, 1024 + 4);
+    head.writeUInt32LE(logBlockSize, 1024 + 24);
+    head.writeUInt16LE(0xef53, 1024 + 56);
+    head.writeUInt32LE(blocksHi === 0 ? 0 : 0x80, 1024 + 0x60);
+    head.writeUInt32LE(blocksHi, 1024 + 0x150);
+    return head;
+  };
+
+  it('an ext superblock of 2^32-1 4 KiB blocks is refused with a UserError, not a RangeError', () => {
+    const size = filesystemSize(ext(0xffffffff, 2), 'ext');
+    assert.equal(size, 0xffffffff * 4096);
+    const error = thrown(() => synthesizePrefix(size as number, 'ext', undefined));
+    assert.ok(error instanceof UserError, `${error.constructor.name}: ${error.message}`);
+    assert.equal(error.message, 'img_id: the ext filesystem (17592186040320 bytes) is larger than an MBR partition can hold (2 TiB)');
+  });
+
+  it('an NTFS boot sector of 1049-byte sectors is refused the same way', () => {
+    const head = Buffer.alloc(MAGIC_BYTES);
+    head.write('NTFS    ', 3, 'latin1');
+    head.writeUInt16LE(1049, 0x0b);
+    head.writeBigUInt64LE(2096304342n, 0x28);
+    const error = thrown(() => synthesizePrefix(filesystemSize(head, 'ntfs') as number, 'ntfs', undefined));
+    assert.ok(error instanceof UserError, `${error.constructor.name}: ${error.message}`);
+  });
+
+  it('a size beyond 2^53 bytes is no size at all', () => {
+    assert.equal(filesystemSize(ext(0xffffffff, 6, 0xffffffff), 'ext'), undefined);
+    const head = Buffer.alloc(MAGIC_BYTES);
+    head.writeUInt16LE(0xffff, 0x0b);
+    head.writeBigUInt64LE(0xffffffffffffffffn, 0x28);
+    assert.equal(filesystemSize(head, 'ntfs'), undefined);
   });
 });
