@@ -97,7 +97,7 @@ export const repeat = (shape: RepeatShape, n: number): string => shape.head + sh
  * valid beginnings (a key, a tag, a checksum) that get the parser past its first check.
  */
 export function repeatShapes(specials: string, starts: readonly string[] = []): fc.Arbitrary<RepeatShape> {
-  const unit = fc.constantFrom(...[...specials, ' ', '\t', '\n', '\r', 'a', '0', '=', '#', '"', "'", '\\']);
+  const unit = fc.constantFrom(...[...specials, ' ', '\t', '\n', '\r', '\u2028', 'a', '0', '=', '#', '"', "'", '\\']);
   const text = (maxLength: number) => fc.array(unit, { maxLength }).map((a) => a.join(''));
   const head = starts.length === 0 ? text(6) : fc.oneof(text(6), fc.tuple(fc.constantFrom(...starts), text(3)).map(([s, t]) => s + t));
   const piece = fc.oneof({ arbitrary: unit, weight: 3 }, { arbitrary: text(3).filter((p) => p !== ''), weight: 1 });

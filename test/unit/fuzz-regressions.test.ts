@@ -3,12 +3,15 @@
  * each is a counterexample the properties reported, kept as a plain test.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { parseShellConf } from '../../src/config/shell-conf.ts';
+import { digestFromSidecar, findInSums } from '../../src/image/checksum.ts';
 import { filesystemSize, MAGIC_BYTES } from '../../src/image/magic.ts';
 import { synthesizePrefix } from '../../src/image/mbr.ts';
 import { oneLine, UserError } from '../../src/util/errors.ts';
-import { assertLinearTime, LINE_BREAK } from '../support/fuzz.ts';
+import { assertLinearTime, LINE_BREAK, repeat } from '../support/fuzz.ts';
 
 /** The error `fn` throws (it must throw). */
 function thrown(fn: () => unknown): Error {
@@ -73,5 +76,43 @@ describe('filesystem dumps larger than an MBR partition (src/image/magic.ts, src
     head.writeUInt16LE(0xffff, 0x0b);
     head.writeBigUInt64LE(0xffffffffffffffffn, 0x28);
     assert.equal(filesystemSize(head, 'ntfs'), undefined);
+  });
+});
+
+describe('SHA256SUMS next to an http image (src/image/checksum.ts)', () => {
+  const HEX = '0'.repeat(64);
+
+  it('finds the digest in time linear in a line of many blanks', () => {
+    assertLinearTime((n) => repeat({ head: 'a *', piece: ' ', tail: '*' }, n), (text) => findInSums(text, 'image.img', 'sha256'));
+    assertLinearTime((n) => repeat({ head: `${HEX}  image.img`, piece: ' ', tail: '*' }, n), (text) => findInSums(text, 'image.img', 'sha256'));
+    assertLinearTime((n) => repeat({ head: HEX, piece: ' ', tail: 'a\u2028b' }, n), (text) => findInSums(text, 'image.img', 'sha256'));
+    assert.equal(findInSums(`${HEX}  image.img   \n`, 'image.img', 'sha256'), HEX);
+    assert.equal(findInSums(`${HEX} *dir/image.img\r\n`, 'image.img', 'sha256'), HEX);
+  });
+
+  it('reads at most 1 MiB of a sidecar: an endless SHA256SUMS is not a checksum, and not all read', async () => {
+    let sent = 0;
+    const server = createServer((req, res) => {
+      if (!req.url?.endsWith('SUMS')) return res.writeHead(404).end();
+      res.writeHead(200);
+      const chunk = Buffer.alloc(64 * 1024, ' ');
+      const pump = () => {
+        while (sent < 256 * 1024 * 1024) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end(`\n${HEX}  image.img\n`);
+      };
+      pump();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      assert.equal(await digestFromSidecar(new URL(`http://127.0.0.1:${port}/images/image.img`), 10_000), undefined);
+      assert.ok(sent < 32 * 1024 * 1024, `the server could send ${sent} bytes of each sidecar`);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
