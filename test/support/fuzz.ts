@@ -146,3 +146,17 @@ export function applyMutations(base: Uint8Array, { mutations, truncateTo }: { mu
 
 /** Names that break code using plain objects as maps. */
 export const PROTOTYPE_KEYS = ['__proto__', '__PROTO__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf'] as const;
+
+/** Thrown when a parser reads its input more often than it may (unbounded work). */
+export class WorkBudgetExceeded extends Error {}
+
+/** `record` behind a proxy that throws WorkBudgetExceeded after `limit` property reads. */
+export function readBudget<T extends object>(record: T, limit: number): T {
+  let reads = 0;
+  return new Proxy(record, {
+    get(target, key, receiver) {
+      if (++reads > limit) throw new WorkBudgetExceeded(`read more than ${limit} times`);
+      return Reflect.get(target, key, receiver) as unknown;
+    },
+  });
+}

@@ -7,11 +7,13 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { parseShellConf } from '../../src/config/shell-conf.ts';
+import { parseGanetiEnv } from '../../src/ganeti/env.ts';
 import { digestFromSidecar, findInSums } from '../../src/image/checksum.ts';
 import { filesystemSize, MAGIC_BYTES } from '../../src/image/magic.ts';
 import { synthesizePrefix } from '../../src/image/mbr.ts';
-import { oneLine, UserError } from '../../src/util/errors.ts';
-import { assertLinearTime, LINE_BREAK, repeat } from '../support/fuzz.ts';
+import { oneLine, UserError, ValidationError } from '../../src/util/errors.ts';
+import { CREATE_ENV } from '../fixtures/ganeti-env.ts';
+import { assertLinearTime, LINE_BREAK, readBudget, repeat } from '../support/fuzz.ts';
 
 /** The error `fn` throws (it must throw). */
 function thrown(fn: () => unknown): Error {
@@ -114,5 +116,16 @@ describe('SHA256SUMS next to an http image (src/image/checksum.ts)', () => {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+});
+
+describe('Ganeti environment counts (src/ganeti/env.ts)', () => {
+  it('a huge NIC_COUNT or DISK_COUNT is refused at once, not walked (the environment read a bounded number of times)', () => {
+    for (const [name, value] of [['NIC_COUNT', '99999999999'], ['NIC_COUNT', '18446744073709551617'], ['DISK_COUNT', '99999999999']] as const) {
+      const error = thrown(() => parseGanetiEnv(readBudget({ ...CREATE_ENV, [name]: value }, 10_000), 'create'));
+      assert.ok(error instanceof ValidationError, `${error.constructor.name}: ${error.message}`);
+      assert.ok(error.problems.includes(`${name}: must be at most 64`), error.message);
+    }
+    assert.equal(parseGanetiEnv({ ...CREATE_ENV, DISK_COUNT: '1', NIC_COUNT: '0' }, 'create').instance?.nics.length, 0);
   });
 });
