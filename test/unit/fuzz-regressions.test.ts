@@ -8,9 +8,11 @@ import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { parseShellConf } from '../../src/config/shell-conf.ts';
 import { parseGanetiEnv } from '../../src/ganeti/env.ts';
+import { parseOsParams, wrapSecrets } from '../../src/ganeti/params.ts';
 import { digestFromSidecar, findInSums } from '../../src/image/checksum.ts';
 import { filesystemSize, MAGIC_BYTES } from '../../src/image/magic.ts';
 import { synthesizePrefix } from '../../src/image/mbr.ts';
+import { validateJson } from '../../src/schemas/validate.ts';
 import { oneLine, UserError, ValidationError } from '../../src/util/errors.ts';
 import { CREATE_ENV } from '../fixtures/ganeti-env.ts';
 import { assertLinearTime, LINE_BREAK, readBudget, repeat } from '../support/fuzz.ts';
@@ -127,5 +129,21 @@ describe('Ganeti environment counts (src/ganeti/env.ts)', () => {
       assert.ok(error.problems.includes(`${name}: must be at most 64`), error.message);
     }
     assert.equal(parseGanetiEnv({ ...CREATE_ENV, DISK_COUNT: '1', NIC_COUNT: '0' }, 'create').instance?.nics.length, 0);
+  });
+});
+
+describe('OS parameter problems are one line each (src/ganeti/params.ts, src/schemas/validate.ts)', () => {
+  const problems = (values: Record<string, string>) => parseOsParams(wrapSecrets(new Map(Object.entries(values))), { imageDir: '/srv/images', requireImage: false }).problems;
+
+  it('a value with a line break is shown on the problem\'s one line', () => {
+    assert.deepEqual(problems({ img_format: '\n.' }), ["img_format: ' .' is not a supported format (one of diskdump, extdump, ntfsdump, qcow2, vmdk, vdi, vhdx)"]);
+    const [json] = problems({ img_personality: '\u0085' });
+    assert.ok(json !== undefined && json.startsWith('img_personality: is not valid JSON') && !LINE_BREAK.test(json), JSON.stringify(json));
+  });
+
+  it('a JSON key with a line break is named on one line', () => {
+    assert.deepEqual(validateJson('config-document', { 'A\rB': 0 }, 'config_url document'), ["config_url document: unknown key 'A B'"]);
+    const [key] = validateJson('img-properties', { 'X\u2028Y': 1 }, 'img_properties');
+    assert.ok(key !== undefined && !LINE_BREAK.test(key), JSON.stringify(key));
   });
 });
