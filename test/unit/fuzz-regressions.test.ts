@@ -7,6 +7,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { parseShellConf } from '../../src/config/shell-conf.ts';
+import { parseConfigDocument } from '../../src/ganeti/config-url.ts';
 import { parseGanetiEnv } from '../../src/ganeti/env.ts';
 import { parseOsParams, wrapSecrets } from '../../src/ganeti/params.ts';
 import { digestFromSidecar, findInSums } from '../../src/image/checksum.ts';
@@ -145,5 +146,28 @@ describe('OS parameter problems are one line each (src/ganeti/params.ts, src/sch
     assert.deepEqual(validateJson('config-document', { 'A\rB': 0 }, 'config_url document'), ["config_url document: unknown key 'A B'"]);
     const [key] = validateJson('img-properties', { 'X\u2028Y': 1 }, 'img_properties');
     assert.ok(key !== undefined && !LINE_BREAK.test(key), JSON.stringify(key));
+  });
+});
+
+describe('config_url document (src/ganeti/config-url.ts)', () => {
+  it('a __proto__ key is an unknown key like any other, not the prototype of the parameters', () => {
+    for (const body of ['{"__proto__": {"img_id": "x"}}', '{"__PROTO__": "x"}', '{"__proto__": {"img_id": []}}']) {
+      const error = thrown(() => parseConfigDocument(body, 'http://server/doc.json'));
+      assert.ok(error instanceof UserError, `${error.constructor.name}: ${error.message}`);
+      assert.match(error.message, /^config_url document: unknown key '__proto__'$/);
+    }
+  });
+
+  it('a deeply nested value is refused with a UserError, not a RangeError from the call stack', () => {
+    for (const [key, open, close] of [['img_properties', '{"a":', '}'], ['img_personality', '[', ']'], ['inst_properties', '{"OSFAMILY":', '}']]) {
+      const body = `{"${key}": ${open.repeat(20_000)}1${close.repeat(20_000)}}`;
+      const error = thrown(() => parseConfigDocument(body, 'http://server/doc.json'));
+      assert.ok(error instanceof UserError, `${error.constructor.name}: ${error.message}`);
+      assert.match(error.message, new RegExp(`^config_url document\\.${key}(\\.[^ ]+)?: must be `));
+    }
+    assert.deepEqual([...parseConfigDocument('{"img_properties": {"OSFAMILY": "linux", "ROOT_PARTITION": 1}, "img_personality": [{"path": "/x", "contents": "eA==", "mode": 420}]}', 'doc')], [
+      ['img_properties', '{"OSFAMILY":"linux","ROOT_PARTITION":1}'],
+      ['img_personality', '[{"path":"/x","contents":"eA==","mode":420}]'],
+    ]);
   });
 });
