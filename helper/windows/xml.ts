@@ -5,8 +5,9 @@
  * XmlError naming the line and what is wrong. Whitespace and comments are kept, so a
  * document read and written back changes only where it was edited.
  */
+import { TaskError } from '../exec.ts';
 
-export class XmlError extends Error {}
+export class XmlError extends TaskError {}
 
 export interface XmlElement {
   kind: 'element';

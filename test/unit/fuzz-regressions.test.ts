@@ -7,6 +7,10 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { parseShellConf } from '../../src/config/shell-conf.ts';
+import { parseBsdDevice } from '../../helper/bsd/devices.ts';
+import { TaskError } from '../../helper/exec.ts';
+import { networkModel } from '../../helper/network/model.ts';
+import { parseXml, XmlError } from '../../helper/windows/xml.ts';
 import { parseConfigDocument } from '../../src/ganeti/config-url.ts';
 import { parseGanetiEnv } from '../../src/ganeti/env.ts';
 import { parseOsParams, wrapSecrets } from '../../src/ganeti/params.ts';
@@ -159,7 +163,7 @@ describe('config_url document (src/ganeti/config-url.ts)', () => {
   });
 
   it('a deeply nested value is refused with a UserError, not a RangeError from the call stack', () => {
-    for (const [key, open, close] of [['img_properties', '{"a":', '}'], ['img_personality', '[', ']'], ['inst_properties', '{"OSFAMILY":', '}']]) {
+    for (const [key, open, close] of [['img_properties', '{"a":', '}'], ['img_personality', '[', ']'], ['inst_properties', '{"OSFAMILY":', '}']] as const) {
       const body = `{"${key}": ${open.repeat(20_000)}1${close.repeat(20_000)}}`;
       const error = thrown(() => parseConfigDocument(body, 'http://server/doc.json'));
       assert.ok(error instanceof UserError, `${error.constructor.name}: ${error.message}`);
@@ -169,5 +173,27 @@ describe('config_url document (src/ganeti/config-url.ts)', () => {
       ['img_properties', '{"OSFAMILY":"linux","ROOT_PARTITION":1}'],
       ['img_personality', '[{"path":"/x","contents":"eA==","mode":420}]'],
     ]);
+  });
+});
+
+describe('helper errors are one line (helper/exec.ts and the parsers\' error classes)', () => {
+  const oneLineTaskError = (error: Error) => {
+    assert.ok(error instanceof TaskError, `${error.constructor.name}: ${error.message}`);
+    assert.ok(!LINE_BREAK.test(error.message), JSON.stringify(error.message));
+  };
+
+  it('an fstab source with a NEL is named on one line, as a TaskError', () => {
+    oneLineTaskError(thrown(() => parseBsdDevice('/dev/wd0a\u0085', '')));
+  });
+
+  it('an XML name with a NEL is named on one line, as a TaskError', () => {
+    const error = thrown(() => parseXml('<unattend>\n<RunSynchronous\u0085/></unattend>'));
+    assert.ok(error instanceof XmlError);
+    oneLineTaskError(error);
+  });
+
+  it('a TaskError made from a NIC value with a CR is one line', () => {
+    const error = thrown(() => networkModel({ nics: [{ index: 0, mac: '\r', network: { tags: [] } }], network: { dhcpTags: [], statefulDhcpv6Tags: [], statelessDhcpv6Tags: [], defaultNicConfig: '' } }));
+    oneLineTaskError(new TaskError(`ConfigureNetwork: ${error.message}`));
   });
 });
