@@ -10,7 +10,9 @@ import { parseShellConf } from '../../src/config/shell-conf.ts';
 import { parseBsdDevice } from '../../helper/bsd/devices.ts';
 import { TaskError } from '../../helper/exec.ts';
 import { networkModel } from '../../helper/network/model.ts';
-import { parseXml, XmlError } from '../../helper/windows/xml.ts';
+import { cmdLinesPath } from '../../helper/os/windows.ts';
+import { IniFile } from '../../helper/windows/sysprep-inf.ts';
+import { decodeXmlBytes, parseXml, XmlError } from '../../helper/windows/xml.ts';
 import { parseConfigDocument } from '../../src/ganeti/config-url.ts';
 import { parseGanetiEnv } from '../../src/ganeti/env.ts';
 import { parseOsParams, wrapSecrets } from '../../src/ganeti/params.ts';
@@ -195,5 +197,26 @@ describe('helper errors are one line (helper/exec.ts and the parsers\' error cla
   it('a TaskError made from a NIC value with a CR is one line', () => {
     const error = thrown(() => networkModel({ nics: [{ index: 0, mac: '\r', network: { tags: [] } }], network: { dhcpTags: [], statefulDhcpv6Tags: [], statelessDhcpv6Tags: [], defaultNicConfig: '' } }));
     oneLineTaskError(new TaskError(`ConfigureNetwork: ${error.message}`));
+  });
+});
+
+describe('Windows answer files and sysprep.inf from the image (helper/windows/*, helper/os/windows.ts)', () => {
+  it('a UTF-16BE answer file of an odd number of bytes decodes (its last byte dropped), not a RangeError', () => {
+    assert.equal(decodeXmlBytes(Buffer.from([0xfe, 0xff, 0])), '');
+    assert.equal(decodeXmlBytes(Buffer.from([0xfe, 0xff, 0, 0x3c, 0, 0x61, 0])), '<a');
+  });
+
+  it('reads an element of many attributes in linear time', () => {
+    assertLinearTime((n) => `<a${Array.from({ length: n }, (_, i) => ` a${i}=""`).join('')}/>`, (text) => parseXml(text));
+    assert.throws(() => parseXml('<a b="1" c="2" b="3"/>'), /attribute b repeated in <a>/);
+  });
+
+  it('reads sysprep.inf in linear time: a blank line without "=", an InstallFilesPath of many backslashes', () => {
+    assertLinearTime((n) => `[Unattended]\n${' '.repeat(n)}x`, (text) => new IniFile(text).get('Unattended', 'InstallFilesPath'));
+    assertLinearTime((n) => repeat({ head: '[Unattended]\nInstallFilesPath=', piece: '\\', tail: '[' }, n), (text) => cmdLinesPath(new IniFile(text)));
+    const inf = new IniFile('[Unattended]\r\n ; a=comment\r\n  InstallFilesPath  =  C:\\sysprep\\files\\\\ \r\n');
+    assert.equal(inf.get('unattended', 'installfilespath'), 'C:\\sysprep\\files\\\\');
+    assert.equal(cmdLinesPath(inf), '/sysprep/files/$OEM$/CmdLines.txt');
+    assert.equal(new IniFile('[A]\r\n  =x\r\nk;=1\r\n').get('A', 'k;'), undefined);
   });
 });
