@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { parseShellConf } from '../../src/config/shell-conf.ts';
 import { parseBsdDevice } from '../../helper/bsd/devices.ts';
+import { rcConfValue, rcConfWith } from '../../helper/bsd/rc-conf.ts';
 import { TaskError } from '../../helper/exec.ts';
 import { networkModel } from '../../helper/network/model.ts';
 import { cmdLinesPath } from '../../helper/os/windows.ts';
@@ -218,5 +219,18 @@ describe('Windows answer files and sysprep.inf from the image (helper/windows/*,
     assert.equal(inf.get('unattended', 'installfilespath'), 'C:\\sysprep\\files\\\\');
     assert.equal(cmdLinesPath(inf), '/sysprep/files/$OEM$/CmdLines.txt');
     assert.equal(new IniFile('[A]\r\n  =x\r\nk;=1\r\n').get('A', 'k;'), undefined);
+  });
+});
+
+describe('rc.conf from a BSD image (helper/bsd/rc-conf.ts)', () => {
+  it('is edited and read in linear time: many blank lines, a value of many blanks', () => {
+    assertLinearTime((n) => repeat({ head: 'hostname=', piece: '\n', tail: '#' }, n), (text) => rcConfWith(text, [['hostname', 'vm1']]));
+    assertLinearTime((n) => repeat({ head: 'hostname=a', piece: ' ', tail: 'x' }, n), (text) => rcConfValue(text, 'hostname'));
+    assert.equal(rcConfValue('hostname="vm1"   # the name\n', 'hostname'), 'vm1');
+    assert.equal(rcConfWith('a=1\n\n\n', [['b', '2']]), 'a=1\nb="2"\n');
+  });
+
+  it('reads back a value it wrote with a CR in it', () => {
+    assert.equal(rcConfValue(rcConfWith('', [['hostname', '\r']]), 'hostname'), '\r');
   });
 });
