@@ -64,13 +64,14 @@ export async function parseOrRefuseAsync<R>(parse: () => Promise<R>, allowed: re
 export const TIME_BUDGET_MS = 250;
 
 /**
- * Runs `call` on inputs of growing size (1 Ki to 64 Ki units) and fails as soon as one
- * takes longer than TIME_BUDGET_MS: super-linear work (regular-expression backtracking,
- * quadratic loops) shows long before 64 Ki, and stopping at the first slow size keeps a
- * failing run short. Errors the call throws are the other properties' business.
+ * Runs `call` on inputs of growing size (1 Ki to `maxUnits`, 64 Ki by default, units of a
+ * character or so) and fails as soon as one takes longer than TIME_BUDGET_MS: super-linear
+ * work (regular-expression backtracking, quadratic loops) shows long before that, and
+ * stopping at the first slow size keeps a failing run short. Errors the call throws are
+ * the other properties' business.
  */
-export function assertLinearTime<I extends { length: number }>(build: (n: number) => I, call: (input: I) => unknown): void {
-  for (let n = 1024; n <= 65536; n *= 2) {
+export function assertLinearTime<I extends { length: number }>(build: (n: number) => I, call: (input: I) => unknown, maxUnits = 65536): void {
+  for (let n = 1024; n <= maxUnits; n *= 2) {
     const input = build(n);
     const started = performance.now();
     try {

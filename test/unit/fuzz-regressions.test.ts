@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import { parseShellConf } from '../../src/config/shell-conf.ts';
 import { parseBsdDevice } from '../../helper/bsd/devices.ts';
 import { rcConfValue, rcConfWith } from '../../helper/bsd/rc-conf.ts';
+import { parseSfdiskJson } from '../../helper/disks.ts';
 import { TaskError } from '../../helper/exec.ts';
 import { networkModel } from '../../helper/network/model.ts';
 import { cmdLinesPath } from '../../helper/os/windows.ts';
@@ -208,7 +209,8 @@ describe('Windows answer files and sysprep.inf from the image (helper/windows/*,
   });
 
   it('reads an element of many attributes in linear time', () => {
-    assertLinearTime((n) => `<a${Array.from({ length: n }, (_, i) => ` a${i}=""`).join('')}/>`, (text) => parseXml(text));
+    // Units of ten characters: up to 16 Ki attributes (the quadratic check took 0.4 s at 8 Ki).
+    assertLinearTime((n) => `<a${Array.from({ length: n }, (_, i) => ` a${i}=""`).join('')}/>`, (text) => parseXml(text), 16384);
     assert.throws(() => parseXml('<a b="1" c="2" b="3"/>'), /attribute b repeated in <a>/);
   });
 
@@ -232,5 +234,30 @@ describe('rc.conf from a BSD image (helper/bsd/rc-conf.ts)', () => {
 
   it('reads back a value it wrote with a CR in it', () => {
     assert.equal(rcConfValue(rcConfWith('', [['hostname', '\r']]), 'hostname'), '\r');
+  });
+});
+
+describe('sfdisk --json (helper/disks.ts)', () => {
+  const table = (partitions: unknown, label: unknown = 'dos') => JSON.stringify({ partitiontable: { label, device: '/dev/vdb', unit: 'sectors', sectorsize: 512, partitions } });
+  const refusal = (stdout: string) => {
+    const error = thrown(() => parseSfdiskJson(stdout, '/dev/vdb', () => 2_097_152));
+    assert.ok(error instanceof TaskError, `${error.constructor.name}: ${error.message}`);
+    return error.message;
+  };
+
+  it('output that is not JSON, or not the table sfdisk describes, is a TaskError', () => {
+    assert.equal(refusal(''), 'Unable to read partition table: sfdisk --json gave no JSON');
+    assert.equal(refusal(table('x')), 'Unable to read partition table: sfdisk --json gave partitions that are not a list');
+    assert.equal(refusal(table([{ node: '/dev/vdb1', start: 2048, size: 1000 }])), 'Unable to read partition table: sfdisk --json partition 1 has no type');
+    assert.equal(refusal(table([{ node: 7, start: 2048, size: 1000, type: '83' }])), 'Unable to read partition table: sfdisk --json partition 1 has no node');
+    assert.equal(refusal(table([null])), 'Unable to read partition table: sfdisk --json partition 1 is not an object');
+    for (const start of [-1, 0.5, 2 ** 53, '2048', null]) assert.match(refusal(table([{ node: '/dev/vdb1', start, size: 1000, type: '83' }])), /partition 1 has no start \(a whole number of sectors\)$/);
+    assert.equal(refusal(table([], 5)), "Unsupported partition table type '5'");
+  });
+
+  it('reads what sfdisk writes', () => {
+    const t = parseSfdiskJson(table([{ node: '/dev/vdb1', start: 2048, size: 1000, type: '83', bootable: true }, { node: '/dev/vdb2', start: 4096, size: 10, type: 'A5' }]), '/dev/vdb', () => 2_097_152);
+    assert.deepEqual(t.partitions, [{ number: 1, node: '/dev/vdb1', start: 2048, size: 1000, type: '83' }, { number: 2, node: '/dev/vdb2', start: 4096, size: 10, type: 'a5' }]);
+    assert.deepEqual(parseSfdiskJson(JSON.stringify({ partitiontable: { label: 'gpt' } }), '/dev/vdb', () => 8).partitions, []);
   });
 });
