@@ -11,6 +11,7 @@ import { parseBsdDevice } from '../../helper/bsd/devices.ts';
 import { rcConfValue, rcConfWith } from '../../helper/bsd/rc-conf.ts';
 import { parseSfdiskJson } from '../../helper/disks.ts';
 import { TaskError } from '../../helper/exec.ts';
+import { parseGroup, parsePasswd } from '../../helper/guest-files.ts';
 import { networkModel } from '../../helper/network/model.ts';
 import { cmdLinesPath } from '../../helper/os/windows.ts';
 import { IniFile } from '../../helper/windows/sysprep-inf.ts';
@@ -259,5 +260,13 @@ describe('sfdisk --json (helper/disks.ts)', () => {
     const t = parseSfdiskJson(table([{ node: '/dev/vdb1', start: 2048, size: 1000, type: '83', bootable: true }, { node: '/dev/vdb2', start: 4096, size: 10, type: 'A5' }]), '/dev/vdb', () => 2_097_152);
     assert.deepEqual(t.partitions, [{ number: 1, node: '/dev/vdb1', start: 2048, size: 1000, type: '83' }, { number: 2, node: '/dev/vdb2', start: 4096, size: 10, type: 'a5' }]);
     assert.deepEqual(parseSfdiskJson(JSON.stringify({ partitiontable: { label: 'gpt' } }), '/dev/vdb', () => 8).partitions, []);
+  });
+});
+
+describe('/etc/passwd and /etc/group from the image (helper/guest-files.ts)', () => {
+  it('lines whose uid or gid is not a number chown takes are skipped, as glibc skips them', () => {
+    const passwd = 'root:x:0:0:root:/root:/bin/sh\nbad:x:abc:0::/home/bad:/bin/sh\nnan:x::1::/h:/bin/sh\nbig:x:4294967295:0::/h:/bin/sh\nhex:x:0x10:0::/h:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh';
+    assert.deepEqual(parsePasswd(passwd).map((e) => [e.name, e.uid, e.gid]), [['root', 0, 0], ['user', 1000, 1000]]);
+    assert.deepEqual([...parseGroup(' ::"\nwheel:x:10:root\nbad:x:-1:\nstaff:x:50:')], [['wheel', 10], ['staff', 50]]);
   });
 });
