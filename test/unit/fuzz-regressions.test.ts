@@ -18,6 +18,7 @@ import { IniFile } from '../../helper/windows/sysprep-inf.ts';
 import { decodeXmlBytes, parseXml, XmlError } from '../../helper/windows/xml.ts';
 import { parseConfigDocument } from '../../src/ganeti/config-url.ts';
 import { parseGanetiEnv } from '../../src/ganeti/env.ts';
+import { parseConfigDocument as parseHelperDocument } from '../../src/helper-vm/config-document.ts';
 import { parseOsParams, wrapSecrets } from '../../src/ganeti/params.ts';
 import { digestFromSidecar, findInSums } from '../../src/image/checksum.ts';
 import { filesystemSize, MAGIC_BYTES } from '../../src/image/magic.ts';
@@ -268,5 +269,19 @@ describe('/etc/passwd and /etc/group from the image (helper/guest-files.ts)', ()
     const passwd = 'root:x:0:0:root:/root:/bin/sh\nbad:x:abc:0::/home/bad:/bin/sh\nnan:x::1::/h:/bin/sh\nbig:x:4294967295:0::/h:/bin/sh\nhex:x:0x10:0::/h:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh';
     assert.deepEqual(parsePasswd(passwd).map((e) => [e.name, e.uid, e.gid]), [['root', 0, 0], ['user', 1000, 1000]]);
     assert.deepEqual([...parseGroup(' ::"\nwheel:x:10:root\nbad:x:-1:\nstaff:x:50:')], [['wheel', 10], ['staff', 50]]);
+  });
+});
+
+describe('config document read by the helper (src/helper-vm/config-document.ts)', () => {
+  it('text that is not JSON is refused with the helper\'s one-line error, not a SyntaxError', () => {
+    const error = thrown(() => parseHelperDocument(''));
+    assert.equal(error.constructor, Error);
+    assert.equal(error.message, 'config document is not JSON: the config floppy is damaged');
+  });
+
+  it('a key with a line break is named on one line', () => {
+    const error = thrown(() => parseHelperDocument(JSON.stringify({ version: 1, properties: { 'A\nB': 5 } })));
+    assert.ok(!LINE_BREAK.test(error.message), JSON.stringify(error.message));
+    assert.match(error.message, /properties\.A B: /);
   });
 });
