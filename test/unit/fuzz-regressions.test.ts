@@ -279,6 +279,15 @@ describe('config document read by the helper (src/helper-vm/config-document.ts)'
     assert.equal(error.message, 'config document is not JSON: the config floppy is damaged');
   });
 
+  it('a version that is an object without a usable toString is refused, not a TypeError', () => {
+    for (const version of [{ toString: '' }, ['2\n'], '1\u2028']) {
+      const error = thrown(() => parseHelperDocument(JSON.stringify({ version })));
+      assert.equal(error.constructor, Error, `${error.constructor.name}: ${error.message}`);
+      assert.match(error.message, /^config document version .* is not 1: the helper image does not match this snf-image \(run snf-image-update-helper\)$/);
+      assert.ok(!LINE_BREAK.test(error.message), JSON.stringify(error.message));
+    }
+  });
+
   it('a key with a line break is named on one line', () => {
     const error = thrown(() => parseHelperDocument(JSON.stringify({ version: 1, properties: { 'A\nB': 5 } })));
     assert.ok(!LINE_BREAK.test(error.message), JSON.stringify(error.message));
