@@ -42,12 +42,22 @@ export function rcConfWith(text: string, values: ReadonlyArray<readonly [string,
 export function rcConfValue(text: string, name: string): string | undefined {
   let value: string | undefined;
   for (const line of text.split('\n')) {
-    if (assignmentName(line) !== name) continue;
-    // A comment starts at a '#' after a blank (found without /\s+#.*$/: quadratic on long blank runs).
-    const raw = line.slice(line.indexOf('=') + 1).trim();
-    const comment = raw.search(/\s#/);
-    const bare = comment < 0 ? raw : raw.slice(0, comment).trimEnd();
-    value = bare.replace(/^"(.*)"$/s, '$1').replace(/^'(.*)'$/s, '$1');
+    if (assignmentName(line) === name) value = firstWord(line.slice(line.indexOf('=') + 1).trim());
   }
   return value;
+}
+
+/**
+ * The value as sh reads it, for the quoting rcConfWith writes: a quoted string up to its
+ * closing quote (a '#' inside is not a comment), or a bare word up to a blank (scanned,
+ * not matched with a regular expression: no backtracking over long blank runs).
+ */
+function firstWord(raw: string): string {
+  const quote = raw[0];
+  if (quote === '"' || quote === "'") {
+    const end = raw.indexOf(quote, 1);
+    return end < 0 ? raw.slice(1) : raw.slice(1, end);
+  }
+  const blank = raw.search(/\s/);
+  return blank < 0 ? raw : raw.slice(0, blank);
 }

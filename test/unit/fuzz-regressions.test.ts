@@ -234,8 +234,10 @@ describe('rc.conf from a BSD image (helper/bsd/rc-conf.ts)', () => {
     assert.equal(rcConfWith('a=1\n\n\n', [['b', '2']]), 'a=1\nb="2"\n');
   });
 
-  it('reads back a value it wrote with a CR in it', () => {
-    assert.equal(rcConfValue(rcConfWith('', [['hostname', '\r']]), 'hostname'), '\r');
+  it('reads back a value it wrote with a CR, a " #" or single quotes in it', () => {
+    for (const value of ['\r', ' #', "''", "'a'", 'a b']) assert.equal(rcConfValue(rcConfWith('', [['hostname', value]]), 'hostname'), value);
+    assert.equal(rcConfValue("hostname='vm1' # the name", 'hostname'), 'vm1');
+    assert.equal(rcConfValue('hostname=vm1 # the name', 'hostname'), 'vm1');
   });
 });
 
