@@ -3,12 +3,17 @@
  * each is a counterexample the properties reported, kept as a plain test.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { pack } from 'tar-stream';
 import { parseShellConf } from '../../src/config/shell-conf.ts';
 import { parseBsdDevice } from '../../helper/bsd/devices.ts';
 import { rcConfValue, rcConfWith } from '../../helper/bsd/rc-conf.ts';
+import { readConfigFloppy } from '../../helper/config-floppy.ts';
 import { parseSfdiskJson } from '../../helper/disks.ts';
 import { TaskError } from '../../helper/exec.ts';
 import { parseGroup, parsePasswd } from '../../helper/guest-files.ts';
@@ -294,5 +299,30 @@ describe('config document read by the helper (src/helper-vm/config-document.ts)'
     const error = thrown(() => parseHelperDocument(JSON.stringify({ version: 1, properties: { 'A\nB': 5 } })));
     assert.ok(!LINE_BREAK.test(error.message), JSON.stringify(error.message));
     assert.match(error.message, /properties\.A B: /);
+  });
+});
+
+describe('config floppy (helper/config-floppy.ts)', () => {
+  it('an archive that ends inside config.json is refused, and leaves no error nobody handles (PID 1 would die of it)', async () => {
+    const archive = pack();
+    archive.entry({ name: 'other', mode: 0o600 }, 'x');
+    archive.entry({ name: 'config.json', mode: 0o600 }, '{"version":1}');
+    archive.finalize();
+    const chunks: Buffer[] = [];
+    for await (const chunk of archive) chunks.push(chunk as Buffer);
+    const dir = mkdtempSync(join(tmpdir(), 'snf-floppy-'));
+    const uncaught: unknown[] = [];
+    const catcher = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', catcher);
+    try {
+      const floppy = join(dir, 'floppy');
+      writeFileSync(floppy, Buffer.concat(chunks).subarray(0, 1536));
+      await assert.rejects(readConfigFloppy(floppy), (e: Error) => e.message === `${floppy}: not a config floppy (Unexpected end of data)`);
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('uncaughtException', catcher);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.deepEqual(uncaught.map(String), []);
   });
 });
