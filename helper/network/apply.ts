@@ -191,10 +191,15 @@ export function sysconfigNetwork(text: string): string {
     .join('\n');
 }
 
+/** Whether a netplan file of the image names NetworkManager as its renderer. */
+export function netplanUsesNetworkManager(text: string): boolean {
+  return /^\s*renderer:\s*["']?NetworkManager["']?\s*$/m.test(text);
+}
+
 function netplanRenderer(fs: GuestFs, changes: GuestChanges): 'NetworkManager' | undefined {
   for (const name of netplanFiles(fs)) {
     const text = changes.snapshot(`/etc/netplan/${name}`)?.data.toString('utf8') ?? '';
-    if (/^\s*renderer:\s*["']?NetworkManager["']?\s*$/m.test(text)) return 'NetworkManager';
+    if (netplanUsesNetworkManager(text)) return 'NetworkManager';
   }
   return undefined;
 }
