@@ -16,6 +16,8 @@ import { rcConfValue, rcConfWith } from '../../helper/bsd/rc-conf.ts';
 import { readConfigFloppy } from '../../helper/config-floppy.ts';
 import { parseSfdiskJson } from '../../helper/disks.ts';
 import { TaskError } from '../../helper/exec.ts';
+import { netplanUsesNetworkManager } from '../../helper/network/apply.ts';
+import { authorizedKeysPath } from '../../helper/os/linux.ts';
 import { parseGroup, parsePasswd } from '../../helper/guest-files.ts';
 import { networkModel } from '../../helper/network/model.ts';
 import { cmdLinesPath } from '../../helper/os/windows.ts';
@@ -324,5 +326,22 @@ describe('config floppy (helper/config-floppy.ts)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
     assert.deepEqual(uncaught.map(String), []);
+  });
+});
+
+describe('Linux configuration files from the image (helper/network/apply.ts, helper/os/linux.ts)', () => {
+  it('a netplan file of many blank lines is read in linear time', () => {
+    assertLinearTime((n) => '\n'.repeat(n), (text) => netplanUsesNetworkManager(text));
+    assert.equal(netplanUsesNetworkManager('network:\n  version: 2\n  renderer: NetworkManager\n'), true);
+    assert.equal(netplanUsesNetworkManager('network:\n\n  renderer: "NetworkManager"  \r\n'), true);
+    assert.equal(netplanUsesNetworkManager('network:\n  renderer: networkd\n'), false);
+    assert.equal(netplanUsesNetworkManager('network:\n  renderer:\n    NetworkManager\n'), true, 'a YAML value on the next line');
+    assertLinearTime((n) => '\r'.repeat(n), (text) => netplanUsesNetworkManager(text));
+  });
+
+  it('a home directory with $& or $$ in /etc/passwd is the authorized_keys directory as written', () => {
+    assert.equal(authorizedKeysPath('', 'user', '/home/$&'), '/home/$&/.ssh/authorized_keys');
+    assert.equal(authorizedKeysPath('', 'user', '/home/$$'), '/home/$$/.ssh/authorized_keys');
+    assert.equal(authorizedKeysPath('AuthorizedKeysFile /keys/%u/%%h', 'a$`', '/h'), '/keys/a$`/%h');
   });
 });
