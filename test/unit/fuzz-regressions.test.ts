@@ -343,5 +343,6 @@ describe('Linux configuration files from the image (helper/network/apply.ts, hel
     assert.equal(authorizedKeysPath('', 'user', '/home/$&'), '/home/$&/.ssh/authorized_keys');
     assert.equal(authorizedKeysPath('', 'user', '/home/$$'), '/home/$$/.ssh/authorized_keys');
     assert.equal(authorizedKeysPath('AuthorizedKeysFile /keys/%u/%%h', 'a$`', '/h'), '/keys/a$`/%h');
+    assert.equal(authorizedKeysPath('', 'user', '/%u'), '/%u/.ssh/authorized_keys', 'a % in the home directory is not expanded again');
   });
 });
