@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { pack } from 'tar-stream';
+import { loadConfig } from '../../src/config/load.ts';
 import { parseShellConf } from '../../src/config/shell-conf.ts';
 import { parseBsdDevice } from '../../helper/bsd/devices.ts';
 import { rcConfValue, rcConfWith } from '../../helper/bsd/rc-conf.ts';
@@ -344,5 +345,34 @@ describe('Linux configuration files from the image (helper/network/apply.ts, hel
     assert.equal(authorizedKeysPath('', 'user', '/home/$$'), '/home/$$/.ssh/authorized_keys');
     assert.equal(authorizedKeysPath('AuthorizedKeysFile /keys/%u/%%h', 'a$`', '/h'), '/keys/a$`/%h');
     assert.equal(authorizedKeysPath('', 'user', '/%u'), '/%u/.ssh/authorized_keys', 'a % in the home directory is not expanded again');
+  });
+});
+
+describe('configuration values timers and sizes can use (src/config/settings.ts)', () => {
+  const load = (text: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'snf-conf-'));
+    try {
+      writeFileSync(join(dir, 'snf-image.conf'), text);
+      return loadConfig({ configFile: join(dir, 'snf-image.conf') });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('a duration beyond 24 days (Node fires longer timers after 1 ms; 1e400 s is Infinity) is refused', () => {
+    assert.equal(load('HELPER_SOFT_TIMEOUT=24d\n').settings.HELPER_SOFT_TIMEOUT, 24 * 86400);
+    for (const value of ['36000m', '25d', `${'9'.repeat(400)}s`]) {
+      const error = thrown(() => load(`HTTP_TIMEOUT=${value}\n`));
+      assert.ok(error instanceof UserError, `${error.constructor.name}: ${error.message}`);
+      assert.match(error.message, /snf-image\.conf:1: HTTP_TIMEOUT: must be at most 24d \(got '/);
+    }
+  });
+
+  it('a size or a count beyond 2^53 is refused, not rounded', () => {
+    for (const line of ['CONFIG_URL_MAX_SIZE=9999999999T', 'HELPER_MEMORY=99999999999999999999', 'HTTP_RETRIES=99999999999999999999']) {
+      const error = thrown(() => load(`${line}\n`));
+      assert.ok(error instanceof UserError, `${error.constructor.name}: ${error.message}`);
+      assert.match(error.message, /: must be at most 9007199254740991/);
+    }
   });
 });
