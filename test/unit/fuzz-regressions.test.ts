@@ -1,6 +1,6 @@
 /**
- * Regression tests for what the fuzzing of hostile input found (test/unit/fuzz-*.test.ts):
- * each is a counterexample the properties reported, kept as a plain test.
+ * Regression tests for what the fuzzing of hostile input found (test/unit/fuzz-*.test.ts),
+ * or what writing it showed (the sidecar's size): each a counterexample kept as a plain test.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
