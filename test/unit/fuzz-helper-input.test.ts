@@ -12,11 +12,11 @@ import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { pack } from 'tar-stream';
 import { readConfigFloppy } from '../../helper/config-floppy.ts';
-import { lastPartition, parseSfdiskJson } from '../../helper/disks.ts';
+import { lastPartition, parseSfdiskJson, type PartitionTable } from '../../helper/disks.ts';
 import { TaskError } from '../../helper/exec.ts';
 import { parseGroup, parsePasswd } from '../../helper/guest-files.ts';
 import { networkModel, parseDefaultNicConfig } from '../../helper/network/model.ts';
-import { parseSwapProperty } from '../../helper/swap-plan.ts';
+import { parseSwapProperty, planSwapPartition } from '../../helper/swap-plan.ts';
 import { parseConfigDocument, type ConfigDocument } from '../../src/helper-vm/config-document.ts';
 import { CONFIG_FILE_NAME, FLOPPY_BYTES } from '../../src/helper-vm/config-media.ts';
 import { applyMutations, assertLinearTime, fuzz, fuzzAsync, hostileText, linesOf, mutationsOf, parseOrRefuse, parseOrRefuseAsync, PROTOTYPE_KEYS, repeat, repeatShapes } from '../support/fuzz.ts';
@@ -141,6 +141,32 @@ describe('fuzz: SWAP property and NIC values (helper/swap-plan.ts, helper/networ
     fuzz('SWAP property', swap, (s) => {
       const spec = parseOrRefuse(() => parseSwapProperty(s), [TaskError]);
       if (spec?.kind === 'partition') assert.ok(Number.isSafeInteger(spec.mib) && spec.number >= 1 && spec.number <= 128, `SWAP ${JSON.stringify(s)} gives ${JSON.stringify(spec)}`);
+    }, 500);
+  });
+
+  it('a swap partition is planned inside the disk, or refused with a one-line TaskError', () => {
+    /** Partitions one after the other from sector 2048, as a table sfdisk read from an image. */
+    const table = fc.record({
+      type: fc.constantFrom<'dos' | 'gpt'>('dos', 'gpt'),
+      sectorSize: fc.constantFrom(512, 4096),
+      spare: fc.nat({ max: 4_000_000 }),
+      parts: fc.array(fc.record({ number: fc.integer({ min: 1, max: 12 }), gap: fc.nat({ max: 4096 }), size: fc.integer({ min: 1, max: 2_000_000 }), type: fc.constantFrom('83', '82', '5', 'f', '0fc63daf-8483-4772-8e79-3d69d8477de4') }), { maxLength: 6 }),
+    }).map(({ type, sectorSize, spare, parts }): PartitionTable => {
+      let at = 2048;
+      const partitions = parts.map((p) => {
+        const start = at + p.gap;
+        at = start + p.size;
+        return { number: p.number, node: `/dev/vdb${p.number}`, start, size: p.size, type: p.type };
+      });
+      return { device: '/dev/vdb', type, sectorSize, sectors: at + spare + 34, partitions };
+    });
+    const spec = fc.record({ number: fc.integer({ min: 1, max: 128 }), mib: fc.oneof(fc.integer({ min: 1, max: 4096 }), fc.constantFrom(2 ** 40, 2 ** 53)) });
+    fuzz('SWAP plan', fc.tuple(table, spec), ([t, s]) => {
+      const ops = parseOrRefuse(() => planSwapPartition(t, s), [TaskError]);
+      for (const op of ops ?? []) {
+        assert.ok(Number.isSafeInteger(op.size) && op.size > 0, `${JSON.stringify(op)}`);
+        if (op.op === 'create') assert.ok(Number.isSafeInteger(op.start) && op.start >= 0 && op.start + op.size <= t.sectors, `${JSON.stringify(op)} on a disk of ${t.sectors} sectors`);
+      }
     }, 500);
   });
 
