@@ -20,7 +20,10 @@ export function readConfigFloppy(device: string): Promise<string> {
       if (error) reject(error);
       else resolve(text as string);
     };
+    const broken = (error: Error) => finish(new Error(`${device}: not a config floppy (${error.message})`));
     archive.on('entry', (header, stream, next) => {
+      // An entry cut short errors on its own stream too: unheard, that error would kill PID 1.
+      stream.on('error', broken);
       if (header.name !== CONFIG_FILE_NAME || header.type !== 'file') {
         stream.on('end', next);
         stream.resume();
@@ -32,7 +35,7 @@ export function readConfigFloppy(device: string): Promise<string> {
       stream.on('end', () => finish(undefined, Buffer.concat(chunks).toString('utf8')));
     });
     archive.on('finish', () => finish(new Error(`${device} holds no ${CONFIG_FILE_NAME}`)));
-    archive.on('error', (error: Error) => finish(new Error(`${device}: not a config floppy (${error.message})`)));
+    archive.on('error', broken);
     source.on('error', (error) => finish(new Error(`cannot read ${device}: ${error.message}`)));
     source.pipe(archive);
   });

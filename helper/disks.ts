@@ -51,7 +51,7 @@ interface SfdiskJson {
     label?: string;
     device?: string;
     sectorsize?: number;
-    partitions?: Array<{ node: string; start: number; size: number; type: string }>;
+    partitions?: unknown;
   };
 }
 
@@ -62,14 +62,38 @@ export function partitionNode(device: string, number: number): string {
 export async function readPartitionTable(device: string): Promise<PartitionTable> {
   const r = await run('sfdisk', ['--json', device], { allowFailure: true });
   if (r.code !== 0) throw new TaskError('Unable to read partition table. The image seems corrupted.');
-  const json = JSON.parse(r.stdout) as SfdiskJson;
-  const table = json.partitiontable;
-  if (!table || (table.label !== 'dos' && table.label !== 'gpt')) throw new TaskError(`Unsupported partition table type '${table?.label ?? 'none'}'`);
-  const size = diskSectors(device);
-  const partitions = (table.partitions ?? []).map((p) => {
-    const m = /(\d+)$/.exec(p.node);
-    return { number: Number(m?.[1] ?? 0), node: p.node, start: p.start, size: p.size, type: p.type.toLowerCase() };
-  });
+  return parseSfdiskJson(r.stdout, device, () => diskSectors(device));
+}
+
+const unreadable = (why: string) => new TaskError(`Unable to read partition table: sfdisk --json ${why}`);
+
+/** One partition as sfdisk describes it; anything else is refused (sfdisk reads a hostile table). */
+function sfdiskPartition(p: unknown, i: number): Partition {
+  if (typeof p !== 'object' || p === null) throw unreadable(`partition ${i + 1} is not an object`);
+  const { node, start, size, type } = p as Record<string, unknown>;
+  const sector = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  if (typeof node !== 'string') throw unreadable(`partition ${i + 1} has no node`);
+  if (!sector(start)) throw unreadable(`partition ${i + 1} has no start (a whole number of sectors)`);
+  if (!sector(size)) throw unreadable(`partition ${i + 1} has no size (a whole number of sectors)`);
+  if (typeof type !== 'string') throw unreadable(`partition ${i + 1} has no type`);
+  const m = /(\d+)$/.exec(node);
+  return { number: Number(m?.[1] ?? 0), node, start: start as number, size: size as number, type: type.toLowerCase() };
+}
+
+/** sfdisk --json's description of the image's partition table; `sectors` is the disk's size. */
+export function parseSfdiskJson(stdout: string, device: string, sectors: () => number): PartitionTable {
+  let json: SfdiskJson;
+  try {
+    json = JSON.parse(stdout) as SfdiskJson;
+  } catch {
+    throw unreadable('gave no JSON');
+  }
+  const table = typeof json === 'object' && json !== null ? json.partitiontable : undefined;
+  if (!table || (table.label !== 'dos' && table.label !== 'gpt')) throw new TaskError(`Unsupported partition table type '${String(table?.label ?? 'none')}'`);
+  const size = sectors();
+  const list = table.partitions ?? [];
+  if (!Array.isArray(list)) throw unreadable('gave partitions that are not a list');
+  const partitions = list.map(sfdiskPartition);
   return { device, type: table.label, sectorSize: table.sectorsize ?? 512, sectors: size, partitions };
 }
 

@@ -4,8 +4,14 @@
  * emulation on some hosts, where execa's import and per-call work cost seconds in all.
  */
 import { spawn } from 'node:child_process';
+import { oneLine } from '../src/util/errors.ts';
 
-export class TaskError extends Error {}
+/** A task's failure: one line (a value from the image in it may hold line breaks), as the result port carries it. */
+export class TaskError extends Error {
+  constructor(message: string) {
+    super(oneLine(message));
+  }
+}
 
 export interface RunOptions {
   /** Bytes for the program's stdin (else /dev/null). */

@@ -207,11 +207,14 @@ export interface PasswdEntry {
   home: string;
 }
 
+/** A uid/gid field chown can take (decimal, below (uid_t)-1); lines with another are skipped, as glibc does. */
+const isId = (field: string | undefined) => field !== undefined && /^\d{1,10}$/.test(field) && Number(field) < 0xffffffff;
+
 export function parsePasswd(text: string): PasswdEntry[] {
   return text
     .split('\n')
     .map((l) => l.split(':'))
-    .filter((f) => f.length >= 7 && f[0])
+    .filter((f) => f.length >= 7 && f[0] && isId(f[2]) && isId(f[3]))
     .map((f) => ({ name: f[0] as string, uid: Number(f[2]), gid: Number(f[3]), home: f[5] as string }));
 }
 
@@ -219,7 +222,7 @@ export function parseGroup(text: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {
     const f = line.split(':');
-    if (f.length >= 3 && f[0]) out.set(f[0], Number(f[2]));
+    if (f.length >= 3 && f[0] && isId(f[2])) out.set(f[0], Number(f[2]));
   }
   return out;
 }

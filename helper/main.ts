@@ -6,6 +6,7 @@
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { parseConfigDocument, type ConfigDocument } from '../src/helper-vm/config-document.ts';
+import { describeError } from '../src/util/errors.ts';
 import { readConfigFloppy } from './config-floppy.ts';
 import { isYes, type HelperContext, type OsFamily } from './context.ts';
 import { detectRoot } from './detect.ts';
@@ -125,7 +126,7 @@ export async function helperMain(): Promise<never> {
     ports.result('SUCCESS');
     log('customization finished: SUCCESS');
   } catch (error) {
-    const message = (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, ' ');
+    const message = describeError(error);
     log(`ERROR: ${message}`);
     ports.event({ kind: 'error', message });
     ports.result(`ERROR: ${message}`);

@@ -4,9 +4,11 @@
  * GPT partition number (FreeBSD /dev/ada0p2), and a letter → Linux partition node by start
  * sector (the kernel's own BSD-label partitions, /dev/vdb5…, are matched, never guessed).
  */
+import { TaskError } from '../exec.ts';
+
 export type BsdDevice = { kind: 'letter'; letter: string } | { kind: 'gpt'; number: number };
 
-export class BsdDeviceError extends Error {}
+export class BsdDeviceError extends TaskError {}
 
 /** What an fstab source names; `duid` is the image's OpenBSD DUID ('' when none). */
 export function parseBsdDevice(source: string, duid: string): BsdDevice {

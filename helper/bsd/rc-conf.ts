@@ -18,6 +18,13 @@ export function rcConfWithout(text: string, drop: (name: string) => boolean): st
   }).join('\n');
 }
 
+/** The text without its final newlines (not /\n*$/: quadratic on a long run of newlines). */
+function withoutFinalNewlines(text: string): string {
+  let end = text.length;
+  while (end > 0 && text[end - 1] === '\n') end--;
+  return text.slice(0, end);
+}
+
 /** rc.conf with `values` set: existing assignments of those names are removed, new ones appended in order. */
 export function rcConfWith(text: string, values: ReadonlyArray<readonly [string, string]>): string {
   for (const [name, value] of values) {
@@ -25,7 +32,7 @@ export function rcConfWith(text: string, values: ReadonlyArray<readonly [string,
     if (/["\\$`\n]/.test(value)) throw new RcConfError(`rc.conf value for ${name} contains a quote, backslash, $ or newline`);
   }
   const names = new Set(values.map(([n]) => n));
-  const kept = rcConfWithout(text, (n) => names.has(n)).replace(/\n*$/, '');
+  const kept = withoutFinalNewlines(rcConfWithout(text, (n) => names.has(n)));
   const added = values.map(([n, v]) => `${n}="${v}"`).join('\n');
   if (added === '') return kept === '' ? '' : `${kept}\n`;
   return kept === '' ? `${added}\n` : `${kept}\n${added}\n`;
@@ -35,9 +42,22 @@ export function rcConfWith(text: string, values: ReadonlyArray<readonly [string,
 export function rcConfValue(text: string, name: string): string | undefined {
   let value: string | undefined;
   for (const line of text.split('\n')) {
-    if (assignmentName(line) !== name) continue;
-    const raw = line.slice(line.indexOf('=') + 1).trim().replace(/\s+#.*$/, '');
-    value = raw.replace(/^"(.*)"$/, '$1').replace(/^'(.*)'$/, '$1');
+    if (assignmentName(line) === name) value = firstWord(line.slice(line.indexOf('=') + 1).trim());
   }
   return value;
+}
+
+/**
+ * The value as sh reads it, for the quoting rcConfWith writes: a quoted string up to its
+ * closing quote (a '#' inside is not a comment), or a bare word up to a blank (scanned,
+ * not matched with a regular expression: no backtracking over long blank runs).
+ */
+function firstWord(raw: string): string {
+  const quote = raw[0];
+  if (quote === '"' || quote === "'") {
+    const end = raw.indexOf(quote, 1);
+    return end < 0 ? raw.slice(1) : raw.slice(1, end);
+  }
+  const blank = raw.search(/\s/);
+  return blank < 0 ? raw : raw.slice(0, blank);
 }

@@ -178,10 +178,19 @@ export function sysconfigNetwork(text: string): string {
     .join('\n');
 }
 
+/**
+ * Whether a netplan file of the image names NetworkManager as its renderer. The blanks
+ * before "renderer:" are those of its own line: /^\s*renderer/m ran from every line start
+ * across all the blank lines after it (quadratic in a file of blank lines).
+ */
+export function netplanUsesNetworkManager(text: string): boolean {
+  return /^[^\S\n\r\u2028\u2029]*renderer:\s*["']?NetworkManager["']?\s*$/m.test(text);
+}
+
 function netplanRenderer(fs: GuestFs, changes: GuestChanges): 'NetworkManager' | undefined {
   for (const name of netplanFiles(fs)) {
     const text = changes.snapshot(`/etc/netplan/${name}`)?.data.toString('utf8') ?? '';
-    if (/^\s*renderer:\s*["']?NetworkManager["']?\s*$/m.test(text)) return 'NetworkManager';
+    if (netplanUsesNetworkManager(text)) return 'NetworkManager';
   }
   return undefined;
 }

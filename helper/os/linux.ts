@@ -144,7 +144,8 @@ export function authorizedKeysPath(sshdConfig: string, user: string, home: strin
   const line = sshdConfig.split('\n').find((l) => /^\s*AuthorizedKeysFile\s+/i.test(l));
   const first = line ? line.trim().split(/\s+/)[1] : '%h/.ssh/authorized_keys';
   if (!first || first.toLowerCase() === 'none') return undefined;
-  const expanded = first.replace(/%%/g, '\0').replace(/%h/g, home).replace(/%u/g, user).replace(/\0/g, '%');
+  // One pass, as sshd expands: the home directory is inserted as it is (a % or $& in it is not a pattern).
+  const expanded = first.replace(/%([%hu])/g, (_, c: string) => (c === 'h' ? home : c === 'u' ? user : '%'));
   return expanded.startsWith('/') ? expanded : `${home.replace(/\/$/, '')}/${expanded}`;
 }
 

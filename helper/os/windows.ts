@@ -55,7 +55,11 @@ function readSysprepInf(fs: GuestFs): IniFile {
 
 /** Guest path of CmdLines.txt: InstallFilesPath (under C:\sysprep) + $OEM$. */
 export function cmdLinesPath(inf: IniFile): string {
-  const installFiles = (inf.get('Unattended', 'InstallFilesPath') ?? 'C:\\sysprep\\i386').replace(/\\+$/, '');
+  const value = inf.get('Unattended', 'InstallFilesPath') ?? 'C:\\sysprep\\i386';
+  // Trailing backslashes dropped without /\\+$/, which is quadratic on a long run of them.
+  let end = value.length;
+  while (end > 0 && value[end - 1] === '\\') end--;
+  const installFiles = value.slice(0, end);
   if (!/^C:\\sysprep(\\[^\\]+)*$/i.test(installFiles) || installFiles.split('\\').includes('..')) throw new TaskError(`sysprep.inf: InstallFilesPath ${installFiles} must be a directory under C:\\sysprep`);
   return `${installFiles.slice(2).replaceAll('\\', '/')}/$OEM$/CmdLines.txt`;
 }

@@ -24,8 +24,12 @@ export class IniFile {
     const range = this.sectionRange(section);
     if (!range) return undefined;
     for (let i = range[0] + 1; i < range[1]; i++) {
-      const m = /^\s*([^=;]+?)\s*=/.exec(this.lines[i] as string);
-      if (m && (m[1] as string).toLowerCase() === key.toLowerCase()) return i;
+      // The key is what comes before the first '=', trimmed, when it holds no ';' (a comment).
+      // Not /^\s*([^=;]+?)\s*=/: it backtracks in cubic time over a long blank line.
+      const line = this.lines[i] as string;
+      const eq = line.indexOf('=');
+      const name = eq < 0 ? '' : line.slice(0, eq);
+      if (!name.includes(';') && name.trim() !== '' && name.trim().toLowerCase() === key.toLowerCase()) return i;
     }
     return undefined;
   }

@@ -5,8 +5,9 @@
  * XmlError naming the line and what is wrong. Whitespace and comments are kept, so a
  * document read and written back changes only where it was edited.
  */
+import { TaskError } from '../exec.ts';
 
-export class XmlError extends Error {}
+export class XmlError extends TaskError {}
 
 export interface XmlElement {
   kind: 'element';
@@ -30,7 +31,8 @@ const ENTITIES: Readonly<Record<string, string>> = { lt: '<', gt: '>', amp: '&',
 export function decodeXmlBytes(bytes: Buffer): string {
   if (bytes[0] === 0xff && bytes[1] === 0xfe) return bytes.subarray(2).toString('utf16le');
   if (bytes[0] === 0xfe && bytes[1] === 0xff) {
-    const swapped = Buffer.from(bytes.subarray(2));
+    // An odd last byte is no character (as for UTF-16LE, whose decoder drops it).
+    const swapped = Buffer.from(bytes.subarray(2, bytes.length - (bytes.length % 2)));
     swapped.swap16();
     return swapped.toString('utf16le');
   }
@@ -121,6 +123,7 @@ function readElement(r: Reader, depth: number): XmlElement {
   r.expect('<');
   const name = r.name();
   const attributes: Array<[string, string]> = [];
+  const seen = new Set<string>();
   for (;;) {
     const space = r.skipSpace();
     if (r.startsWith('/>')) {
@@ -141,7 +144,8 @@ function readElement(r: Reader, depth: number): XmlElement {
     r.pos += 1;
     const raw = r.until(quote, `attribute ${attr}`);
     if (raw.includes('<')) r.fail(`'<' in the value of attribute ${attr}`);
-    if (attributes.some(([a]) => a === attr)) r.fail(`attribute ${attr} repeated in <${name}>`);
+    if (seen.has(attr)) r.fail(`attribute ${attr} repeated in <${name}>`);
+    seen.add(attr);
     attributes.push([attr, unescape(r, raw)]);
   }
   const children: XmlNode[] = [];

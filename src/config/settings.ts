@@ -11,9 +11,15 @@ const yesNo = z
   .pipe(z.enum(['yes', 'no', 'true', 'false', 'on', 'off', '1', '0', ''], { error: 'must be yes or no' }))
   .transform((v) => ['yes', 'true', 'on', '1'].includes(v));
 
-const positiveInt = z.string().regex(/^\d+$/, { error: 'must be a whole number' }).transform(Number).pipe(z.number().int().positive({ error: 'must be greater than 0' }));
+/** Whole numbers stay exact: beyond 2^53 a number is rounded. */
+const SAFE_MAX = { error: `must be at most ${Number.MAX_SAFE_INTEGER}` };
+const wholeNumber = z.string().regex(/^\d+$/, { error: 'must be a whole number' }).transform(Number).refine(Number.isSafeInteger, SAFE_MAX);
+const positiveInt = wholeNumber.pipe(z.number().int().positive({ error: 'must be greater than 0' }));
 
-/** Durations as timeout(1) takes them: a number with an optional s, m, h or d suffix. */
+/**
+ * Durations as timeout(1) takes them: a number with an optional s, m, h or d suffix, at most
+ * 24 days (Node's timers hold 2^31-1 ms; a longer one fires after 1 ms).
+ */
 const duration = z
   .string()
   .regex(/^\d+(\.\d+)?[smhd]?$/, { error: 'must be a duration like 120, 90s, 5m or 1h' })
@@ -21,7 +27,8 @@ const duration = z
     const unit = /[smhd]$/.test(v) ? v.slice(-1) : 's';
     const factor: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
     return Number(unit === 's' && !v.endsWith('s') ? v : v.slice(0, -1)) * (factor[unit] ?? 1);
-  });
+  })
+  .refine((seconds) => seconds <= 24 * 86400, { error: 'must be at most 24d' });
 
 const absolutePath = z.string().regex(/^\//, { error: 'must be an absolute path' });
 const optionalPath = z.string().refine((v) => v === '' || v.startsWith('/'), { error: 'must be empty or an absolute path' });
@@ -33,7 +40,8 @@ const sizeBytes = z
     const m = /^(\d+)([KMGT]?)$/i.exec(v) as RegExpExecArray;
     const exp = ' KMGT'.indexOf((m[2] || ' ').toUpperCase());
     return Number(m[1]) * 1024 ** exp;
-  });
+  })
+  .refine(Number.isSafeInteger, SAFE_MAX);
 
 /** FIRST-LAST user ids, or empty. Ids below 1000 belong to the system; 4294967295 is not a uid. */
 const uidRange = z
@@ -83,7 +91,7 @@ export const SETTINGS = {
   SOURCE_PRIORITIES: setting('', 'Image source priorities overriding the defaults (null=30 http=20 ftp=20 local=10), e.g. "local=40"', z.string().regex(/^(\s*[a-z]+=\d+\s*)*$/, { error: 'must be name=number pairs separated by spaces' }).transform((v) => new Map(v.split(/\s+/).filter(Boolean).map((p) => { const [name, prio] = p.split('='); return [name as string, Number(prio)] as const; })))),
   SOURCES_DISABLED: setting('', 'Image sources that must not be used (local, http, ftp, null)', wordList),
   HTTP_TIMEOUT: setting('30', 'Connect and idle timeout of image downloads', duration),
-  HTTP_RETRIES: setting('5', 'How often an interrupted image download is resumed', z.string().regex(/^\d+$/, { error: 'must be a whole number' }).transform(Number)),
+  HTTP_RETRIES: setting('5', 'How often an interrupted image download is resumed', wholeNumber),
   IMAGE_TMP_DIR: setting('/var/tmp', 'Where remote images that need random access (qcow2, vmdk, vdi, vhdx) are downloaded before conversion', absolutePath),
   WIPE_DISK_TAIL: setting('yes', 'Zero the part of the disk after the image, so no previous data stays readable (skipped on fresh sparse files)', yesNo),
   IMAGE_CACHE: setting('yes', 'Keep a node-local cache of remote http(s) images: one download per image, later deployments revalidate it (ETag / Last-Modified)', yesNo),

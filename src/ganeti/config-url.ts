@@ -58,7 +58,8 @@ export function parseConfigDocument(body: string, source: string): Map<string, s
     throw new UserError(`config_url: document from ${source} is not valid JSON`);
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new UserError(`config_url: document from ${source} must be a JSON object`);
-  const lowered: Record<string, unknown> = {};
+  // No prototype: a "__proto__" key is a key (refused as unknown), not the object's prototype.
+  const lowered = Object.create(null) as Record<string, unknown>;
   for (const [key, value] of Object.entries(data)) lowered[key.toLowerCase()] = value;
   // Secret values must not leak through a validation message: register them first.
   for (const key of ['img_passwd', 'img_passwd_hash', 'auth_keys', 'cloud_userdata', 'os_product_key']) {

@@ -90,6 +90,9 @@ export interface GanetiEnv {
 }
 
 const wholeNumber = z.string().regex(/^\d+$/, { error: 'must be a whole number' }).transform(Number);
+/** Ganeti gives an instance at most 16 disks and 8 NICs; each one counted is parsed, so the counts are bounded. */
+const MAX_DEVICES = 64;
+const deviceCount = wholeNumber.refine((n) => n <= MAX_DEVICES, { error: `must be at most ${MAX_DEVICES}` });
 const positiveNumber = z.string().regex(/^[0-9]+(\.[0-9]+)?$/, { error: 'must be a number' }).transform(Number);
 const nonEmpty = z.string().min(1, { error: 'must not be empty' });
 const macAddress = z
@@ -116,8 +119,8 @@ const instanceSchema = z.object({
   INSTANCE_SECONDARY_NODES: z.string().optional(),
   INSTANCE_REINSTALL: z.enum(['0', '1', ''], { error: 'must be 1 when set' }).optional(),
   HYPERVISOR: z.string().optional(),
-  DISK_COUNT: wholeNumber,
-  NIC_COUNT: wholeNumber.optional(),
+  DISK_COUNT: deviceCount,
+  NIC_COUNT: deviceCount.optional(),
 });
 
 const diskSchema = (i: number) =>
@@ -273,7 +276,7 @@ function parseNics(env: Env, count: number, problems: ProblemCollector): NicEnv[
 function parseInstance(env: Env, script: ScriptName, problems: ProblemCollector): InstanceEnv | undefined {
   const inst = problems.parse(instanceSchema, env);
   // Disks and NICs are checked even when an instance variable is bad: report everything at once.
-  const count = (name: string) => (/^\d+$/.test(env[name] ?? '') ? Number(env[name]) : 0);
+  const count = (name: string) => (/^\d+$/.test(env[name] ?? '') && Number(env[name]) <= MAX_DEVICES ? Number(env[name]) : 0);
   const disks = parseDisks(env, count('DISK_COUNT'), problems);
   const nics = parseNics(env, count('NIC_COUNT'), problems);
   if (!inst) return undefined;

@@ -6,6 +6,7 @@
 import { IMAGE_FORMAT_NAMES } from '../image/formats.ts';
 import { ImageIdError, parseImageId } from '../image/image-id.ts';
 import { validateJson } from '../schemas/validate.ts';
+import { oneLine } from '../util/errors.ts';
 import { Secret } from '../util/secret.ts';
 import { OS_PARAMETERS, type OsParameterName } from './os-parameters.ts';
 
@@ -207,6 +208,7 @@ export function parseOsParams(raw: RawParams, options: ParamCheckOptions): { par
       osAnswerFile: osAnswerFile || undefined,
       cloudUserdata,
     },
-    problems,
+    // A value echoed in a problem may hold a line break: verify prints one problem per line.
+    problems: problems.map(oneLine),
   };
 }

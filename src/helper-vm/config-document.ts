@@ -6,6 +6,7 @@
  * TCG; zod/mini about 3 ms.
  */
 import * as z from 'zod/mini';
+import { oneLine } from '../util/errors.ts';
 
 export const CONFIG_DOCUMENT_VERSION = 1;
 
@@ -74,10 +75,17 @@ export const configDocumentSchema = z.object({
 export type ConfigDocument = z.infer<typeof configDocumentSchema>;
 
 export function parseConfigDocument(text: string): ConfigDocument {
-  const data: unknown = JSON.parse(text);
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    throw new Error('config document is not JSON: the config floppy is damaged');
+  }
   const version = typeof data === 'object' && data !== null ? (data as { version?: unknown }).version : undefined;
-  if (version !== CONFIG_DOCUMENT_VERSION) throw new Error(`config document version ${String(version)} is not ${CONFIG_DOCUMENT_VERSION}: the helper image does not match this snf-image (run snf-image-update-helper)`);
+  // Not String(version): an object whose toString is not a function throws a TypeError.
+  const shown = typeof version === 'object' && version !== null ? (Array.isArray(version) ? 'an array' : 'an object') : String(version);
+  if (version !== CONFIG_DOCUMENT_VERSION) throw new Error(oneLine(`config document version ${shown} is not ${CONFIG_DOCUMENT_VERSION}: the helper image does not match this snf-image (run snf-image-update-helper)`));
   const result = z.safeParse(configDocumentSchema, data);
-  if (!result.success) throw new Error(`config document invalid: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!result.success) throw new Error(oneLine(`config document invalid: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`));
   return result.data;
 }

@@ -24,13 +24,33 @@ export function digestFromProperties(properties: Readonly<Record<string, string>
 export function findInSums(text: string, name: string, algorithm: 'sha256' | 'sha512'): string | undefined {
   const length = algorithm === 'sha256' ? 64 : 128;
   for (const line of text.split('\n')) {
-    const m = /^([0-9a-fA-F]+)\s+\*?(.+?)\s*$/.exec(line);
+    // Trimmed first, and the name runs to the end (s: across a CR or LS too): a name that
+    // stops short makes the blanks before it backtrack, quadratic on a hostile line.
+    const m = /^([0-9a-fA-F]+)\s+\*?(.+)$/s.exec(line.trimEnd());
     if (m && m[1]?.length === length && (m[2] === name || basename(m[2] ?? '') === name)) return m[1].toLowerCase();
   }
   return undefined;
 }
 
-/** Looks for SHA512SUMS, then SHA256SUMS, in the image URL's directory. */
+/** A checksum file lists a few images in a few KiB: a larger one is not read (the server is not trusted). */
+const MAX_SIDECAR_BYTES = 1024 * 1024;
+
+/** The body as text, or undefined (and the body dropped) when it is longer than `max` bytes. */
+async function textUpTo(body: AsyncIterable<Uint8Array> & { destroy(): unknown }, max: number): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.byteLength;
+    if (size > max) {
+      body.destroy();
+      return undefined;
+    }
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Looks for SHA512SUMS, then SHA256SUMS, in the image URL's directory (at most 1 MiB each). */
 export async function digestFromSidecar(imageUrl: URL, timeoutMs: number): Promise<ExpectedDigest | undefined> {
   const name = basename(imageUrl.pathname);
   const { request } = await import('undici');
@@ -42,7 +62,8 @@ export async function digestFromSidecar(imageUrl: URL, timeoutMs: number): Promi
         await r.body.dump();
         continue;
       }
-      const hex = findInSums(await r.body.text(), name, algorithm);
+      const text = await textUpTo(r.body, MAX_SIDECAR_BYTES);
+      const hex = text === undefined ? undefined : findInSums(text, name, algorithm);
       if (hex) return { algorithm, hex, from: `${file} next to the image` };
     } catch {
       // No sidecar reachable: no checksum from it.

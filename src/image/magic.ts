@@ -55,8 +55,16 @@ export function describeDetected(d: Detected): string {
   return { 'mbr-disk': 'a raw disk with an MBR', 'gpt-disk': 'a raw disk with a GPT', ext: 'an ext2/3/4 filesystem', ntfs: 'an NTFS filesystem', unknown: 'raw data' }[d.content];
 }
 
-/** Size in bytes of the filesystem whose first 4 KiB are `head` (ext or NTFS), from its superblock. */
+/**
+ * Size in bytes of the filesystem whose first 4 KiB are `head` (ext or NTFS), from its
+ * superblock; undefined when it has none, or one beyond 2^53 bytes (not a whole number).
+ */
 export function filesystemSize(head: Uint8Array, content: 'ext' | 'ntfs'): number | undefined {
+  const size = superblockSize(head, content);
+  return size !== undefined && Number.isSafeInteger(size) ? size : undefined;
+}
+
+function superblockSize(head: Uint8Array, content: 'ext' | 'ntfs'): number | undefined {
   const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
   if (content === 'ext') {
     if (head.byteLength < 1024 + 0x160) return undefined;

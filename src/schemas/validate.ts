@@ -7,6 +7,7 @@ import imgProperties from './img-properties.schema.json' with { type: 'json' };
 import imgPersonality from './img-personality.schema.json' with { type: 'json' };
 import configDocument from './config-document.schema.json' with { type: 'json' };
 import monitorMessage from './monitor-message.schema.json' with { type: 'json' };
+import { oneLine } from '../util/errors.ts';
 
 export const SCHEMAS = {
   'img-properties': imgProperties,
@@ -40,7 +41,8 @@ function describe(errors: readonly ErrorObject[], label: string): string[] {
     if (e.keyword === 'pattern') return `${where}: has an invalid value (${explainPattern(e.schemaPath)})`;
     return `${where}: ${e.message ?? 'is invalid'}`;
   });
-  return [...new Set(lines)];
+  // Keys come from the user's JSON and may hold line breaks: each problem stays one line.
+  return [...new Set(lines.map(oneLine))];
 }
 
 function explainPattern(schemaPath: string): string {

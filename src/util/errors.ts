@@ -25,8 +25,16 @@ export class ValidationError extends UserError {
   }
 }
 
+/** Unicode's mandatory line breaks: LF, VT, FF, CR, NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR. */
+const LINE_BREAK = /[\n\v\f\r\u0085\u2028\u2029]/;
+
+/**
+ * The text as one line: each line break, with the blanks around it, becomes one space. Split
+ * and trimmed, not replaced with a regular expression around the break: that backtracks
+ * over long runs of blanks (quadratic time on a hostile message).
+ */
 export function oneLine(text: string): string {
-  return scrub(text).replace(/\s*\n\s*/g, ' ').trim();
+  return scrub(text).split(LINE_BREAK).map((line) => line.trim()).filter((line) => line !== '').join(' ');
 }
 
 /** The administrator-facing text of any thrown value. */
