@@ -57,6 +57,7 @@ export const SETTINGS = {
   HELPER_DEBUG: setting('no', 'On a task failure keep the helper VM and give a root shell on its fourth serial port', yesNo),
   PROGRESS_MONITOR: setting('', 'Program that receives progress messages (JSON lines) on stdin, instance name as argv[1]; empty: messages go to the log prefixed [MONITOR]', optionalPath),
   IMAGE_DIR: setting('/var/lib/snf-image', 'Directory of local images (img_id local://NAME or NAME)', absolutePath),
+  ANSWER_FILE_DIR: setting('/etc/snf-image/answer-files', 'Directory of the Windows answer files os_answer_file may name as file://PATH (a path or link leading out of it is refused; config_url documents may not name file:// answer files)', absolutePath),
   IMAGE_DEBUG: setting('no', 'Log debug detail of every step', yesNo),
   CLOUD_INIT_DEBUG: setting('no', 'Let cloud-init log at DEBUG level in deployed images and keep its seed files', yesNo),
   LOG_FORMAT: setting('text', 'Log format on stderr: text (readable lines) or json (one JSON object per line)', z.enum(['text', 'json'], { error: 'must be text or json' })),

@@ -54,7 +54,7 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
   const skipHelper = !options.customize || isYes(properties.EXCLUDE_ALL_TASKS);
   const settings = ctx.config.settings;
   // As upstream: an answer file given by the administrator replaces the image's one.
-  const answerFile = params.osAnswerFile && !skipHelper ? await fetchAnswerFile(params.osAnswerFile, { timeoutSeconds: settings.CONFIG_URL_TIMEOUT, maxBytes: settings.CONFIG_URL_MAX_SIZE }) : undefined;
+  const answerFile = params.osAnswerFile && !skipHelper ? await fetchAnswerFile(params.osAnswerFile, { timeoutSeconds: settings.CONFIG_URL_TIMEOUT, maxBytes: settings.CONFIG_URL_MAX_SIZE, dir: settings.ANSWER_FILE_DIR }) : undefined;
   if (answerFile) properties.IGNORE_UNATTEND = 'yes';
   // Refuse before writing anything when the helper VM is missing.
   if (!skipHelper) helperFiles(ctx.config.settings.HELPER_DIR);
