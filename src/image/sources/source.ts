@@ -15,7 +15,11 @@ export interface OpenedImage {
   size: number | undefined;
   /** For logs and errors (never credentials). */
   description: string;
-  /** The image is this local file (tools such as qemu-img can read it in place). */
+  /**
+   * The image is this local file, which tools such as qemu-img read in place: a name of the
+   * source's open file (/proc/<pid>/fd/<n>, never the image's name again) or a private file
+   * (a cache entry, a temporary download).
+   */
   localPath?: string;
   /** The image bytes, from the start; can be called once. */
   stream(): ByteStream;
