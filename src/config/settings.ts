@@ -72,6 +72,8 @@ export const SETTINGS = {
   SOURCE_PRIORITIES: setting('', 'Image source priorities overriding the defaults (null=30 http=20 ftp=20 local=10), e.g. "local=40"', z.string().regex(/^(\s*[a-z]+=\d+\s*)*$/, { error: 'must be name=number pairs separated by spaces' }).transform((v) => new Map(v.split(/\s+/).filter(Boolean).map((p) => { const [name, prio] = p.split('='); return [name as string, Number(prio)] as const; })))),
   SOURCES_DISABLED: setting('', 'Image sources that must not be used (local, http, ftp, null)', wordList),
   HTTP_TIMEOUT: setting('30', 'Connect and idle timeout of image downloads', duration),
+  DOWNLOAD_TIMEOUT: setting('4h', 'Total time one image download (http, ftp) may take, resumptions included', duration),
+  DOWNLOAD_MIN_SPEED: setting('64K', 'Slowest average speed of an image download (bytes per second, measured over each HTTP_TIMEOUT spent waiting for the server); 0: no minimum', sizeBytes),
   HTTP_RETRIES: setting('5', 'How often an interrupted image download is resumed', z.string().regex(/^\d+$/, { error: 'must be a whole number' }).transform(Number)),
   IMAGE_TMP_DIR: setting('/var/tmp', 'Where remote images that need random access (qcow2, vmdk, vdi, vhdx) are downloaded before conversion', absolutePath),
   WIPE_DISK_TAIL: setting('yes', 'Zero the part of the disk after the image, so no previous data stays readable (skipped on fresh sparse files)', yesNo),

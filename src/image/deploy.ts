@@ -21,6 +21,7 @@ import { UserError } from '../util/errors.ts';
 import { collectingYoungGarbage } from '../util/young-garbage.ts';
 import { digestFromProperties, digestFromSidecar, verified, type ExpectedDigest } from './checksum.ts';
 import { decompress, decompressFile, readsFileItself } from './decompress.ts';
+import { downloadByteLimit } from './download-limits.ts';
 import { findImageFormat, type ImageFormatSpec } from './formats.ts';
 import { describeDetected, detect, filesystemSize, MAGIC_BYTES, readFileHead, type Detected } from './magic.ts';
 import { bootCode, PREFIX_BYTES, synthesizePrefix } from './mbr.ts';
@@ -54,8 +55,16 @@ export interface DeployResult {
 const PROGRESS_INTERVAL_MS = 3000;
 const COMPRESSED_READ_CHUNK = 1024 * 1024;
 
-function sourceSettings(settings: Settings): SourceSettings {
-  return { imageDir: settings.IMAGE_DIR, httpTimeoutSeconds: settings.HTTP_TIMEOUT, httpRetries: settings.HTTP_RETRIES };
+/** Every remote download of a deployment is bounded by what its disk can take. */
+function sourceSettings(settings: Settings, disk: DiskInfo): SourceSettings {
+  return {
+    imageDir: settings.IMAGE_DIR,
+    httpTimeoutSeconds: settings.HTTP_TIMEOUT,
+    httpRetries: settings.HTTP_RETRIES,
+    downloadTimeoutSeconds: settings.DOWNLOAD_TIMEOUT,
+    downloadMinSpeed: settings.DOWNLOAD_MIN_SPEED,
+    downloadMaxBytes: downloadByteLimit(disk.sizeBytes),
+  };
 }
 
 class ProgressReporter {
@@ -240,9 +249,9 @@ export async function deployImage(req: DeployRequest): Promise<DeployResult> {
   const cached = source.name === 'http' && req.settings.IMAGE_CACHE;
   let digest = cached ? await expectedDigest(req) : undefined;
   const fromCache: CachedImage | undefined = cached
-    ? await openCachedHttp(req.imgId, sourceSettings(req.settings), { dir: req.settings.IMAGE_CACHE_DIR, maxBytes: req.settings.IMAGE_CACHE_MAX_SIZE, verify: req.settings.IMAGE_CACHE_VERIFY }, { digest, needFile: format.qemuFormat !== undefined })
+    ? await openCachedHttp(req.imgId, sourceSettings(req.settings, req.disk), { dir: req.settings.IMAGE_CACHE_DIR, maxBytes: req.settings.IMAGE_CACHE_MAX_SIZE, verify: req.settings.IMAGE_CACHE_VERIFY }, { digest, needFile: format.qemuFormat !== undefined })
     : undefined;
-  const opened = fromCache ?? (await source.open(req.imgId, sourceSettings(req.settings)));
+  const opened = fromCache ?? (await source.open(req.imgId, sourceSettings(req.settings, req.disk)));
   try {
     log().info({ source: source.name, image: opened.description, bytes: opened.size, format: format.name }, 'image source opened');
     if (source.name === 'null') {

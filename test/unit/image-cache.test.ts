@@ -108,7 +108,7 @@ beforeEach(() => {
   logLines.length = 0;
 });
 
-const settings = { imageDir: '/nonexistent', httpTimeoutSeconds: 5, httpRetries: 2 };
+const settings = { imageDir: '/nonexistent', httpTimeoutSeconds: 5, httpRetries: 2, downloadTimeoutSeconds: 600, downloadMinSpeed: 0, downloadMaxBytes: 1024 * 1024 * 1024 };
 
 function newCache(maxBytes = 1024 * MiB, verify = false): CacheOptions {
   return { dir: join(mkdtempSync(join(tmpdir(), 'snf-cache-test-')), 'images'), maxBytes, verify };

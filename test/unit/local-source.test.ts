@@ -28,7 +28,7 @@ function node(): { imageDir: string; outside: string; settings: Parameters<typeo
   const outside = join(root, 'outside');
   mkdirSync(imageDir);
   mkdirSync(outside);
-  return { imageDir, outside, settings: { imageDir, httpTimeoutSeconds: 5, httpRetries: 0 } };
+  return { imageDir, outside, settings: { imageDir, httpTimeoutSeconds: 5, httpRetries: 0, downloadTimeoutSeconds: 60, downloadMinSpeed: 0, downloadMaxBytes: 64 * MiB } };
 }
 
 describe('local image source', () => {

@@ -6,8 +6,15 @@ import type { ByteStream } from '../stream-util.ts';
 
 export interface SourceSettings {
   imageDir: string;
+  /** Connect and idle timeout; also the window of the minimum speed. */
   httpTimeoutSeconds: number;
   httpRetries: number;
+  /** Total time of one download, resumptions included (DOWNLOAD_TIMEOUT). */
+  downloadTimeoutSeconds: number;
+  /** Slowest average speed accepted, bytes/s (DOWNLOAD_MIN_SPEED); 0: none. */
+  downloadMinSpeed: number;
+  /** Most bytes one download may bring (see downloadByteLimit). */
+  downloadMaxBytes: number;
 }
 
 export interface OpenedImage {
