@@ -7,7 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { ConfinementError, openConfined, type ConfinedFile } from '../image/confined-file.ts';
-import { displayUrl } from '../image/image-id.ts';
+import { curlConfigUrl, displayUrl } from '../image/image-id.ts';
 import { UserError } from '../util/errors.ts';
 
 export interface FetchAnswerFileOptions {
@@ -74,19 +74,25 @@ async function readHttp(url: string, shown: string, o: FetchAnswerFileOptions): 
   }
 }
 
-function readFtp(url: string, shown: string, o: FetchAnswerFileOptions): Promise<Buffer> {
+/**
+ * curl with -q first (no ~/.curlrc) and the URL, credentials included, in a config read
+ * from its stdin: never in its argv, which every user of the host can read.
+ */
+function readFtp(url: URL, shown: string, o: FetchAnswerFileOptions): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    execFile('curl', ['-sS', '--fail', '--max-time', String(o.timeoutSeconds), '--max-filesize', String(o.maxBytes), '--', url], { encoding: 'buffer', maxBuffer: o.maxBytes + 1 }, (error, stdout, stderr) => {
+    const child = execFile('curl', ['-q', '-K', '-', '-sS', '--fail', '--max-time', String(o.timeoutSeconds), '--max-filesize', String(o.maxBytes)], { encoding: 'buffer', maxBuffer: o.maxBytes + 1, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }, (error, stdout, stderr) => {
       if (error) reject(new UserError(`os_answer_file: cannot fetch ${shown}: ${stderr.toString().trim().split('\n').pop() || error.message}`));
       else resolve(stdout);
     });
+    child.stdin?.on('error', () => undefined); // a curl that stops early: its exit status says why
+    child.stdin?.end(curlConfigUrl(url));
   });
 }
 
 export async function fetchAnswerFile(url: string, o: FetchAnswerFileOptions): Promise<Buffer> {
   const parsed = new URL(url);
   const shown = displayUrl(parsed);
-  const body = parsed.protocol === 'file:' ? await readLocal(parsed, shown, o) : parsed.protocol.startsWith('http') ? await readHttp(url, shown, o) : await readFtp(url, shown, o);
+  const body = parsed.protocol === 'file:' ? await readLocal(parsed, shown, o) : parsed.protocol.startsWith('http') ? await readHttp(url, shown, o) : await readFtp(parsed, shown, o);
   if (body.length === 0) throw new UserError(`os_answer_file: ${shown} is empty`);
   return body;
 }

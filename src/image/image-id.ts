@@ -56,3 +56,11 @@ export function displayUrl(url: URL): string {
   copy.password = '';
   return copy.href;
 }
+
+/**
+ * A curl config line naming the URL (credentials and all): for curl's stdin, never its
+ * argv. A parsed URL's href has no raw control characters, so it stays one line.
+ */
+export function curlConfigUrl(url: URL): string {
+  return `url = "${url.href.replace(/(["\\])/g, '\\$1')}"\n`;
+}

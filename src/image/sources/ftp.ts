@@ -1,13 +1,14 @@
 /**
- * ftp(s):// images, fetched with curl (Node has no FTP client). The URL goes to curl on
- * its stdin as a config line, so credentials in it never appear in a process listing.
+ * ftp(s):// images, fetched with curl (Node has no FTP client), with -q first (no
+ * ~/.curlrc). The URL goes to curl on its stdin as a config line, so credentials in it
+ * never appear in a process listing.
  * curl bounds the total time (--max-time) and the speed (--speed-limit over
  * --speed-time); the byte limit is counted here (curl's --max-filesize only checks the
  * size the server announces).
  */
 import { UserError } from '../../util/errors.ts';
 import { checkAnnouncedSize, downloadLimits, limited, tooLong, tooMuch, tooSlow } from '../download-limits.ts';
-import { displayUrl } from '../image-id.ts';
+import { curlConfigUrl, displayUrl } from '../image-id.ts';
 import type { ImageSource, OpenedImage, SourceSettings } from './source.ts';
 
 export const ftpSource: ImageSource = {
@@ -18,11 +19,12 @@ export const ftpSource: ImageSource = {
     const { execa } = await import('execa');
     const url = new URL(imgId);
     const shown = displayUrl(url);
-    const config = `url = "${url.href.replace(/(["\\])/g, '\\$1')}"\n`;
+    const config = curlConfigUrl(url);
     const limits = downloadLimits(settings);
     const started = Date.now();
     const bounds = ['--max-time', String(limits.timeoutSeconds), '--max-filesize', String(limits.maxBytes), ...(limits.minSpeed > 0 ? ['--speed-limit', String(limits.minSpeed), '--speed-time', String(limits.windowSeconds)] : [])];
-    const common = ['--config', '-', '--fail', '--silent', '--show-error', '--connect-timeout', String(settings.httpTimeoutSeconds), '--retry', String(settings.httpRetries), ...bounds, ...(url.protocol === 'ftps:' ? ['--ssl-reqd'] : [])];
+    // -q first: no ~/.curlrc.
+    const common = ['-q', '--config', '-', '--fail', '--silent', '--show-error', '--connect-timeout', String(settings.httpTimeoutSeconds), '--retry', String(settings.httpRetries), ...bounds, ...(url.protocol === 'ftps:' ? ['--ssl-reqd'] : [])];
     let size: number | undefined;
     try {
       const head = await execa('curl', [...common, '--head'], { input: config, env: { PATH: process.env.PATH ?? '' }, extendEnv: false });
