@@ -239,7 +239,7 @@ export async function openCachedHttp(imgId: string, settings: SourceSettings, ca
     log().warn({ dir: cacheOptions.dir }, `image cache unusable (${error instanceof Error ? error.message : String(error)}): downloading without it`);
     return bypass(await fetchRemote(url, shown, settings, {}), shown, digest);
   }
-  const key = ImageCache.keyFor(shown);
+  const key = ImageCache.keyFor(url);
   const asked = Date.now();
   let waitLogged: NodeJS.Timeout | undefined;
   const lock = await cache.lock(
