@@ -23,7 +23,7 @@ export interface ResourceLimits {
 
 const minimalEnv = () => ({ PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' });
 
-/** The uid and primary gid of `user` (the HELPER_USER setting, looked up with id(1), so NSS too); root is refused. */
+/** The uid and primary gid of `user` (the HELPER_USER setting, looked up with id(1), so NSS too); uid or gid 0 is refused. */
 export async function resolveUnprivilegedUser(user: string, purpose: string): Promise<UnprivilegedUser> {
   let ids: RegExpExecArray | null = null;
   try {
@@ -36,6 +36,7 @@ export async function resolveUnprivilegedUser(user: string, purpose: string): Pr
   const uid = Number(ids[1]);
   const gid = Number(ids[2]);
   if (uid === 0) throw new UserError(`HELPER_USER: ${user} has uid 0; ${purpose} as an unprivileged user`);
+  if (gid === 0) throw new UserError(`HELPER_USER: ${user} has group 0 (root) as its primary group; ${purpose} as an unprivileged user`);
   return { name: user, uid, gid };
 }
 
