@@ -2,28 +2,42 @@
  * os_answer_file: the Unattend.xml or sysprep.inf to use instead of the image's, fetched
  * on the host before anything is written (file://, http(s):// with undici, ftp(s):// with
  * curl), with the config_url timeout and size cap. The helper checks its content.
+ * A file:// answer file must be inside ANSWER_FILE_DIR, with no link on its path leading
+ * out of it: this process reads it as root and its content ends up in the guest.
  */
 import { execFile } from 'node:child_process';
-import { open } from 'node:fs/promises';
-import { displayUrl } from '../image/image-id.ts';
+import { ConfinementError, openConfined, type ConfinedFile } from '../image/confined-file.ts';
+import { curlConfigUrl, displayUrl } from '../image/image-id.ts';
 import { UserError } from '../util/errors.ts';
 
 export interface FetchAnswerFileOptions {
   timeoutSeconds: number;
   maxBytes: number;
+  /** ANSWER_FILE_DIR: the only place file:// answer files are read from. */
+  dir: string;
 }
 
 const tooLarge = (shown: string, max: number) => new UserError(`os_answer_file: ${shown} is larger than CONFIG_URL_MAX_SIZE (${max} bytes)`);
 
-async function readLocal(path: string, shown: string, maxBytes: number): Promise<Buffer> {
-  const handle = await open(path, 'r').catch((error: NodeJS.ErrnoException) => {
-    throw new UserError(`os_answer_file: cannot open ${shown}: ${error.code ?? error.message}`);
-  });
+async function readLocal(url: URL, shown: string, o: FetchAnswerFileOptions): Promise<Buffer> {
+  if (url.hostname !== '') throw new UserError(`os_answer_file: ${shown} names a host; a file:// answer file is a path inside ANSWER_FILE_DIR (${o.dir})`);
+  let opened: ConfinedFile;
   try {
-    const st = await handle.stat();
-    if (!st.isFile()) throw new UserError(`os_answer_file: ${shown} is not a regular file`);
-    if (st.size > maxBytes) throw tooLarge(shown, maxBytes);
-    return await handle.readFile();
+    opened = await openConfined(decodeURIComponent(url.pathname), o.dir);
+  } catch (error) {
+    if (!(error instanceof ConfinementError)) throw error;
+    const rule = 'file:// answer files are read only from inside it';
+    if (error.problem === 'outside') throw new UserError(`os_answer_file: ${shown} is outside ANSWER_FILE_DIR (${o.dir}); ${rule}`);
+    if (error.problem === 'link-out') throw new UserError(`os_answer_file: ${shown} resolves outside ANSWER_FILE_DIR (${o.dir}) through a symbolic link; ${rule}`);
+    if (error.problem === 'not-file') throw new UserError(`os_answer_file: ${shown} is not a regular file`);
+    throw new UserError(`os_answer_file: cannot open ${shown}: ${error.code ?? error.message}`);
+  }
+  const { handle, size } = opened;
+  try {
+    if (size > o.maxBytes) throw tooLarge(shown, o.maxBytes);
+    const body = await handle.readFile();
+    if (body.length > o.maxBytes) throw tooLarge(shown, o.maxBytes);
+    return body;
   } finally {
     await handle.close();
   }
@@ -60,19 +74,25 @@ async function readHttp(url: string, shown: string, o: FetchAnswerFileOptions): 
   }
 }
 
-function readFtp(url: string, shown: string, o: FetchAnswerFileOptions): Promise<Buffer> {
+/**
+ * curl with -q first (no ~/.curlrc) and the URL, credentials included, in a config read
+ * from its stdin: never in its argv, which every user of the host can read.
+ */
+function readFtp(url: URL, shown: string, o: FetchAnswerFileOptions): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    execFile('curl', ['-sS', '--fail', '--max-time', String(o.timeoutSeconds), '--max-filesize', String(o.maxBytes), '--', url], { encoding: 'buffer', maxBuffer: o.maxBytes + 1 }, (error, stdout, stderr) => {
+    const child = execFile('curl', ['-q', '-K', '-', '-sS', '--fail', '--max-time', String(o.timeoutSeconds), '--max-filesize', String(o.maxBytes)], { encoding: 'buffer', maxBuffer: o.maxBytes + 1, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }, (error, stdout, stderr) => {
       if (error) reject(new UserError(`os_answer_file: cannot fetch ${shown}: ${stderr.toString().trim().split('\n').pop() || error.message}`));
       else resolve(stdout);
     });
+    child.stdin?.on('error', () => undefined); // a curl that stops early: its exit status says why
+    child.stdin?.end(curlConfigUrl(url));
   });
 }
 
 export async function fetchAnswerFile(url: string, o: FetchAnswerFileOptions): Promise<Buffer> {
   const parsed = new URL(url);
   const shown = displayUrl(parsed);
-  const body = parsed.protocol === 'file:' ? await readLocal(decodeURIComponent(parsed.pathname), shown, o.maxBytes) : parsed.protocol.startsWith('http') ? await readHttp(url, shown, o) : await readFtp(url, shown, o);
+  const body = parsed.protocol === 'file:' ? await readLocal(parsed, shown, o) : parsed.protocol.startsWith('http') ? await readHttp(url, shown, o) : await readFtp(parsed, shown, o);
   if (body.length === 0) throw new UserError(`os_answer_file: ${shown} is empty`);
   return body;
 }

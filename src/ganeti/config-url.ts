@@ -1,7 +1,8 @@
 /**
  * config_url: fetch a JSON document whose keys override the OS parameters (as upstream),
  * with a timeout, a size cap and non-2xx as an error. The document is validated against
- * the published config-document schema before anything uses it.
+ * the published config-document schema before anything uses it. It may not name a
+ * file:// os_answer_file (only the administrator's own parameters may).
  */
 import { displayUrl } from '../image/image-id.ts';
 import { validateJson } from '../schemas/validate.ts';
@@ -68,6 +69,9 @@ export function parseConfigDocument(body: string, source: string): Map<string, s
   }
   const problems = validateJson('config-document', lowered, 'config_url document');
   if (problems.length > 0) throw new UserError(problems.join('; '));
+  // The document may come over plain http: it must not make this host read one of its files.
+  const answerFile = lowered.os_answer_file;
+  if (typeof answerFile === 'string' && /^\s*file:/i.test(answerFile)) throw new UserError('os_answer_file: a config_url document may not name a file:// answer file (use http(s):// or ftp(s)://)');
   const out = new Map<string, string>();
   for (const [key, value] of Object.entries(lowered)) out.set(key, typeof value === 'string' ? value : JSON.stringify(value));
   return out;

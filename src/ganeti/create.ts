@@ -4,6 +4,7 @@
  */
 import { inspectDisk } from '../disk/disk-target.ts';
 import { deployImage } from '../image/deploy.ts';
+import { displayImageId } from '../image/image-id.ts';
 import { helperFiles } from '../helper-vm/helper-files.ts';
 import { runHelper } from '../helper-vm/run-helper.ts';
 import { generateHostKeys } from '../helper-vm/host-keys.ts';
@@ -54,13 +55,13 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
   const skipHelper = !options.customize || isYes(properties.EXCLUDE_ALL_TASKS);
   const settings = ctx.config.settings;
   // As upstream: an answer file given by the administrator replaces the image's one.
-  const answerFile = params.osAnswerFile && !skipHelper ? await fetchAnswerFile(params.osAnswerFile, { timeoutSeconds: settings.CONFIG_URL_TIMEOUT, maxBytes: settings.CONFIG_URL_MAX_SIZE }) : undefined;
+  const answerFile = params.osAnswerFile && !skipHelper ? await fetchAnswerFile(params.osAnswerFile, { timeoutSeconds: settings.CONFIG_URL_TIMEOUT, maxBytes: settings.CONFIG_URL_MAX_SIZE, dir: settings.ANSWER_FILE_DIR }) : undefined;
   if (answerFile) properties.IGNORE_UNATTEND = 'yes';
   // Refuse before writing anything when the helper VM is missing.
   if (!skipHelper) helperFiles(ctx.config.settings.HELPER_DIR);
   const monitor = createMonitor(ctx.config.settings.PROGRESS_MONITOR, instance.name);
   try {
-    log().info({ instance: instance.name, img_id: params.imgId, img_format: params.imgFormat, disk: disk.path, diskBytes: disk.sizeBytes, reinstall: instance.reinstall }, 'deploying image');
+    log().info({ instance: instance.name, img_id: displayImageId(params.imgId as string), img_format: params.imgFormat, disk: disk.path, diskBytes: disk.sizeBytes, reinstall: instance.reinstall }, 'deploying image');
     const hostKeys = skipHelper || isYes(properties.EXCLUDE_TASK_DELETESSHKEYS) || isYes(properties.EXCLUDE_MOUNTED_TASKS) || isYes(properties.CLOUD_INIT) ? undefined : generateHostKeys();
     hostKeys?.catch(() => undefined);
     const result = await deployImage({ imgId: params.imgId as string, imgFormat: params.imgFormat as string, properties, disk, settings: ctx.config.settings, monitor, terminal: options.terminal });

@@ -3,7 +3,7 @@
  * writer, atomic publish and LRU eviction. It knows nothing about HTTP; the cached http
  * source (sources/cached-http.ts) drives it.
  *
- * Layout, key = sha256 of the URL without credentials:
+ * Layout, key = sha256 of the URL without credentials (plus its credentials, if any: see keyFor):
  *   <key>.json         metadata: URL, ETag, Last-Modified, size, sha256, validated, last use
  *   <key>.<sha256>     the image, named by its content: a published file never changes, so a
  *                      deployment (or qemu-img) reading it is never handed other bytes
@@ -21,6 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { log } from '../log/logger.ts';
 import { registerCleanup, type Cleanup } from '../util/cleanup.ts';
+import { displayUrl } from './image-id.ts';
 
 export interface CacheOptions {
   dir: string;
@@ -330,9 +331,15 @@ export class ImageCache {
     this.verify = options.verify;
   }
 
-  /** The entry key of a URL (given without credentials). */
-  static keyFor(url: string): string {
-    return createHash('sha256').update(url).digest('hex');
+  /**
+   * The entry key of a URL: the sha256 of the URL without credentials, with the credentials
+   * hashed in when it has any, so URLs that differ only in them never share an entry. The
+   * credentials are stored nowhere (the metadata holds the URL without them).
+   */
+  static keyFor(url: URL): string {
+    const hash = createHash('sha256').update(displayUrl(url));
+    if (url.username !== '' || url.password !== '') hash.update(`\n${url.username}:${url.password}`);
+    return hash.digest('hex');
   }
 
   #path(name: string): string {

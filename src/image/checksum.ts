@@ -1,7 +1,7 @@
 /**
  * Optional image checksums (sha256 or sha512), verified while the image streams: from the
  * SHA256 / SHA512 image properties, or from a SHA256SUMS / SHA512SUMS file next to an
- * http(s) image. A mismatch fails the deployment.
+ * http(s) image (at most SUMS_MAX_BYTES). A mismatch fails the deployment.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { basename } from 'node:path';
@@ -32,40 +32,45 @@ export function findInSums(text: string, name: string, algorithm: 'sha256' | 'sh
   return undefined;
 }
 
-/** A checksum file lists a few images in a few KiB: a larger one is not read (the server is not trusted). */
-const MAX_SIDECAR_BYTES = 1024 * 1024;
+/** Largest SHA256SUMS / SHA512SUMS read: a line per file is a few hundred bytes. */
+export const SUMS_MAX_BYTES = 1024 * 1024;
 
-/** The body as text, or undefined (and the body dropped) when it is longer than `max` bytes. */
-async function textUpTo(body: AsyncIterable<Uint8Array> & { destroy(): unknown }, max: number): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.byteLength;
-    if (size > max) {
-      body.destroy();
-      return undefined;
-    }
-    chunks.push(Buffer.from(chunk));
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** Looks for SHA512SUMS, then SHA256SUMS, in the image URL's directory (at most 1 MiB each). */
+/**
+ * Looks for SHA512SUMS, then SHA256SUMS, in the image URL's directory, each within
+ * `timeoutMs` in all. One larger than SUMS_MAX_BYTES is refused; one that cannot be
+ * fetched gives no checksum.
+ */
 export async function digestFromSidecar(imageUrl: URL, timeoutMs: number): Promise<ExpectedDigest | undefined> {
   const name = basename(imageUrl.pathname);
   const { request } = await import('undici');
   for (const [file, algorithm] of [['SHA512SUMS', 'sha512'], ['SHA256SUMS', 'sha256']] as const) {
     const url = new URL(file, imageUrl);
+    const tooLarge = new UserError(`img_id: ${file} next to the image is larger than ${SUMS_MAX_BYTES} bytes`);
     try {
-      const r = await request(url, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      const r = await request(url, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) });
       if (r.statusCode !== 200) {
         await r.body.dump();
         continue;
       }
-      const text = await textUpTo(r.body, MAX_SIDECAR_BYTES);
-      const hex = text === undefined ? undefined : findInSums(text, name, algorithm);
+      const length = r.headers['content-length'];
+      if (typeof length === 'string' && Number(length) > SUMS_MAX_BYTES) {
+        r.body.destroy();
+        throw tooLarge;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of r.body) {
+        size += (chunk as Buffer).length;
+        if (size > SUMS_MAX_BYTES) {
+          r.body.destroy();
+          throw tooLarge;
+        }
+        chunks.push(chunk as Buffer);
+      }
+      const hex = findInSums(Buffer.concat(chunks).toString('utf8'), name, algorithm);
       if (hex) return { algorithm, hex, from: `${file} next to the image` };
-    } catch {
+    } catch (error) {
+      if (error instanceof UserError) throw error;
       // No sidecar reachable: no checksum from it.
     }
   }

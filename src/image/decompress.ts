@@ -2,8 +2,10 @@
  * Streaming decompression of compressed raw images.
  * - gzip: Node's zlib (Chromium's inflate, several times faster than GNU gzip), off the
  *   main thread.
- * - zstd, xz, bzip2: their programs in a child process, so decompression has a core of its
- *   own; the output pipe is read into reused buffers (readPipe), which keeps the garbage
+ * - zstd: in this process (libzstd in the addon), windows up to 128 MiB as the zstd
+ *   program allows by default.
+ * - xz (at most 512 MiB of memory), bzip2 (address space capped by prlimit): their
+ *   programs in a child process, so decompression has a core of its own; the output pipe is read into reused buffers (readPipe), which keeps the garbage
  *   collector out of the way (with Node's zstd stream, collecting the 1 MiB output buffers
  *   cost as much CPU as decompressing). A local image file is the program's stdin itself
  *   (decompressFile): fed through this process, the program waited for input whenever the
@@ -25,10 +27,16 @@ import type { ByteStream } from './stream-util.ts';
 const CHUNK = 1024 * 1024;
 const PIPE_CAPACITY = 4 * 1024 * 1024;
 
-const PROGRAMS: Record<Exclude<Compression, 'gzip'>, { command: string; args: string[] }> = {
-  zstd: { command: 'zstd', args: ['-dc', '-q'] },
-  xz: { command: 'xz', args: ['-dc', '-T0'] },
-  bzip2: { command: 'bzip2', args: ['-dc'] },
+/** Most memory xz may use (its dictionaries: 64 MiB for xz -9; threads within it). */
+const XZ_MEMLIMIT_MIB = 512;
+/** bzip2 needs under 8 MiB whatever its input: its address space is capped (prlimit). */
+const BZIP2_ADDRESS_SPACE = 256 * 1024 * 1024;
+
+/** Each program, and the argv that runs it (`command` names it in errors). */
+const PROGRAMS: Record<Exclude<Compression, 'gzip'>, { command: string; argv: string[] }> = {
+  zstd: { command: 'zstd', argv: ['zstd', '-dc', '-q'] },
+  xz: { command: 'xz', argv: ['xz', '-dc', '-T0', `--memlimit-decompress=${XZ_MEMLIMIT_MIB}MiB`] },
+  bzip2: { command: 'bzip2', argv: ['prlimit', `--as=${BZIP2_ADDRESS_SPACE}`, '--', 'bzip2', '-dc'] },
 };
 
 function corrupt(name: Compression, detail: string): UserError {
@@ -95,11 +103,11 @@ function exited(child: ChildProcess): Promise<{ code: number | null; signal: Nod
 type ProgramInput = { stream: ByteStream } | { fd: number };
 
 async function* throughProgram(input: ProgramInput, name: Exclude<Compression, 'gzip'>): ByteStream {
-  const { command, args } = PROGRAMS[name];
+  const { command, argv } = PROGRAMS[name];
   const [readFd, writeFd] = directIo().pipe(PIPE_CAPACITY);
   let child: ChildProcess;
   try {
-    child = spawn(command, args, { stdio: ['fd' in input ? input.fd : 'pipe', writeFd, 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+    child = spawn(argv[0] as string, argv.slice(1), { stdio: ['fd' in input ? input.fd : 'pipe', writeFd, 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
   } finally {
     closeSync(writeFd); // the child holds its copy: end of file when it exits
   }
@@ -124,6 +132,9 @@ async function* throughProgram(input: ProgramInput, name: Exclude<Compression, '
     }
     const inputFailure = await fed;
     if (inputFailure !== undefined) throw inputFailure.error;
+    // prlimit exits 127 when it cannot find the program.
+    if (status.code === 127 && argv[0] !== command) throw new UserError(`img_id: a ${name} image needs the ${command} program, which is not installed`);
+    if (name === 'xz' && /Memory usage limit reached/.test(stderr)) throw new UserError(`img_id: the xz image needs more than ${XZ_MEMLIMIT_MIB} MiB of memory to decompress (its dictionary is too large)`);
     if (status.code !== 0) throw corrupt(name, stderr.trim().split('\n').pop() || `${command} exited with ${status.code ?? status.signal}`);
   } finally {
     if (!finished) child.kill('SIGKILL');
@@ -173,6 +184,7 @@ async function* throughNativeZstd(input: ByteStream): ByteStream {
       try {
         result = await io.zstdDecode(decoder, chunk, offset, out, fill);
       } catch (error) {
+        if ((error as { code?: string }).code === 'EZSTDWINDOW') throw new UserError('img_id: the zstd image needs a decoding window larger than 128 MiB (compressed with --long=28 or more); recompress it with at most --long=27');
         throw corrupt('zstd', error instanceof Error ? error.message.replace(/^zstd: /, '') : String(error));
       }
       const [consumed, produced, ended] = result;

@@ -21,10 +21,11 @@ import { UserError } from '../util/errors.ts';
 import { collectingYoungGarbage } from '../util/young-garbage.ts';
 import { digestFromProperties, digestFromSidecar, verified, type ExpectedDigest } from './checksum.ts';
 import { decompress, decompressFile, readsFileItself } from './decompress.ts';
+import { downloadByteLimit } from './download-limits.ts';
 import { findImageFormat, type ImageFormatSpec } from './formats.ts';
 import { describeDetected, detect, filesystemSize, MAGIC_BYTES, readFileHead, type Detected } from './magic.ts';
 import { bootCode, PREFIX_BYTES, synthesizePrefix } from './mbr.ts';
-import { convertToDisk, inspectQemuImage, type QemuFormat } from './qemu-img.ts';
+import { inspectQemuImage, prepareConversion, type QemuFormat } from './qemu-img.ts';
 import { openCachedHttp, type CachedImage } from './sources/cached-http.ts';
 import { selectSource } from './sources/registry.ts';
 import type { OpenedImage, SourceSettings } from './sources/source.ts';
@@ -54,8 +55,16 @@ export interface DeployResult {
 const PROGRESS_INTERVAL_MS = 3000;
 const COMPRESSED_READ_CHUNK = 1024 * 1024;
 
-function sourceSettings(settings: Settings): SourceSettings {
-  return { imageDir: settings.IMAGE_DIR, httpTimeoutSeconds: settings.HTTP_TIMEOUT, httpRetries: settings.HTTP_RETRIES };
+/** Every remote download of a deployment is bounded by what its disk can take. */
+function sourceSettings(settings: Settings, disk: DiskInfo): SourceSettings {
+  return {
+    imageDir: settings.IMAGE_DIR,
+    httpTimeoutSeconds: settings.HTTP_TIMEOUT,
+    httpRetries: settings.HTTP_RETRIES,
+    downloadTimeoutSeconds: settings.DOWNLOAD_TIMEOUT,
+    downloadMinSpeed: settings.DOWNLOAD_MIN_SPEED,
+    downloadMaxBytes: downloadByteLimit(disk.sizeBytes),
+  };
 }
 
 class ProgressReporter {
@@ -206,6 +215,7 @@ async function drain(input: ByteStream): Promise<void> {
 async function deployQemu(req: DeployRequest, format: QemuFormat, opened: OpenedImage, digest: ExpectedDigest | undefined): Promise<DeployResult> {
   const started = Date.now();
   let tempDir: TemporaryDirectory | undefined;
+  let virtualSize = 0;
   try {
     let path = opened.localPath;
     if (path === undefined) {
@@ -215,18 +225,27 @@ async function deployQemu(req: DeployRequest, format: QemuFormat, opened: Opened
     } else if (digest) {
       await drain(verified(createReadStream(path, { highWaterMark: 4 * 1024 * 1024 }), digest));
     }
-    const info = await inspectQemuImage(path, format);
-    if (info.virtualSize > req.disk.sizeBytes) throw new UserError(`img_id: the image (virtual size ${info.virtualSize} bytes) is larger than the disk (${req.disk.sizeBytes} bytes)`);
-    const progress = new ProgressReporter(info.virtualSize, req.monitor, req.terminal);
+    // The converter's NBD daemon starts while the image is inspected (it writes nothing).
+    const conversion = prepareConversion(path, req.disk.path, { user: req.settings.HELPER_USER, timeoutSeconds: req.settings.CONVERT_TIMEOUT });
+    conversion.catch(() => undefined); // awaited below, or closed in finally
     try {
-      await convertToDisk(path, format, req.disk.path, (fraction) => progress.update(Math.round(fraction * info.virtualSize)));
-    } catch (error) {
-      progress.stop();
-      throw error;
+      const info = await inspectQemuImage(path, format);
+      if (info.virtualSize > req.disk.sizeBytes) throw new UserError(`img_id: the image (virtual size ${info.virtualSize} bytes) is larger than the disk (${req.disk.sizeBytes} bytes)`);
+      const prepared = await conversion;
+      const progress = new ProgressReporter(info.virtualSize, req.monitor, req.terminal);
+      try {
+        await prepared.run(format, (fraction) => progress.update(Math.round(fraction * info.virtualSize)));
+      } catch (error) {
+        progress.stop();
+        throw error;
+      }
+      progress.finish();
+      virtualSize = info.virtualSize;
+    } finally {
+      await conversion.then((prepared) => prepared.close(), () => undefined);
     }
-    progress.finish();
-    if (req.settings.WIPE_DISK_TAIL && info.virtualSize < req.disk.sizeBytes) await zeroDiskRange(req.disk, info.virtualSize, req.disk.sizeBytes - info.virtualSize);
-    return { method: 'qemu-img', imageBytes: opened.size ?? 0, diskBytes: info.virtualSize, seconds: (Date.now() - started) / 1000 };
+    if (req.settings.WIPE_DISK_TAIL && virtualSize < req.disk.sizeBytes) await zeroDiskRange(req.disk, virtualSize, req.disk.sizeBytes - virtualSize);
+    return { method: 'qemu-img', imageBytes: opened.size ?? 0, diskBytes: virtualSize, seconds: (Date.now() - started) / 1000 };
   } finally {
     await tempDir?.remove();
   }
@@ -240,9 +259,9 @@ export async function deployImage(req: DeployRequest): Promise<DeployResult> {
   const cached = source.name === 'http' && req.settings.IMAGE_CACHE;
   let digest = cached ? await expectedDigest(req) : undefined;
   const fromCache: CachedImage | undefined = cached
-    ? await openCachedHttp(req.imgId, sourceSettings(req.settings), { dir: req.settings.IMAGE_CACHE_DIR, maxBytes: req.settings.IMAGE_CACHE_MAX_SIZE, verify: req.settings.IMAGE_CACHE_VERIFY }, { digest, needFile: format.qemuFormat !== undefined })
+    ? await openCachedHttp(req.imgId, sourceSettings(req.settings, req.disk), { dir: req.settings.IMAGE_CACHE_DIR, maxBytes: req.settings.IMAGE_CACHE_MAX_SIZE, verify: req.settings.IMAGE_CACHE_VERIFY }, { digest, needFile: format.qemuFormat !== undefined })
     : undefined;
-  const opened = fromCache ?? (await source.open(req.imgId, sourceSettings(req.settings)));
+  const opened = fromCache ?? (await source.open(req.imgId, sourceSettings(req.settings, req.disk)));
   try {
     log().info({ source: source.name, image: opened.description, bytes: opened.size, format: format.name }, 'image source opened');
     if (source.name === 'null') {

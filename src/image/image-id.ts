@@ -49,10 +49,29 @@ export function parseImageId(id: string, imageDir: string): ParsedImageId {
   throw new ImageIdError(`unsupported scheme '${scheme}:' (use local://, http(s)://, ftp(s):// or null)`);
 }
 
+/** An img_id for logs and errors: a URL without its user:password, anything else as given. */
+export function displayImageId(id: string): string {
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(id.trim())) return id;
+  try {
+    return displayUrl(new URL(id.trim()));
+  } catch {
+    // Not a URL: it may still hold user:password@ (parseImageId refuses it later).
+    return id.replace(/\/\/[^/@]*@/, '//');
+  }
+}
+
 /** A URL without user:password, for logs and errors. */
 export function displayUrl(url: URL): string {
   const copy = new URL(url.href);
   copy.username = '';
   copy.password = '';
   return copy.href;
+}
+
+/**
+ * A curl config line naming the URL (credentials and all): for curl's stdin, never its
+ * argv. A parsed URL's href has no raw control characters, so it stays one line.
+ */
+export function curlConfigUrl(url: URL): string {
+  return `url = "${url.href.replace(/(["\\])/g, '\\$1')}"\n`;
 }

@@ -138,6 +138,15 @@ describe('image pipeline (built binary, create with a Ganeti environment)', { sk
     }
   });
 
+  it('credentials in an http img_id never reach the log', async () => {
+    const disk = dirtyFile('http-credentials', 32 * MiB);
+    const r = await deploy(disk, base.replace('http://', 'http://admin:pw-in-img-id@') + '/disk.img', 'diskdump');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(sha256Prefix(disk, 24 * MiB), rawSha256);
+    assert.match(r.stderr, new RegExp(`deploying image .*img_id=${base.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}/disk\\.img`));
+    assert.ok(!r.stderr.includes('pw-in-img-id'), r.stderr.split('\n').filter((l) => l.includes('pw-in-img-id')).join('\n'));
+  });
+
   it('img_id=null leaves the disk as it is', async () => {
     const disk = dirtyFile('null', 4 * MiB);
     const r = await deploy(disk, 'null', 'diskdump');

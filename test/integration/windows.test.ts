@@ -128,7 +128,8 @@ describe('Windows guests (real helper VM)', { skip, timeout: 2_400_000 }, () => 
   before(() => {
     helperDir = ensureHelper();
   });
-  const node = (extra = '') => makeNode(`HELPER_DIR=${helperDir}\nHELPER_SOFT_TIMEOUT=900\n${extra}`);
+  // file:// answer files are read only from ANSWER_FILE_DIR: the tests write theirs into tmpdir().
+  const node = (extra = '') => makeNode(`HELPER_DIR=${helperDir}\nHELPER_SOFT_TIMEOUT=900\nANSWER_FILE_DIR=${tmpdir()}\n${extra}`);
 
   it('Windows 10 on GPT with its own unattend.xml: answer file, scripts and registry as Windows setup needs them', async (t) => {
     const n = node();

@@ -86,3 +86,12 @@ describe('config_url', () => {
     assert.throws(() => parseConfigDocument('{"img_passwd": "doc-secret-value", "bogus": 1}', 'test'), (e: Error) => !e.message.includes('doc-secret-value') && /unknown key 'bogus'/.test(e.message));
   });
 });
+
+describe('config_url document and os_answer_file', () => {
+  it('refuses a file:// answer file named by a config_url document (a host file would reach the guest)', () => {
+    for (const url of ['file:///etc/snf-image/answer-files/u.xml', 'FILE:///etc/shadow', ' file:///var/lib/ganeti/server.pem']) {
+      assert.throws(() => parseConfigDocument(JSON.stringify({ os_answer_file: url }), 'http://192.0.2.1/doc.json'), (e: Error) => /^os_answer_file: a config_url document may not name a file:\/\/ answer file \(use http\(s\):\/\/ or ftp\(s\):\/\/\)$/.test(e.message), url);
+    }
+    assert.equal(parseConfigDocument('{"os_answer_file": "https://192.0.2.1/unattend.xml"}', 'test').get('os_answer_file'), 'https://192.0.2.1/unattend.xml');
+  });
+});

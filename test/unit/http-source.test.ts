@@ -46,7 +46,7 @@ after(() => {
   server.close();
 });
 
-const settings = { imageDir: '/nonexistent', httpTimeoutSeconds: 5, httpRetries: 2 };
+const settings = { imageDir: '/nonexistent', httpTimeoutSeconds: 5, httpRetries: 2, downloadTimeoutSeconds: 600, downloadMinSpeed: 0, downloadMaxBytes: 1024 * 1024 * 1024 };
 
 async function fetchAll(path: string): Promise<Buffer> {
   const opened = await httpSource.open(`${base}${path}`, settings);

@@ -108,7 +108,7 @@ beforeEach(() => {
   logLines.length = 0;
 });
 
-const settings = { imageDir: '/nonexistent', httpTimeoutSeconds: 5, httpRetries: 2 };
+const settings = { imageDir: '/nonexistent', httpTimeoutSeconds: 5, httpRetries: 2, downloadTimeoutSeconds: 600, downloadMinSpeed: 0, downloadMaxBytes: 1024 * 1024 * 1024 };
 
 function newCache(maxBytes = 1024 * MiB, verify = false): CacheOptions {
   return { dir: join(mkdtempSync(join(tmpdir(), 'snf-cache-test-')), 'images'), maxBytes, verify };
@@ -131,25 +131,25 @@ async function fetchAll(url: string, cache: CacheOptions, options: CachedOpenOpt
   return { data: Buffer.concat(chunks), opened };
 }
 
-function keyOf(path: string): string {
-  return ImageCache.keyFor(`${base}${path}`);
+function keyOf(path: string, userinfo = ''): string {
+  return ImageCache.keyFor(new URL(`http://${userinfo}${origin}${path}`));
 }
 
 function files(cache: CacheOptions): string[] {
   return readdirSync(cache.dir).sort();
 }
 
-function meta(cache: CacheOptions, path: string): CacheMeta {
-  return JSON.parse(readFileSync(join(cache.dir, `${keyOf(path)}.json`), 'utf8')) as CacheMeta;
+function meta(cache: CacheOptions, path: string, userinfo = ''): CacheMeta {
+  return JSON.parse(readFileSync(join(cache.dir, `${keyOf(path, userinfo)}.json`), 'utf8')) as CacheMeta;
 }
 
 /** The entry of `path` as published: metadata and data file only, nothing in progress. */
-function assertPublished(cache: CacheOptions, path: string, data: Buffer): void {
-  const key = keyOf(path);
+function assertPublished(cache: CacheOptions, path: string, data: Buffer, userinfo = ''): void {
+  const key = keyOf(path, userinfo);
   const own = files(cache).filter((f) => f.startsWith(key) && !f.includes('.use-'));
   assert.deepEqual(own, [`${key}.${sha256(data)}`, `${key}.json`].sort());
   assert.equal(readFileSync(join(cache.dir, `${key}.${sha256(data)}`)).equals(data), true);
-  const m = meta(cache, path);
+  const m = meta(cache, path, userinfo);
   assert.equal(m.size, data.length);
   assert.equal(m.sha256, sha256(data));
 }
@@ -170,25 +170,41 @@ describe('image cache', () => {
     assert.equal(first.opened.via, 'download');
     assert.ok(first.data.equals(data));
     assert.equal(count('/a.img').full, 1);
-    assertPublished(cache, '/a.img', data);
+    assertPublished(cache, '/a.img', data, 'user:secret@');
     assert.equal(statSync(cache.dir).mode & 0o777, 0o700);
     for (const f of files(cache)) assert.equal(statSync(join(cache.dir, f)).mode & 0o777, 0o600, f);
-    const m = meta(cache, '/a.img');
+    const m = meta(cache, '/a.img', 'user:secret@');
     assert.equal(m.url, `${base}/a.img`);
     assert.equal(m.etag, '"a1"');
-    assert.doesNotMatch(readFileSync(join(cache.dir, `${keyOf('/a.img')}.json`), 'utf8'), /secret|user/);
+    assert.doesNotMatch(readFileSync(join(cache.dir, `${keyOf('/a.img', 'user:secret@')}.json`), 'utf8'), /secret|user/);
 
     const second = await fetchAll(url, cache);
     assert.equal(second.opened.via, 'hit');
-    assert.equal(second.opened.localPath, join(cache.dir, `${keyOf('/a.img')}.${sha256(data)}`));
+    assert.equal(second.opened.localPath, join(cache.dir, `${keyOf('/a.img', 'user:secret@')}.${sha256(data)}`));
     assert.ok(second.data.equals(data));
     assert.deepEqual(count('/a.img'), { total: 2, full: 1, notModified: 1, conditional: 1 });
-    assert.ok(meta(cache, '/a.img').lastUsed >= m.lastUsed);
+    assert.ok(meta(cache, '/a.img', 'user:secret@').lastUsed >= m.lastUsed);
     assert.deepEqual(
       files(cache).filter((f) => /\.(lock|part)$|\.use-/.test(f)),
       [],
       'no lock, partial file or use marker left',
     );
+  });
+
+  it('URLs that differ only in their credentials never share an entry (and no credential is stored)', async () => {
+    const cache = newCache();
+    // The server answers If-None-Match before it looks at the credentials, as caches in front of many servers do.
+    const data = serve('/private.img', { data: randomBytes(MiB + 5), etag: '"p1"' });
+    const alice = await fetchAll(`http://alice:alice-pw@${origin}/private.img`, cache);
+    assert.ok(alice.data.equals(data));
+    const mallory = await fetchAll(`http://mallory:wrong-pw@${origin}/private.img`, cache);
+    assert.notEqual(mallory.opened.via, 'hit', 'served from the entry fetched with other credentials');
+    assert.deepEqual({ full: count('/private.img').full, notModified: count('/private.img').notModified }, { full: 2, notModified: 0 });
+    const metas = files(cache).filter((f) => f.endsWith('.json'));
+    assert.equal(metas.length, 2, files(cache).join(' '));
+    for (const f of metas) assert.doesNotMatch(readFileSync(join(cache.dir, f), 'utf8'), /alice|mallory|-pw/);
+    // The same credentials again: a hit on their own entry.
+    assert.equal((await fetchAll(`http://alice:alice-pw@${origin}/private.img`, cache)).opened.via, 'hit');
   });
 
   it('revalidates with If-Modified-Since when there is no ETag', async () => {

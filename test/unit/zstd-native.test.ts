@@ -58,6 +58,13 @@ describe('zstd decoding in the addon', () => {
     await assert.rejects(decodeAll(pieces(Buffer.concat([compressed, Buffer.from('not zstd at all')]), 65536)), /img_id: the zstd stream is corrupt or truncated/);
   });
 
+  it('refuses a frame that needs a window over 128 MiB (as the zstd program does) with one line; 128 MiB passes', async () => {
+    const small = randomBytes(300 * 1024);
+    // From a pipe zstd knows no content size, so the frame header keeps the full window.
+    await assert.rejects(decodeAll(pieces(zstd(small, '--long=28'), 65536)), (e: Error) => /^img_id: the zstd image needs a decoding window larger than 128 MiB \(compressed with --long=28 or more\); recompress it with at most --long=27$/.test(e.message));
+    assert.equal((await decodeAll(pieces(zstd(small, '--long=27'), 65536))).hash, sha(small));
+  });
+
   it('passes an error of the input on as it is', async () => {
     const compressed = zstd(image, '-3');
     async function* failing(): ByteStream {

@@ -12,7 +12,8 @@
  * One zstdDecode call decodes until the input is used up or the output is full.
  * frameEnded is 1 when the last ZSTD_decompressStream call completed a frame (a stream
  * that ends otherwise is truncated). Errors reject with zstd's own message and code
- * "EZSTD". The input and output arrays are referenced until the call completes.
+ * "EZSTD", or "EZSTDWINDOW" for a frame whose window is over the 128 MiB allowed. The
+ * input and output arrays are referenced until the call completes.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #define MAX_SAFE_INTEGER 9007199254740991LL
 
@@ -41,6 +43,7 @@ typedef struct {
   size_t out_size, out_pos;
   size_t in_start, out_start;
   bool frame_ended;
+  bool window_too_large;
   const char *error; /* static string from ZSTD_getErrorName */
 } decode_request;
 
@@ -66,9 +69,9 @@ static napi_value zstd_decoder(napi_env env, napi_callback_info info) {
     throw_message(env, "ENOMEM", "zstd: cannot create a decoder");
     return NULL;
   }
-  /* Windows up to 2 GiB (zstd --long=31), as the zstd program accepts with --memory; the
-     memory is taken only when a frame asks for it. */
-  ZSTD_DCtx_setParameter(dec->stream, ZSTD_d_windowLogMax, 31);
+  /* Windows up to 128 MiB (zstd --long=27), the zstd program's own default limit: a
+     hostile image cannot make this process take more for its window. */
+  ZSTD_DCtx_setParameter(dec->stream, ZSTD_d_windowLogMax, 27);
   napi_value handle;
   if (napi_create_external(env, dec, free_decoder, NULL, &handle) != napi_ok) {
     free_decoder(env, dec, NULL);
@@ -88,6 +91,7 @@ static void decode_execute(napi_env env, void *data) {
     size_t ret = ZSTD_decompressStream(req->dec->stream, &out, &in);
     if (ZSTD_isError(ret)) {
       req->error = ZSTD_getErrorName(ret);
+      req->window_too_large = ZSTD_getErrorCode(ret) == ZSTD_error_frameParameter_windowTooLarge;
       break;
     }
     req->frame_ended = ret == 0;
@@ -117,7 +121,7 @@ static void decode_complete(napi_env env, napi_status status, void *data) {
     napi_value code, msg;
     char text[256];
     snprintf(text, sizeof text, "zstd: %s", status != napi_ok ? "decoding was cancelled" : req->error);
-    napi_create_string_utf8(env, "EZSTD", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, req->window_too_large ? "EZSTDWINDOW" : "EZSTD", NAPI_AUTO_LENGTH, &code);
     napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
     napi_create_error(env, code, msg, &value);
     napi_reject_deferred(env, req->deferred, value);

@@ -10,7 +10,8 @@
  * (needFile) are downloaded into the cache first and read by qemu-img from there.
  *
  * The HTTP side matches sources/http.ts: redirects, non-2xx is an error, timeouts, and a
- * dropped connection resumed with a Range request (If-Range) up to HTTP_RETRIES times.
+ * dropped connection resumed with a Range request (If-Range) up to HTTP_RETRIES times;
+ * every download within the limits of download-limits.ts.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -18,6 +19,7 @@ import { log } from '../../log/logger.ts';
 import { UserError } from '../../util/errors.ts';
 import { ImageCache, type CacheEntry, type CacheLock, type CacheMeta, type CacheOptions, type CacheWriter } from '../cache.ts';
 import type { ExpectedDigest } from '../checksum.ts';
+import { checkAnnouncedSize } from '../download-limits.ts';
 import { displayUrl } from '../image-id.ts';
 import { READ_CHUNK } from './local.ts';
 import { header, httpGetter, resumableBody, type Response } from './http.ts';
@@ -51,7 +53,8 @@ interface Remote {
 
 /** One GET (conditional when headers say so): 2xx or 304, anything else is an error. */
 async function fetchRemote(url: URL, shown: string, settings: SourceSettings, conditional: Record<string, string>): Promise<Remote> {
-  const { dispatcher, get } = await httpGetter(url, shown, settings);
+  const getter = await httpGetter(url, shown, settings);
+  const { dispatcher, get } = getter;
   let first: Response;
   try {
     first = await get(conditional);
@@ -69,12 +72,19 @@ async function fetchRemote(url: URL, shown: string, settings: SourceSettings, co
   }
   const lengthHeader = header(first, 'content-length');
   const size = first.statusCode !== 304 && lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+  try {
+    checkAnnouncedSize(shown, size, getter.limits);
+  } catch (error) {
+    first.body.destroy();
+    await dispatcher.close().catch(() => undefined);
+    throw error;
+  }
   const etag = header(first, 'etag');
   const lastModified = header(first, 'last-modified');
   const validator = etag ?? lastModified;
   const resumable = header(first, 'accept-ranges') === 'bytes' && size !== undefined;
 
-  const body = () => resumableBody(first, { shown, size, resumable, validator, retries: settings.httpRetries, get });
+  const body = () => resumableBody(first, { shown, size, resumable, validator, retries: settings.httpRetries, get, limits: getter.limits, started: getter.started, deadline: getter.deadline });
 
   return { status: first.statusCode, size, etag, lastModified, at: Date.now(), body, close };
 }
@@ -229,7 +239,7 @@ export async function openCachedHttp(imgId: string, settings: SourceSettings, ca
     log().warn({ dir: cacheOptions.dir }, `image cache unusable (${error instanceof Error ? error.message : String(error)}): downloading without it`);
     return bypass(await fetchRemote(url, shown, settings, {}), shown, digest);
   }
-  const key = ImageCache.keyFor(shown);
+  const key = ImageCache.keyFor(url);
   const asked = Date.now();
   let waitLogged: NodeJS.Timeout | undefined;
   const lock = await cache.lock(

@@ -1,12 +1,14 @@
 /**
  * http(s):// images with undici: redirects followed, non-2xx is an error, connect and idle
  * timeouts, and a dropped connection resumed with a Range request (If-Range on the ETag or
- * Last-Modified) when the server allows it, up to HTTP_RETRIES times.
+ * Last-Modified) when the server allows it, up to HTTP_RETRIES times. Every download is
+ * bounded (download-limits.ts): bytes, total time, minimum speed.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
 import { UserError } from '../../util/errors.ts';
 import { log } from '../../log/logger.ts';
+import { checkAnnouncedSize, downloadLimits, limited, tooLong, type DownloadLimits } from '../download-limits.ts';
 import { displayUrl } from '../image-id.ts';
 import type { ImageSource, OpenedImage, SourceSettings } from './source.ts';
 
@@ -28,13 +30,23 @@ export interface ResumeOptions {
   validator: string | undefined;
   retries: number;
   get(headers: Record<string, string>): Promise<Response>;
+  limits: DownloadLimits;
+  /** When the download started (its first request), ms since the epoch. */
+  started: number;
+  /** Aborts every request of the download when DOWNLOAD_TIMEOUT is over. */
+  deadline: AbortSignal;
 }
 
 /**
  * The body of `first`, resumed with Range requests (If-Range on the validator) when the
- * connection drops and the server allows it; a short body is an error.
+ * connection drops and the server allows it; a short body is an error. Within the
+ * download's limits.
  */
-export async function* resumableBody(first: Response, o: ResumeOptions): AsyncGenerator<Uint8Array> {
+export function resumableBody(first: Response, o: ResumeOptions): AsyncGenerator<Uint8Array> {
+  return limited(resumingBody(first, o), o.shown, o.limits, o.started);
+}
+
+async function* resumingBody(first: Response, o: ResumeOptions): AsyncGenerator<Uint8Array> {
   let response = first;
   let position = 0;
   let retries = o.retries;
@@ -49,6 +61,7 @@ export async function* resumableBody(first: Response, o: ResumeOptions): AsyncGe
       return;
     } catch (error) {
       if (error instanceof UserError) throw error;
+      if (o.deadline.aborted) throw tooLong(o.shown, o.limits);
       const why = error instanceof Error ? error.message : String(error);
       if (!o.resumable || retries <= 0) throw new UserError(`img_id: download of ${o.shown} failed after ${position} bytes (${why})${o.resumable ? '' : '; the server does not allow resuming'}`);
       retries -= 1;
@@ -63,22 +76,35 @@ export async function* resumableBody(first: Response, o: ResumeOptions): AsyncGe
   }
 }
 
+export interface HttpGetter {
+  dispatcher: Dispatcher;
+  get(headers: Record<string, string>): Promise<Response>;
+  limits: DownloadLimits;
+  started: number;
+  deadline: AbortSignal;
+}
+
 /**
- * GET requests for one image URL: redirects followed, connect/idle timeouts, errors named.
- * undici is loaded here, on first use: a deployment from a local image never pays for it.
+ * GET requests for one image URL: redirects followed, connect/idle timeouts, errors named,
+ * all of them aborted when DOWNLOAD_TIMEOUT is over. undici is loaded here, on first use:
+ * a deployment from a local image never pays for it.
  */
-export async function httpGetter(url: URL, shown: string, settings: SourceSettings): Promise<{ dispatcher: Dispatcher; get(headers: Record<string, string>): Promise<Response> }> {
+export async function httpGetter(url: URL, shown: string, settings: SourceSettings): Promise<HttpGetter> {
   const { Agent, interceptors, request } = await import('undici');
   const timeoutMs = settings.httpTimeoutSeconds * 1000;
+  const limits = downloadLimits(settings);
+  const started = Date.now();
+  const deadline = AbortSignal.timeout(Math.max(1, Math.round(limits.timeoutSeconds * 1000)));
   const dispatcher = new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }).compose(interceptors.redirect({ maxRedirections: 10 }));
   const get = async (headers: Record<string, string>): Promise<Response> => {
     try {
-      return (await request(url, { dispatcher, headers: { 'accept-encoding': 'identity', ...headers } })) as Response;
+      return (await request(url, { dispatcher, signal: deadline, headers: { 'accept-encoding': 'identity', ...headers } })) as Response;
     } catch (error) {
+      if (deadline.aborted) throw tooLong(shown, limits);
       throw new UserError(`img_id: cannot fetch ${shown}: ${error instanceof Error ? error.message : String(error)}`);
     }
   };
-  return { dispatcher, get };
+  return { dispatcher, get, limits, started, deadline };
 }
 
 export const httpSource: ImageSource = {
@@ -88,7 +114,8 @@ export const httpSource: ImageSource = {
   async open(imgId: string, settings: SourceSettings): Promise<OpenedImage> {
     const url = new URL(imgId);
     const shown = displayUrl(url);
-    const { dispatcher, get } = await httpGetter(url, shown, settings);
+    const getter = await httpGetter(url, shown, settings);
+    const { dispatcher, get } = getter;
 
     const first = await get({});
     if (first.statusCode < 200 || first.statusCode > 299) {
@@ -98,10 +125,17 @@ export const httpSource: ImageSource = {
     }
     const lengthHeader = header(first, 'content-length');
     const size = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+    try {
+      checkAnnouncedSize(shown, size, getter.limits);
+    } catch (error) {
+      first.body.destroy();
+      await dispatcher.close().catch(() => undefined);
+      throw error;
+    }
     const validator = header(first, 'etag') ?? header(first, 'last-modified');
     const resumable = header(first, 'accept-ranges') === 'bytes' && size !== undefined;
 
-    const stream = () => resumableBody(first, { shown, size, resumable, validator, retries: settings.httpRetries, get });
+    const stream = () => resumableBody(first, { shown, size, resumable, validator, retries: settings.httpRetries, get, limits: getter.limits, started: getter.started, deadline: getter.deadline });
 
     return {
       size,

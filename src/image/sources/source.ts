@@ -6,8 +6,15 @@ import type { ByteStream } from '../stream-util.ts';
 
 export interface SourceSettings {
   imageDir: string;
+  /** Connect and idle timeout; also the window of the minimum speed. */
   httpTimeoutSeconds: number;
   httpRetries: number;
+  /** Total time of one download, resumptions included (DOWNLOAD_TIMEOUT). */
+  downloadTimeoutSeconds: number;
+  /** Slowest average speed accepted, bytes/s (DOWNLOAD_MIN_SPEED); 0: none. */
+  downloadMinSpeed: number;
+  /** Most bytes one download may bring (see downloadByteLimit). */
+  downloadMaxBytes: number;
 }
 
 export interface OpenedImage {
@@ -15,7 +22,11 @@ export interface OpenedImage {
   size: number | undefined;
   /** For logs and errors (never credentials). */
   description: string;
-  /** The image is this local file (tools such as qemu-img can read it in place). */
+  /**
+   * The image is this local file, which tools such as qemu-img read in place: a name of the
+   * source's open file (/proc/<pid>/fd/<n>, never the image's name again) or a private file
+   * (a cache entry, a temporary download).
+   */
   localPath?: string;
   /** The image bytes, from the start; can be called once. */
   stream(): ByteStream;
