@@ -16,7 +16,7 @@ import { UserError } from '../util/errors.ts';
 import { CONFIG_DOCUMENT_VERSION, type ConfigDocument } from './config-document.ts';
 import { buildConfigMedia, closeConfigMedia, type ConfigMedia } from './config-media.ts';
 import { helperFiles } from './helper-files.ts';
-import { allocateHelperUid } from './helper-uid.ts';
+import { allocatePrivateUid } from '../util/private-uid.ts';
 import { launchHelper, type HelperOutcome } from './launch.ts';
 import { diskSerial } from './qemu-command.ts';
 import { chooseAccel, qemuVersion, userOptionFor } from './qemu-probe.ts';
@@ -95,7 +95,7 @@ export async function runHelper(req: HelperRequest): Promise<HelperOutcome> {
     media = await buildConfigMedia(buildConfigDocument(req), workDir.path);
     const version = await qemuVersion(s.QEMU);
     const accel = await chooseAccel(s.HELPER_ACCEL, s.QEMU, version, files.kernel, join(s.HELPER_DIR, 'accel-probe.json'));
-    const helperUid = s.HELPER_UIDS ? await allocateHelperUid(s.HELPER_UIDS) : undefined;
+    const helperUid = s.HELPER_UIDS ? await allocatePrivateUid(s.HELPER_UIDS) : undefined;
     if (helperUid) releaseUid = registerCleanup('helper uid lock', () => helperUid.release());
     const user = helperUid?.user ?? s.HELPER_USER;
     log().info({ accel, qemu: version.text, memoryMiB: s.HELPER_MEMORY, user, hostSetupSeconds: (Date.now() - hostStarted) / 1000 }, 'starting the helper VM');

@@ -226,7 +226,7 @@ async function deployQemu(req: DeployRequest, format: QemuFormat, opened: Opened
       await drain(verified(createReadStream(path, { highWaterMark: 4 * 1024 * 1024 }), digest));
     }
     // The converter's NBD daemon starts while the image is inspected (it writes nothing).
-    const conversion = prepareConversion(path, req.disk.path, { user: req.settings.HELPER_USER, timeoutSeconds: req.settings.CONVERT_TIMEOUT });
+    const conversion = prepareConversion(path, req.disk.path, { uids: req.settings.HELPER_UIDS, user: req.settings.HELPER_USER, timeoutSeconds: req.settings.CONVERT_TIMEOUT });
     conversion.catch(() => undefined); // awaited below, or closed in finally
     try {
       const info = await inspectQemuImage(path, format);

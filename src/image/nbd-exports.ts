@@ -14,6 +14,7 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { registerCleanup } from '../util/cleanup.ts';
 import { UserError } from '../util/errors.ts';
 
 export interface NbdExports {
@@ -69,6 +70,8 @@ export async function exportImageAndDisk(imagePath: string, diskPath: string): P
     for (const handle of handles) await handle.close().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   };
+  // However snf-image ends (a signal included), the daemon is stopped before it exits.
+  const guard = registerCleanup('qemu-storage-daemon', close, { sync: () => daemon?.kill('SIGKILL') });
   try {
     const image = await open(imagePath, 'r');
     handles.push(image);
@@ -105,9 +108,9 @@ export async function exportImageAndDisk(imagePath: string, diskPath: string): P
       if (Date.now() - started > READY_TIMEOUT_MS) throw new UserError('img_id: qemu-storage-daemon did not start serving the image and the disk');
     }
     sockets.push(await connect(socketPath), await connect(socketPath));
-    return { image: sockets[0] as Socket, disk: sockets[1] as Socket, close };
+    return { image: sockets[0] as Socket, disk: sockets[1] as Socket, close: () => guard.run() };
   } catch (error) {
-    await close();
+    await guard.run();
     throw error;
   }
 }

@@ -10,6 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import { UserError } from '../util/errors.ts';
+import { allocatePrivateUid, type UidRange } from '../util/private-uid.ts';
 import { describeDetected, detect, readFileHead } from './magic.ts';
 import { exportImageAndDisk, type NbdExports } from './nbd-exports.ts';
 import { resolveUnprivilegedUser, unprivilegedArgv, type ResourceLimits, type UnprivilegedUser } from './unprivileged.ts';
@@ -71,7 +72,9 @@ export async function inspectQemuImage(path: string, declared: QemuFormat): Prom
 }
 
 export interface ConvertSandbox {
-  /** HELPER_USER: the unprivileged user qemu-img runs as. */
+  /** HELPER_UIDS: qemu-img runs under a uid of its own from this range, when given. */
+  uids?: UidRange | undefined;
+  /** HELPER_USER: the unprivileged user qemu-img runs as without HELPER_UIDS. */
   user: string;
   /** CONVERT_TIMEOUT: wall-clock limit of the conversion (also its CPU-time limit). */
   timeoutSeconds: number;
@@ -99,15 +102,33 @@ export interface PreparedConversion {
  * deployment starts it while it inspects the image.
  */
 export async function prepareConversion(path: string, diskPath: string, sandbox: ConvertSandbox): Promise<PreparedConversion> {
-  const [user, served] = await Promise.allSettled([resolveUnprivilegedUser(sandbox.user, 'qemu-img converts images'), exportImageAndDisk(path, diskPath)]);
+  const [user, served] = await Promise.allSettled([converterUser(sandbox), exportImageAndDisk(path, diskPath)]);
   if (user.status === 'rejected') {
     if (served.status === 'fulfilled') await served.value.close();
     throw user.reason;
   }
-  if (served.status === 'rejected') throw served.reason;
+  if (served.status === 'rejected') {
+    await user.value.release();
+    throw served.reason;
+  }
   const who = user.value;
   const exports = served.value;
-  return { run: (format, onProgress) => runConverter(who, exports, format, onProgress, sandbox), close: exports.close };
+  return {
+    run: (format, onProgress) => runConverter(who, exports, format, onProgress, sandbox),
+    close: async () => {
+      await exports.close();
+      await who.release();
+    },
+  };
+}
+
+/** A uid of its own from HELPER_UIDS (released after the conversion), else HELPER_USER. */
+async function converterUser(sandbox: ConvertSandbox): Promise<UnprivilegedUser & { release(): Promise<void> }> {
+  if (sandbox.uids) {
+    const own = await allocatePrivateUid(sandbox.uids);
+    return { name: String(own.uid), uid: own.uid, gid: own.uid, release: own.release };
+  }
+  return { ...(await resolveUnprivilegedUser(sandbox.user, 'qemu-img converts images')), release: async () => undefined };
 }
 
 /**

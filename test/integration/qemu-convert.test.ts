@@ -8,12 +8,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { convertToDisk } from '../../src/image/qemu-img.ts';
+import { LOCK_DIR } from '../../src/util/private-uid.ts';
 import { notRootReason } from '../support/binary.ts';
 
 const MiB = 1024 * 1024;
@@ -127,6 +128,22 @@ describe('qemu-img convert, unprivileged', { skip }, () => {
     } finally {
       execFileSync('losetup', ['-d', loop]);
     }
+  });
+
+  it('with HELPER_UIDS: runs under a uid of its own from the range, released afterwards', async () => {
+    const disk = join(work, 'disk-own-uid');
+    writeFileSync(disk, Buffer.alloc(32 * MiB, 0xff), { mode: 0o600 });
+    const range = { first: 1879048192, last: 1879113727 };
+    const converting = convertToDisk(qcow2, 'qcow2', disk, () => undefined, { ...sandbox, uids: range });
+    const seen = await observeConverter(converting);
+    await converting;
+    assert.ok(seen, 'the converter was seen running');
+    const [uid, ...others] = field(seen.status, 'Uid')?.split(/\s+/).map(Number) ?? [];
+    assert.ok(uid !== undefined && uid >= range.first && uid <= range.last, `uid ${uid} in the range`);
+    assert.deepEqual(others, [uid, uid, uid]);
+    assert.equal(field(seen.status, 'Gid')?.split(/\s+/)[0], String(uid));
+    assert.ok(!existsSync(join(LOCK_DIR, String(uid))), 'the uid is released');
+    execFileSync('cmp', ['-n', String(24 * MiB), raw, disk]);
   });
 
   it('refuses a HELPER_USER that is root, or unknown, with one line', async () => {

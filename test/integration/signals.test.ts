@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -157,6 +158,28 @@ describe('signals while the image is written (built binary, loop device)', { ski
       assert.deepEqual(filesUnder(dirs.imageTmp), [], 'no temporary image left');
       assert.deepEqual(processesUsing(disk), []);
       detach(disk);
+    });
+
+    it(`${signal} while a local qcow2 image is converted: exit ${128 + number}, the NBD daemon and the converter gone`, async () => {
+      const { node, dirs, disk } = deployment('');
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(node.imageDir, 'small.qcow2'), '8M']);
+      // A qemu-img that waits before converting, so the signal comes mid-conversion.
+      // Outside the node's 0700 directory: the converter runs unprivileged.
+      const bin = mkdtempSync(join(tmpdir(), 'snf-bin-'));
+      chmodSync(bin, 0o755);
+      const realQemuImg = execFileSync('sh', ['-c', 'command -v qemu-img']).toString().trim();
+      writeFileSync(join(bin, 'qemu-img'), `#!/bin/sh\n[ "$1" = convert ] && sleep 20\nexec ${realQemuImg} "$@"\n`, { mode: 0o755 });
+      const PATH = `${bin}:${CREATE_ENV.PATH}`;
+      const run = startCreate({ ...CREATE_ENV, PATH, OSP_IMG_ID: 'small.qcow2', OSP_IMG_FORMAT: 'qcow2', OSP_IMG_PASSWD: SECRET, OSP_IMG_PROPERTIES: '{"EXCLUDE_ALL_TASKS": "yes"}', DISK_0_PATH: disk, SNF_IMAGE_CONFIG: node.configFile, TMPDIR: dirs.tmp });
+      const ours = () => spawnSync('ps', ['-eo', 'pid,args', '--no-headers'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => (l.includes(dirs.tmp) && l.includes('qemu-storage-daemon')) || l.includes(join(bin, 'qemu-img')));
+      await waitFor('the converter and the NBD daemon to run', () => ours().length >= 2, run);
+      process.kill(run.pid, signal);
+      const { code } = await run.exited;
+      assert.equal(code, 128 + number, run.stderr().slice(-2000));
+      assert.deepEqual(ours(), [], 'no NBD daemon or converter left');
+      assert.deepEqual(readdirSync(dirs.tmp), [], 'the NBD socket directory removed');
+      detach(disk);
+      rmSync(bin, { recursive: true, force: true });
     });
   }
 });

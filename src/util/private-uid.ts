@@ -1,6 +1,7 @@
 /**
- * A user id of its own for each deployment's helper VM (QEMU -runas uid:gid), from the
- * HELPER_UIDS range: one compromised helper cannot signal or ptrace another. A uid is taken
+ * A user id of its own for each deployment's helper VM (QEMU -runas uid:gid) and each
+ * image conversion (qemu-img), from the HELPER_UIDS range: one compromised helper or
+ * converter cannot signal or ptrace another. A uid is taken
  * by creating its lock file (O_EXCL) in LOCK_DIR, holding this process's pid and start time;
  * a uid is skipped while any process runs under it or its lock's owner lives. A lock left by
  * a dead owner is removed safely (moved aside, checked, put back if it changed hands).
@@ -9,16 +10,16 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { UserError } from '../util/errors.ts';
+import { UserError } from './errors.ts';
 
-export const LOCK_DIR = '/run/snf-image/helper-uids';
+export const LOCK_DIR = '/run/snf-image/private-uids';
 
 export interface UidRange {
   first: number;
   last: number;
 }
 
-export interface HelperUid {
+export interface PrivateUid {
   uid: number;
   /** QEMU's -runas / -run-with user= value: the uid with the group id of the same number. */
   user: string;
@@ -92,7 +93,7 @@ async function tryLock(path: string, owner: LockOwner): Promise<boolean> {
   }
 }
 
-export async function allocateHelperUid(range: UidRange, lockDir = LOCK_DIR): Promise<HelperUid> {
+export async function allocatePrivateUid(range: UidRange, lockDir = LOCK_DIR): Promise<PrivateUid> {
   await mkdir(lockDir, { recursive: true, mode: 0o700 });
   const size = range.last - range.first + 1;
   const busy = uidsInUse();
@@ -124,5 +125,5 @@ export async function allocateHelperUid(range: UidRange, lockDir = LOCK_DIR): Pr
       },
     };
   }
-  throw new UserError(`HELPER_UIDS: every uid of ${range.first}-${range.last} is in use (by running helper VMs or other processes); widen the range`);
+  throw new UserError(`HELPER_UIDS: every uid of ${range.first}-${range.last} is in use (by running helper VMs, conversions or other processes); widen the range`);
 }

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { allocateHelperUid, uidsInUse } from '../../src/helper-vm/helper-uid.ts';
+import { allocatePrivateUid, uidsInUse } from '../../src/util/private-uid.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'snf-uids-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -22,24 +22,24 @@ describe('helper uid allocation', () => {
   it('concurrent allocations get different uids; the range exhausted is refused in one line', async () => {
     const dir = lockDir();
     const range = { first: BASE, last: BASE + 9 };
-    const got = await Promise.all(Array.from({ length: 10 }, () => allocateHelperUid(range, dir)));
+    const got = await Promise.all(Array.from({ length: 10 }, () => allocatePrivateUid(range, dir)));
     assert.equal(new Set(got.map((g) => g.uid)).size, 10);
     for (const g of got) assert.equal(g.user, `${g.uid}:${g.uid}`);
-    await assert.rejects(allocateHelperUid(range, dir), /^UserError: HELPER_UIDS: every uid of \d+-\d+ is in use .*; widen the range$/);
+    await assert.rejects(allocatePrivateUid(range, dir), /^UserError: HELPER_UIDS: every uid of \d+-\d+ is in use .*; widen the range$/);
     await got[3]?.release();
-    assert.equal((await allocateHelperUid(range, dir)).uid, got[3]?.uid);
+    assert.equal((await allocatePrivateUid(range, dir)).uid, got[3]?.uid);
   });
 
   it('a dead owner\'s lock is taken over; a live owner\'s is respected; release removes only its own lock', async () => {
     const dir = lockDir();
     const range = { first: BASE + 20, last: BASE + 20 };
     const dead = spawnSync('true').pid as number;
-    const first = await allocateHelperUid(range, dir);
+    const first = await allocatePrivateUid(range, dir);
     const lock = join(dir, String(BASE + 20));
     writeFileSync(lock, JSON.stringify({ pid: dead, start: '1', nonce: 'gone' }));
-    const taken = await allocateHelperUid(range, dir);
+    const taken = await allocatePrivateUid(range, dir);
     assert.equal(taken.uid, BASE + 20);
-    await assert.rejects(allocateHelperUid(range, dir), /HELPER_UIDS: every uid/);
+    await assert.rejects(allocatePrivateUid(range, dir), /HELPER_UIDS: every uid/);
     await first.release();
     assert.ok(existsSync(lock), 'the released handle was no longer the owner');
     await taken.release();
@@ -51,9 +51,9 @@ describe('helper uid allocation', () => {
     const child = spawn('setpriv', [`--reuid=${busy}`, `--regid=${busy}`, '--clear-groups', 'sleep', '30'], { stdio: 'ignore' });
     try {
       while (!uidsInUse().has(busy)) await new Promise((r) => setTimeout(r, 20));
-      const got = await allocateHelperUid({ first: busy, last: busy + 1 }, lockDir());
+      const got = await allocatePrivateUid({ first: busy, last: busy + 1 }, lockDir());
       assert.equal(got.uid, busy + 1);
-      await assert.rejects(allocateHelperUid({ first: busy, last: busy }, lockDir()), /HELPER_UIDS: every uid/);
+      await assert.rejects(allocatePrivateUid({ first: busy, last: busy }, lockDir()), /HELPER_UIDS: every uid/);
     } finally {
       child.kill('SIGKILL');
     }
