@@ -29,7 +29,8 @@ export function readConfigFloppy(device: string): Promise<string> {
         stream.resume();
         return;
       }
-      if ((header.size ?? 0) > FLOPPY_BYTES) return finish(new Error(`${device}: ${CONFIG_FILE_NAME} is larger than a floppy`));
+      if ((header.size ?? 0) > FLOPPY_BYTES)
+        return finish(new Error(`${device}: ${CONFIG_FILE_NAME} is larger than a floppy`));
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
       stream.on('end', () => finish(undefined, Buffer.concat(chunks).toString('utf8')));

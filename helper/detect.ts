@@ -39,7 +39,10 @@ async function probe(partition: Partition, fs: string, mountPoint: string): Prom
   return (await withProbeMount(partition.node, fs, mountPoint, () => holdsLinuxRoot(mountPoint))) ? 'linux' : undefined;
 }
 
-export async function detectRoot(disk: string, mountPoint: string): Promise<{ osFamily: OsFamily; rootPartition: number }> {
+export async function detectRoot(
+  disk: string,
+  mountPoint: string,
+): Promise<{ osFamily: OsFamily; rootPartition: number }> {
   const table = await readPartitionTable(disk);
   for (const partition of [...table.partitions].sort((a, b) => a.number - b.number)) {
     const bsd = bsdPartitionType(partition.type);
@@ -63,5 +66,7 @@ export async function detectRoot(disk: string, mountPoint: string): Promise<{ os
     const family = await probe(partition, fs, mountPoint);
     if (family) return { osFamily: family, rootPartition: partition.number };
   }
-  throw new TaskError('Unable to detect the root partition: no partition holds /etc/fstab with an OS release file, or Windows/System32 (set ROOT_PARTITION and OSFAMILY in img_properties)');
+  throw new TaskError(
+    'Unable to detect the root partition: no partition holds /etc/fstab with an OS release file, or Windows/System32 (set ROOT_PARTITION and OSFAMILY in img_properties)',
+  );
 }

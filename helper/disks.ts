@@ -17,7 +17,8 @@ export function findDiskBySerial(serial: string, sysBlock = '/sys/block'): strin
 export function diskSectors(device: string, sysClassBlock = '/sys/class/block'): number {
   const file = `${sysClassBlock}/${device.replace(/^\/dev\//, '')}/size`;
   const sectors = existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : NaN;
-  if (!Number.isSafeInteger(sectors) || sectors <= 0) throw new TaskError(`cannot read the size of ${device} from ${file}`);
+  if (!Number.isSafeInteger(sectors) || sectors <= 0)
+    throw new TaskError(`cannot read the size of ${device} from ${file}`);
   return sectors;
 }
 
@@ -89,7 +90,8 @@ export function parseSfdiskJson(stdout: string, device: string, sectors: () => n
     throw unreadable('gave no JSON');
   }
   const table = typeof json === 'object' && json !== null ? json.partitiontable : undefined;
-  if (!table || (table.label !== 'dos' && table.label !== 'gpt')) throw new TaskError(`Unsupported partition table type '${String(table?.label ?? 'none')}'`);
+  if (!table || (table.label !== 'dos' && table.label !== 'gpt'))
+    throw new TaskError(`Unsupported partition table type '${String(table?.label ?? 'none')}'`);
   const size = sectors();
   const list = table.partitions ?? [];
   if (!Array.isArray(list)) throw unreadable('gave partitions that are not a list');

@@ -44,7 +44,9 @@ interface Finished {
 
 /** A program's output as text without its final newline (callers compare whole values). */
 function withoutFinalNewline(chunks: Buffer[]): string {
-  return Buffer.concat(chunks).toString().replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString()
+    .replace(/\r?\n$/, '');
 }
 
 function execute(command: string, args: readonly string[], options: RunOptions): Promise<Finished> {
@@ -61,7 +63,13 @@ function execute(command: string, args: readonly string[], options: RunOptions):
     child.stderr?.on('data', (d: Buffer) => err.push(d));
     child.once('error', (error) => (spawnError = error));
     child.once('close', (code, signal) =>
-      resolve({ code, signal, stdout: withoutFinalNewline(out), stderr: withoutFinalNewline(err), ...(spawnError ? { spawnError } : {}) }),
+      resolve({
+        code,
+        signal,
+        stdout: withoutFinalNewline(out),
+        stderr: withoutFinalNewline(err),
+        ...(spawnError ? { spawnError } : {}),
+      }),
     );
     if (child.stdin) {
       child.stdin.on('error', () => undefined); // a program that exits without reading: its status says why
@@ -72,14 +80,18 @@ function execute(command: string, args: readonly string[], options: RunOptions):
 
 export async function run(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const limit = options.timeoutSeconds;
-  const r = limit ? await execute('timeout', ['-k', '2', String(limit), command, ...args], options) : await execute(command, args, options);
+  const r = limit
+    ? await execute('timeout', ['-k', '2', String(limit), command, ...args], options)
+    : await execute(command, args, options);
   const label = options.label ?? `${command} ${args.slice(0, 3).join(' ')}`;
   // timeout(1): 124 after TERM, 128+9 when KILL was needed.
-  if (limit && (r.code === 124 || r.code === 137)) throw new TaskError(`${label} did not finish within ${limit} s and was killed`);
+  if (limit && (r.code === 124 || r.code === 137))
+    throw new TaskError(`${label} did not finish within ${limit} s and was killed`);
   const code = r.spawnError !== undefined ? 127 : (r.code ?? 128);
   const result = { code, stdout: r.stdout, stderr: r.stderr };
   if (result.code !== 0 && !options.allowFailure) {
-    const why = r.spawnError !== undefined ? r.spawnError.message : r.code === null ? `killed by ${r.signal ?? 'a signal'}` : '';
+    const why =
+      r.spawnError !== undefined ? r.spawnError.message : r.code === null ? `killed by ${r.signal ?? 'a signal'}` : '';
     const last = (result.stderr.trim() || result.stdout.trim() || why).split('\n').pop() ?? '';
     throw new TaskError(`${label} failed (exit ${result.code})${last ? `: ${last}` : ''}`);
   }

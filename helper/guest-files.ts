@@ -14,10 +14,30 @@
  *   (a FIFO or device node of the image is a one-line error, never a hang).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fchownSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { posix } from 'node:path';
 import { TaskError } from './exec.ts';
-import { at, lstatAt, openDirectoryAt, resolveInGuest, walkGuest, type GuestLocation, type WalkOptions } from './guest-path.ts';
+import {
+  at,
+  lstatAt,
+  openDirectoryAt,
+  resolveInGuest,
+  walkGuest,
+  type GuestLocation,
+  type WalkOptions,
+} from './guest-path.ts';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 
@@ -75,7 +95,8 @@ export class GuestFs {
         fd = openSync(l.atPath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' || code === 'ENOTDIR' || !l.parentExists) throw new TaskError(`the image's ${guestPath}${via} does not exist`);
+        if (code === 'ENOENT' || code === 'ENOTDIR' || !l.parentExists)
+          throw new TaskError(`the image's ${guestPath}${via} does not exist`);
         if (code === 'ELOOP') throw new TaskError(`the image's ${guestPath}${via} is not a regular file`);
         throw e;
       }
@@ -118,7 +139,11 @@ export class GuestFs {
    * the old file's mode and owner unless given. A symlink at the final path is replaced,
    * not followed; missing directories on the way are created (0755).
    */
-  write(guestPath: string, content: string | Buffer, options: { mode?: number; uid?: number; gid?: number } = {}): void {
+  write(
+    guestPath: string,
+    content: string | Buffer,
+    options: { mode?: number; uid?: number; gid?: number } = {},
+  ): void {
     this.with(guestPath, { followFinal: false, create: PARENTS }, (l) => {
       if (l.name === undefined) throw new TaskError(`cannot write the image's ${guestPath}: it is a directory`);
       const old = lstatAt(l.atPath);
@@ -145,7 +170,11 @@ export class GuestFs {
         } catch {
           // already renamed or never there
         }
-        throw e instanceof TaskError ? e : new TaskError(`cannot write the image's ${guestPath}: ${(e as Error).message.replace(/ '\/proc\/self\/fd\/.*$/, '')}`);
+        throw e instanceof TaskError
+          ? e
+          : new TaskError(
+              `cannot write the image's ${guestPath}: ${(e as Error).message.replace(/ '\/proc\/self\/fd\/.*$/, '')}`,
+            );
       }
     });
   }
@@ -180,7 +209,9 @@ export class GuestFs {
             closeSync(fd);
           }
         } else if (!st.isDirectory()) {
-          throw new TaskError(`cannot create the directory ${guestPath} in the image: ${l.guestPath} is not a directory`);
+          throw new TaskError(
+            `cannot create the directory ${guestPath} in the image: ${l.guestPath} is not a directory`,
+          );
         }
       }
       return l.hostPath;
@@ -208,7 +239,8 @@ export interface PasswdEntry {
 }
 
 /** A uid/gid field chown can take (decimal, below (uid_t)-1); lines with another are skipped, as glibc does. */
-const isId = (field: string | undefined) => field !== undefined && /^\d{1,10}$/.test(field) && Number(field) < 0xffffffff;
+const isId = (field: string | undefined) =>
+  field !== undefined && /^\d{1,10}$/.test(field) && Number(field) < 0xffffffff;
 
 export function parsePasswd(text: string): PasswdEntry[] {
   return text

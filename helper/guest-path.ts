@@ -10,7 +10,17 @@
  * the walk returns is the open directory holding the final component: files are created,
  * renamed and removed relative to it (guest-files.ts).
  */
-import { closeSync, constants, fchmodSync, fchownSync, lstatSync, mkdirSync, openSync, readlinkSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readlinkSync,
+  type Stats,
+} from 'node:fs';
 import { posix } from 'node:path';
 import { TaskError } from './exec.ts';
 
@@ -169,7 +179,8 @@ export function walkGuest(root: string, guestPath: string, options: WalkOptions 
         frames.push({ fd: openDirectoryAt(path as string), name: component });
       } else if (options.create && path !== undefined) {
         const here = posix.join('/', ...frames.slice(1).map((f) => f.name), component);
-        if (st !== undefined) throw new TaskError(`cannot create ${guestPath} in the image: ${here} is not a directory`);
+        if (st !== undefined)
+          throw new TaskError(`cannot create ${guestPath} in the image: ${here} is not a directory`);
         frames.push({ fd: createDirectory(path, here, options.create), name: component });
       } else {
         frames.push({ fd: -1, name: component });

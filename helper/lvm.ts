@@ -9,11 +9,13 @@ import { filesystemType, partitionNode } from './disks.ts';
 import { run, TaskError } from './exec.ts';
 import { holdsLinuxRoot, withProbeMount } from './probe.ts';
 
-const CONFIG = 'devices { use_devicesfile = 0 } activation { udev_sync = 0 udev_rules = 0 } backup { backup = 0 archive = 0 }';
+const CONFIG =
+  'devices { use_devicesfile = 0 } activation { udev_sync = 0 udev_rules = 0 } backup { backup = 0 archive = 0 }';
 const PROBE = '/run/snf-lvm-probe';
 const LINUX_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs']);
 
-const lvm = (command: string, args: readonly string[], allowFailure = false) => run('lvm', [command, '--config', CONFIG, ...args], { allowFailure, label: `lvm ${command}` });
+const lvm = (command: string, args: readonly string[], allowFailure = false) =>
+  run('lvm', [command, '--config', CONFIG, ...args], { allowFailure, label: `lvm ${command}` });
 
 export async function isPhysicalVolume(node: string): Promise<boolean> {
   return (await filesystemType(node)) === 'LVM2_member';
@@ -26,7 +28,10 @@ export async function activateVolumeGroup(pv: string): Promise<{ vg: string; lvs
   await run('modprobe', ['dm_mod'], { allowFailure: true });
   await lvm('vgchange', ['-ay', vg]);
   await lvm('vgmknodes', [vg], true);
-  const lvs = (await lvm('lvs', ['--noheadings', '-o', 'lv_path', vg])).stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lvs = (await lvm('lvs', ['--noheadings', '-o', 'lv_path', vg])).stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return { vg, lvs };
 }
 
@@ -60,7 +65,10 @@ export async function rootDevice(ctx: HelperContext): Promise<string> {
   const { vg, lvs } = await activateVolumeGroup(node);
   remember(ctx, vg);
   const root = await findRootVolume(lvs);
-  if (!root) throw new TaskError(`ROOT_PARTITION ${ctx.properties.ROOT_PARTITION} is an LVM physical volume, but no logical volume of ${vg} holds /etc/fstab with an OS release file`);
+  if (!root)
+    throw new TaskError(
+      `ROOT_PARTITION ${ctx.properties.ROOT_PARTITION} is an LVM physical volume, but no logical volume of ${vg} holds /etc/fstab with an OS release file`,
+    );
   ctx.info(`root filesystem on the logical volume ${root}`);
   return (ctx.rootDevice = root);
 }

@@ -45,7 +45,9 @@ async function readConfig(): Promise<ConfigDocument> {
 
 async function debugShell(ports: Ports): Promise<void> {
   ports.console('HELPER_DEBUG: a root shell is on the fourth serial port (ttyS3); exit it to power off');
-  await run('/bin/busybox', ['setsid', 'sh', '-c', 'exec /bin/sh </dev/ttyS3 >/dev/ttyS3 2>&1'], { allowFailure: true });
+  await run('/bin/busybox', ['setsid', 'sh', '-c', 'exec /bin/sh </dev/ttyS3 >/dev/ttyS3 2>&1'], {
+    allowFailure: true,
+  });
 }
 
 /**
@@ -84,7 +86,9 @@ async function powerOff(): Promise<never> {
 export async function helperMain(): Promise<never> {
   const cmdline = existsSync('/proc/cmdline') ? readFileSync('/proc/cmdline', 'utf8') : '';
   if (!cmdline.split(/\s+/).includes('snf_image_activate_helper')) {
-    process.stderr.write('snf-image helper: runs only inside the helper VM (no snf_image_activate_helper on the kernel command line)\n');
+    process.stderr.write(
+      'snf-image helper: runs only inside the helper VM (no snf_image_activate_helper on the kernel command line)\n',
+    );
     process.exit(1);
   }
   const ports = openPorts();
@@ -117,10 +121,16 @@ export async function helperMain(): Promise<never> {
         const found = await detectRoot(ctx.disk, '/run/snf-probe');
         ctx.properties.OSFAMILY ??= found.osFamily;
         ctx.properties.ROOT_PARTITION ??= String(found.rootPartition);
-        ctx.warn(`image properties completed by detection: OSFAMILY=${ctx.properties.OSFAMILY} ROOT_PARTITION=${ctx.properties.ROOT_PARTITION}`);
+        ctx.warn(
+          `image properties completed by detection: OSFAMILY=${ctx.properties.OSFAMILY} ROOT_PARTITION=${ctx.properties.ROOT_PARTITION}`,
+        );
       }
       adapterFor(ctx.properties.OSFAMILY as OsFamily);
-      await runTasks(ctx, { emit: (e) => ports.event(e), log, ...(config.operation === 'rename' ? { only: RENAME_TASKS } : {}) });
+      await runTasks(ctx, {
+        emit: (e) => ports.event(e),
+        log,
+        ...(config.operation === 'rename' ? { only: RENAME_TASKS } : {}),
+      });
     }
     flushDisks(ctx.disks);
     ports.result('SUCCESS');
@@ -130,7 +140,8 @@ export async function helperMain(): Promise<never> {
     log(`ERROR: ${message}`);
     ports.event({ kind: 'error', message });
     ports.result(`ERROR: ${message}`);
-    if (ctx && ctx.mounts.length > 0) await run('umount', ['--recursive', '--lazy', ctx.target], { allowFailure: true });
+    if (ctx && ctx.mounts.length > 0)
+      await run('umount', ['--recursive', '--lazy', ctx.target], { allowFailure: true });
     await run('sync', [], { allowFailure: true });
     if (debug) await debugShell(ports);
   }

@@ -14,7 +14,12 @@ export function probeMountOptions(fs: string): string {
 }
 
 /** Mounts `node` for a look (undefined when it does not mount), runs `inspect`, unmounts. */
-export async function withProbeMount<T>(node: string, fs: string, where: string, inspect: () => T | Promise<T>): Promise<T | undefined> {
+export async function withProbeMount<T>(
+  node: string,
+  fs: string,
+  where: string,
+  inspect: () => T | Promise<T>,
+): Promise<T | undefined> {
   mkdirSync(where, { recursive: true });
   const mounted = await run('mount', ['-o', probeMountOptions(fs), node, where], { allowFailure: true });
   if (mounted.code !== 0) return undefined;

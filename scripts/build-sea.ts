@@ -13,7 +13,11 @@ import { ASSET_NAMES } from '../src/util/assets.ts';
 // so the caches are made by this same runtime started with them.
 const EXEC_ARGV = ['--max-semi-space-size=2'];
 for (const bundle of Object.values(BUNDLES)) {
-  execFileSync(process.execPath, [...EXEC_ARGV, 'scripts/make-code-cache.ts', bundle.source, bundle.cache, bundle.filename, ...bundle.warmArgs], { stdio: 'inherit' });
+  execFileSync(
+    process.execPath,
+    [...EXEC_ARGV, 'scripts/make-code-cache.ts', bundle.source, bundle.cache, bundle.filename, ...bundle.warmArgs],
+    { stdio: 'inherit' },
+  );
 }
 const bundleAssets = Object.values(BUNDLES).flatMap((b) => [b.source, b.cache]);
 
@@ -40,6 +44,8 @@ execFileSync(process.execPath, ['--experimental-sea-config', 'dist/sea-config.js
 rmSync(output, { force: true });
 copyFileSync(process.execPath, output);
 chmodSync(output, 0o755);
-await inject(output, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2' });
+await inject(output, 'NODE_SEA_BLOB', readFileSync(blob), {
+  sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+});
 rmSync(blob);
 console.log(`built ${output} (Node ${process.version} runtime)`);

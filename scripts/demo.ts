@@ -55,7 +55,21 @@ step(`deploying ${images.images['debian-mbr'].files.zst} onto a 4 GiB disk (${di
 const deployStarted = Date.now();
 const deploy = spawnSync(
   'dist/snf-image',
-  ['deploy', '--disk', disk, '--img-id', images.images['debian-mbr'].files.zst, '--img-format', 'diskdump', '--hostname', hostname, '--passwd-file', passwordFile, '--img-personality', JSON.stringify([{ path: '/etc/motd', contents: Buffer.from(motd).toString('base64'), mode: 0o644 }])],
+  [
+    'deploy',
+    '--disk',
+    disk,
+    '--img-id',
+    images.images['debian-mbr'].files.zst,
+    '--img-format',
+    'diskdump',
+    '--hostname',
+    hostname,
+    '--passwd-file',
+    passwordFile,
+    '--img-personality',
+    JSON.stringify([{ path: '/etc/motd', contents: Buffer.from(motd).toString('base64'), mode: 0o644 }]),
+  ],
   { stdio: 'inherit', env: { ...process.env, SNF_IMAGE_CONFIG: join(work, 'snf-image.conf') } },
 );
 if (deploy.status !== 0) {
@@ -67,10 +81,19 @@ console.log(`deployed and customized in ${((Date.now() - deployStarted) / 1000).
 step('booting the deployed disk (QEMU, read-only snapshot) and logging in on its serial console');
 const { checks, bootSeconds } = await checkDeployedDisk(
   { disk, probeKernel: join(helperDir, 'kernel') },
-  { oldPassword: images.images['debian-mbr'].template_password, password, hostname, minRootBytes: 3 * 1024 ** 3, oldHostKeyFingerprints: images.images['debian-mbr'].ssh_host_keys.map((k) => k.fingerprint), sshdRunning: true, files: { '/etc/motd': motd } },
+  {
+    oldPassword: images.images['debian-mbr'].template_password,
+    password,
+    hostname,
+    minRootBytes: 3 * 1024 ** 3,
+    oldHostKeyFingerprints: images.images['debian-mbr'].ssh_host_keys.map((k) => k.fingerprint),
+    sshdRunning: true,
+    files: { '/etc/motd': motd },
+  },
 );
 console.log(`guest reached its login prompt in ${bootSeconds.toFixed(1)} s; what it reports:`);
-for (const c of checks) console.log(`  ${c.ok ? '\x1b[32mok\x1b[0m  ' : '\x1b[31mFAIL\x1b[0m'} ${c.name.padEnd(24)} ${c.detail}`);
+for (const c of checks)
+  console.log(`  ${c.ok ? '\x1b[32mok\x1b[0m  ' : '\x1b[31mFAIL\x1b[0m'} ${c.name.padEnd(24)} ${c.detail}`);
 console.log(`\nthe new root password is in ${passwordFile} (disk: ${disk})`);
 console.log(`demo finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 process.exit(checks.every((c) => c.ok) ? 0 : 1);

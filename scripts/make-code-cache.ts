@@ -42,7 +42,13 @@ process.on('beforeExit', () => {
   process.exitCode = 0;
 });
 
-const run = script.runInThisContext() as (exports: object, require: NodeJS.Require, module: object, filename: string, dirname: string) => void;
+const run = script.runInThisContext() as (
+  exports: object,
+  require: NodeJS.Require,
+  module: object,
+  filename: string,
+  dirname: string,
+) => void;
 const module = { exports: {} };
 try {
   run(module.exports, createRequire(import.meta.filename), module, filename, '/');

@@ -29,11 +29,20 @@ function testFiles(dir: string): string[] {
 
 const only = process.argv.slice(2);
 if (!process.env.SNF_SKIP_BUILD) run('build', 'npm', ['run', '--silent', 'build']);
-const files = only.length > 0 ? only : ['test/unit', 'test/integration', 'test/e2e', 'test/ganeti'].flatMap((d) => {
-  try {
-    return testFiles(d);
-  } catch {
-    return [];
-  }
-});
-run('tests', process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=1800000', ...files]);
+const files =
+  only.length > 0
+    ? only
+    : ['test/unit', 'test/integration', 'test/e2e', 'test/ganeti'].flatMap((d) => {
+        try {
+          return testFiles(d);
+        } catch {
+          return [];
+        }
+      });
+run('tests', process.execPath, [
+  '--test',
+  '--test-reporter=spec',
+  '--test-concurrency=2',
+  '--test-timeout=1800000',
+  ...files,
+]);

@@ -14,7 +14,8 @@ export class BsdDeviceError extends TaskError {}
 export function parseBsdDevice(source: string, duid: string): BsdDevice {
   const byDuid = /^([0-9a-f]{16})\.([a-p])$/i.exec(source);
   if (byDuid) {
-    if (byDuid[1]?.toLowerCase() !== duid) throw new BsdDeviceError(`fstab names disk ${byDuid[1]}, not this image's disklabel UID ${duid || '(none)'}`);
+    if (byDuid[1]?.toLowerCase() !== duid)
+      throw new BsdDeviceError(`fstab names disk ${byDuid[1]}, not this image's disklabel UID ${duid || '(none)'}`);
     return { kind: 'letter', letter: byDuid[2]?.toLowerCase() as string };
   }
   const sliced = /^\/dev\/r?[a-z]+\d+s[1-4]([a-h])$/.exec(source);
@@ -23,7 +24,8 @@ export function parseBsdDevice(source: string, duid: string): BsdDevice {
   if (gpt) return { kind: 'gpt', number: Number(gpt[1]) };
   const labelled = /^\/dev\/r?(?:wd|sd|ld|vnd|vtbd|ada|da)\d+([a-p])$/.exec(source);
   if (labelled) return { kind: 'letter', letter: labelled[1] as string };
-  if (/^\/dev\/(gpt|ufs|gptid|ufsid|diskid|label)\//.test(source)) throw new BsdDeviceError(`fstab source ${source}: FreeBSD GEOM labels are not supported (use /dev/<disk>p<N>)`);
+  if (/^\/dev\/(gpt|ufs|gptid|ufsid|diskid|label)\//.test(source))
+    throw new BsdDeviceError(`fstab source ${source}: FreeBSD GEOM labels are not supported (use /dev/<disk>p<N>)`);
   throw new BsdDeviceError(`fstab source ${source} is not a BSD disk partition name this helper can map`);
 }
 
@@ -34,8 +36,14 @@ export interface KernelPartition {
 }
 
 /** The Linux partition node that starts where label partition `letter` starts. */
-export function nodeForStart(partitions: readonly KernelPartition[], start: number, size: number, what: string): string {
-  const match = partitions.find((p) => p.start === start && p.size === size) ?? partitions.find((p) => p.start === start);
+export function nodeForStart(
+  partitions: readonly KernelPartition[],
+  start: number,
+  size: number,
+  what: string,
+): string {
+  const match =
+    partitions.find((p) => p.start === start && p.size === size) ?? partitions.find((p) => p.start === start);
   if (!match) throw new BsdDeviceError(`${what} (sector ${start}) has no partition device in the helper`);
   return match.node;
 }

@@ -71,8 +71,10 @@ export function parseDisklabel(sector: Buffer, flavour: BsdFamily): Disklabel {
     throw new DisklabelError('no BSD disklabel in the slice (magic 0x82564557 missing at sector 1)');
   }
   const npartitions = sector.readUInt16LE(138);
-  if (npartitions < 3 || npartitions > MAX_PARTITIONS) throw new DisklabelError(`disklabel has ${npartitions} partitions (must be 3 to ${MAX_PARTITIONS})`);
-  if (checksum(sector, npartitions) !== sector.readUInt16LE(136)) throw new DisklabelError('disklabel checksum mismatch: the label is corrupted');
+  if (npartitions < 3 || npartitions > MAX_PARTITIONS)
+    throw new DisklabelError(`disklabel has ${npartitions} partitions (must be 3 to ${MAX_PARTITIONS})`);
+  if (checksum(sector, npartitions) !== sector.readUInt16LE(136))
+    throw new DisklabelError('disklabel checksum mismatch: the label is corrupted');
   const secsize = sector.readUInt32LE(40);
   if (secsize !== 512) throw new DisklabelError(`disklabel sector size ${secsize} is not supported (512 only)`);
   const openbsd = flavour === 'openbsd';
@@ -107,19 +109,28 @@ export function usedPartitions(label: Disklabel, sliceStart: number): Array<Labe
 export function labelProblems(label: Disklabel, sliceStart: number, sliceSize: number): string[] {
   return usedPartitions(label, sliceStart)
     .filter((p) => p.start < sliceStart || p.start + p.size > sliceStart + sliceSize)
-    .map((p) => `disklabel partition ${p.letter} (sectors ${p.start}+${p.size}) lies outside its slice (sectors ${sliceStart}+${sliceSize})`);
+    .map(
+      (p) =>
+        `disklabel partition ${p.letter} (sectors ${p.start}+${p.size}) lies outside its slice (sectors ${sliceStart}+${sliceSize})`,
+    );
 }
 
 /** The partition to grow: the used one that ends last. */
-export function lastLabelPartition(label: Disklabel, sliceStart: number): (LabelPartition & { start: number }) | undefined {
-  return usedPartitions(label, sliceStart).sort((a, b) => a.start + a.size - (b.start + b.size)).at(-1);
+export function lastLabelPartition(
+  label: Disklabel,
+  sliceStart: number,
+): (LabelPartition & { start: number }) | undefined {
+  return usedPartitions(label, sliceStart)
+    .sort((a, b) => a.start + a.size - (b.start + b.size))
+    .at(-1);
 }
 
 function writeSize(sector: Buffer, index: number, size: number, openbsd: boolean): void {
   const at = PARTITIONS_AT + index * PARTITION_SIZE;
   sector.writeUInt32LE(size % 0x1_0000_0000, at);
   if (openbsd) sector.writeUInt16LE(high16(size), at + 10);
-  else if (size >= 0x1_0000_0000) throw new DisklabelError(`partition of ${size} sectors does not fit a 32-bit disklabel`);
+  else if (size >= 0x1_0000_0000)
+    throw new DisklabelError(`partition of ${size} sectors does not fit a 32-bit disklabel`);
 }
 
 function writeOffset(sector: Buffer, index: number, offset: number, openbsd: boolean): void {
@@ -143,7 +154,13 @@ export interface GrowResult {
  * 'd'), d_secperunit and OpenBSD's usable area follow too, and the last used partition
  * ends at the end of the slice. The checksum is recomputed; the input is not changed.
  */
-export function growDisklabel(input: Buffer, flavour: BsdFamily, sliceStart: number, sliceSize: number, diskSectors: number): GrowResult {
+export function growDisklabel(
+  input: Buffer,
+  flavour: BsdFamily,
+  sliceStart: number,
+  sliceSize: number,
+  diskSectors: number,
+): GrowResult {
   const label = parseDisklabel(input, flavour);
   const problems = labelProblems(label, sliceStart, sliceSize);
   if (problems.length > 0) throw new DisklabelError(problems[0] as string);
@@ -175,7 +192,10 @@ export function growDisklabel(input: Buffer, flavour: BsdFamily, sliceStart: num
   let newSize = last?.size ?? 0;
   if (last) {
     newSize = sliceStart + sliceSize - last.start;
-    if (newSize < last.size) throw new DisklabelError(`the slice (sectors ${sliceStart}+${sliceSize}) is smaller than disklabel partition ${last.letter}`);
+    if (newSize < last.size)
+      throw new DisklabelError(
+        `the slice (sectors ${sliceStart}+${sliceSize}) is smaller than disklabel partition ${last.letter}`,
+      );
     writeSize(sector, index(last.letter), newSize, openbsd);
   }
   sector.writeUInt16LE(checksum(sector, sector.readUInt16LE(138)), 136);
@@ -216,9 +236,11 @@ export function buildDisklabel(spec: LabelSpec): Buffer {
   sector.writeUInt32LE(8192, 140);
   sector.writeUInt32LE(65536, 144);
   const raw: Record<string, { start: number; size: number }> =
-    spec.flavour === 'freebsd' ? { c: { start: 0, size: spec.sliceSize } }
-    : spec.flavour === 'openbsd' ? { c: { start: 0, size: spec.diskSectors } }
-    : { c: { start: spec.sliceStart, size: spec.sliceSize }, d: { start: 0, size: spec.diskSectors } };
+    spec.flavour === 'freebsd'
+      ? { c: { start: 0, size: spec.sliceSize } }
+      : spec.flavour === 'openbsd'
+        ? { c: { start: 0, size: spec.diskSectors } }
+        : { c: { start: spec.sliceStart, size: spec.sliceSize }, d: { start: 0, size: spec.diskSectors } };
   const letters = [...spec.partitions.map((p) => p.letter), ...Object.keys(raw)].sort();
   const count = Math.max(spec.flavour === 'openbsd' ? 16 : 8, (letters.at(-1) ?? 'a').charCodeAt(0) - 96);
   sector.writeUInt16LE(count, 138);
@@ -229,7 +251,8 @@ export function buildDisklabel(spec: LabelSpec): Buffer {
     sector.writeUInt8(fstype, PARTITIONS_AT + i * PARTITION_SIZE + 12);
   };
   for (const [letter, r] of Object.entries(raw)) put(letter, r.start, r.size, FS_UNUSED);
-  for (const p of spec.partitions) put(p.letter, spec.flavour === 'freebsd' ? p.start - spec.sliceStart : p.start, p.size, p.fstype);
+  for (const p of spec.partitions)
+    put(p.letter, spec.flavour === 'freebsd' ? p.start - spec.sliceStart : p.start, p.size, p.fstype);
   sector.writeUInt16LE(checksum(sector, count), 136);
   return sector;
 }

@@ -12,20 +12,36 @@ export class MasterPasswdError extends Error {}
  * ($2b$). NetBSD's upstream default is sha1 ($sha1$), which mkpasswd cannot make; NetBSD
  * verifies blowfish ($2a$), so that is its default here.
  */
-export const DEFAULT_HASH_METHOD: Readonly<Record<BsdFamily, string>> = { freebsd: 'sha512', openbsd: 'blowfish', netbsd: 'blowfish' };
+export const DEFAULT_HASH_METHOD: Readonly<Record<BsdFamily, string>> = {
+  freebsd: 'sha512',
+  openbsd: 'blowfish',
+  netbsd: 'blowfish',
+};
 
 /** mkpasswd --method per family and PASSWD_HASHING_METHOD: NetBSD's bcrypt reads $2a$ only. */
 export function mkpasswdMethod(family: BsdFamily, method: string): string {
-  const table: Readonly<Record<string, string>> = { md5: 'md5crypt', sha256: 'sha256crypt', sha512: 'sha512crypt', blowfish: family === 'netbsd' ? 'bcrypt-a' : 'bcrypt' };
+  const table: Readonly<Record<string, string>> = {
+    md5: 'md5crypt',
+    sha256: 'sha256crypt',
+    sha512: 'sha512crypt',
+    blowfish: family === 'netbsd' ? 'bcrypt-a' : 'bcrypt',
+  };
   const tool = table[method];
-  if (!tool) throw new MasterPasswdError(`PASSWD_HASHING_METHOD ${method} is not supported for ${family} (md5, sha256, sha512, blowfish)`);
-  if (family !== 'freebsd' && (method === 'sha256' || method === 'sha512')) throw new MasterPasswdError(`PASSWD_HASHING_METHOD ${method} is not supported by ${family}'s crypt(3) (md5, blowfish)`);
+  if (!tool)
+    throw new MasterPasswdError(
+      `PASSWD_HASHING_METHOD ${method} is not supported for ${family} (md5, sha256, sha512, blowfish)`,
+    );
+  if (family !== 'freebsd' && (method === 'sha256' || method === 'sha512'))
+    throw new MasterPasswdError(
+      `PASSWD_HASHING_METHOD ${method} is not supported by ${family}'s crypt(3) (md5, blowfish)`,
+    );
   return tool;
 }
 
 /** master.passwd with `users`' password field set to `hash` and their change field to 0. */
 export function masterPasswdWithPassword(text: string, users: readonly string[], hash: string): string {
-  if (hash.includes(':') || hash.includes('\n')) throw new MasterPasswdError('the password hash contains ":" or a newline');
+  if (hash.includes(':') || hash.includes('\n'))
+    throw new MasterPasswdError('the password hash contains ":" or a newline');
   const seen = new Set<string>();
   const lines = text.split('\n').map((line) => {
     const fields = line.split(':');
@@ -36,7 +52,8 @@ export function masterPasswdWithPassword(text: string, users: readonly string[],
     return fields.join(':');
   });
   const missing = users.filter((u) => !seen.has(u));
-  if (missing.length > 0) throw new MasterPasswdError(`user(s) ${missing.join(', ')} do not exist in the image's /etc/master.passwd`);
+  if (missing.length > 0)
+    throw new MasterPasswdError(`user(s) ${missing.join(', ')} do not exist in the image's /etc/master.passwd`);
   return lines.join('\n');
 }
 

@@ -12,10 +12,13 @@ function assignmentName(line: string): string | undefined {
 
 /** rc.conf without the assignments whose names `drop` matches. */
 export function rcConfWithout(text: string, drop: (name: string) => boolean): string {
-  return text.split('\n').filter((line) => {
-    const name = assignmentName(line);
-    return name === undefined || !drop(name);
-  }).join('\n');
+  return text
+    .split('\n')
+    .filter((line) => {
+      const name = assignmentName(line);
+      return name === undefined || !drop(name);
+    })
+    .join('\n');
 }
 
 /** The text without its final newlines (not /\n*$/: quadratic on a long run of newlines). */
@@ -29,7 +32,8 @@ function withoutFinalNewlines(text: string): string {
 export function rcConfWith(text: string, values: ReadonlyArray<readonly [string, string]>): string {
   for (const [name, value] of values) {
     if (!NAME.test(name)) throw new RcConfError(`rc.conf variable name ${name} is not valid`);
-    if (/["\\$`\n]/.test(value)) throw new RcConfError(`rc.conf value for ${name} contains a quote, backslash, $ or newline`);
+    if (/["\\$`\n]/.test(value))
+      throw new RcConfError(`rc.conf value for ${name} contains a quote, backslash, $ or newline`);
   }
   const names = new Set(values.map(([n]) => n));
   const kept = withoutFinalNewlines(rcConfWithout(text, (n) => names.has(n)));

@@ -35,7 +35,10 @@ export function ufsTypeOf(head: Buffer): UfsType | undefined {
 
 /** Whether the UFS2 superblock is where FreeBSD's newfs puts it (64 KiB), the only place Linux looks. */
 export function ufs2At64k(head: Buffer): boolean {
-  return head.length >= 65536 + MAGIC_AT + 4 && [head.readUInt32LE(65536 + MAGIC_AT), head.readUInt32BE(65536 + MAGIC_AT)].includes(UFS2_MAGIC);
+  return (
+    head.length >= 65536 + MAGIC_AT + 4 &&
+    [head.readUInt32LE(65536 + MAGIC_AT), head.readUInt32BE(65536 + MAGIC_AT)].includes(UFS2_MAGIC)
+  );
 }
 
 export function readAt(device: string, position: number, length: number): Buffer {
@@ -76,7 +79,8 @@ export function kernelPartitions(disk: string, sysClassBlock = '/sys/class/block
     }));
 }
 
-export const UFS_WRITE_UNAVAILABLE = "UFS write support is not available in the helper: its ufs module is Debian's, built without CONFIG_UFS_FS_WRITE (a helper built with --no-ufs-write, or by an older snf-image); run snf-image-update-helper, or deploy this image with img_properties EXCLUDE_MOUNTED_TASKS=yes";
+export const UFS_WRITE_UNAVAILABLE =
+  "UFS write support is not available in the helper: its ufs module is Debian's, built without CONFIG_UFS_FS_WRITE (a helper built with --no-ufs-write, or by an older snf-image); run snf-image-update-helper, or deploy this image with img_properties EXCLUDE_MOUNTED_TASKS=yes";
 
 // struct fs (4.4BSD / FreeBSD layout, shared by UFS1 and UFS2), byte offsets.
 const SB_CLEAN = 209;
@@ -128,7 +132,8 @@ export function readUfsSuperblock(head: Buffer): UfsSuperblock | undefined {
 export function withoutCheckHashes(head: Buffer, sb: UfsSuperblock): Buffer | undefined {
   if (sb.metackhash === 0 && (sb.flags & FS_METACKHASH) === 0) return undefined;
   const out = Buffer.from(head.subarray(sb.offset, sb.offset + 2048));
-  const w32 = (at: number, v: number) => (sb.littleEndian ? out.writeUInt32LE(v >>> 0, at) : out.writeUInt32BE(v >>> 0, at));
+  const w32 = (at: number, v: number) =>
+    sb.littleEndian ? out.writeUInt32LE(v >>> 0, at) : out.writeUInt32BE(v >>> 0, at);
   w32(SB_METACKHASH, 0);
   w32(SB_CKHASH, 0);
   w32(SB_FLAGS, sb.flags & ~FS_METACKHASH);
@@ -140,25 +145,45 @@ export function withoutCheckHashes(head: Buffer, sb: UfsSuperblock): Buffer | un
  * UFS_WRITE_UNAVAILABLE when the helper's ufs module cannot write. `family` freebsd turns
  * its metadata check hashes off first (with a warning).
  */
-export async function mountUfs(node: string, where: string, family: BsdFamily, warn: (message: string) => void): Promise<void> {
+export async function mountUfs(
+  node: string,
+  where: string,
+  family: BsdFamily,
+  warn: (message: string) => void,
+): Promise<void> {
   const head = readAt(node, 0, 65536 + 4096);
   const sb = readUfsSuperblock(head);
   if (!sb) throw new TaskError(`${node} holds no UFS/FFS filesystem (no UFS1 or UFS2 superblock)`);
   const type = sb.type;
-  if (type === 'ufs2' && !ufs2At64k(head)) throw new TaskError(`${node} is UFS2 with its superblock at 8 KiB (as NetBSD's makefs writes it): the Linux ufs driver reads UFS2 superblocks at 64 KiB only`);
-  if (sb.clean !== FSCLEAN) throw new TaskError(`the ${family} filesystem on ${node} was not cleanly unmounted (fs_clean ${sb.clean}): run fsck_ffs on it in ${family}, then make the image again`);
+  if (type === 'ufs2' && !ufs2At64k(head))
+    throw new TaskError(
+      `${node} is UFS2 with its superblock at 8 KiB (as NetBSD's makefs writes it): the Linux ufs driver reads UFS2 superblocks at 64 KiB only`,
+    );
+  if (sb.clean !== FSCLEAN)
+    throw new TaskError(
+      `the ${family} filesystem on ${node} was not cleanly unmounted (fs_clean ${sb.clean}): run fsck_ffs on it in ${family}, then make the image again`,
+    );
   if (family === 'freebsd') {
     const plain = withoutCheckHashes(head, sb);
     if (plain) {
       writeAt(node, sb.offset, plain);
-      warn(`${node}: FreeBSD metadata check hashes (fs_metackhash 0x${sb.metackhash.toString(16)}) turned off: the Linux UFS driver does not maintain them`);
+      warn(
+        `${node}: FreeBSD metadata check hashes (fs_metackhash 0x${sb.metackhash.toString(16)}) turned off: the Linux UFS driver does not maintain them`,
+      );
     }
   }
   await run('modprobe', ['ufs'], { allowFailure: true });
   // noexec: nothing of a BSD image runs in the (Linux) helper.
-  const r = await run('mount', ['-t', 'ufs', '-o', `rw,nosuid,nodev,noexec,ufstype=${type}`, node, where], { allowFailure: true });
+  const r = await run('mount', ['-t', 'ufs', '-o', `rw,nosuid,nodev,noexec,ufstype=${type}`, node, where], {
+    allowFailure: true,
+  });
   if (r.code !== 0) {
-    const why = (r.stderr.trim() || r.stdout.trim()).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('dmesg(1)')).pop() ?? '';
+    const why =
+      (r.stderr.trim() || r.stdout.trim())
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('dmesg(1)'))
+        .pop() ?? '';
     if (/read-only|write-protected/i.test(why)) throw new TaskError(UFS_WRITE_UNAVAILABLE);
     throw new TaskError(`cannot mount ${node} as UFS (ufstype=${type})${why ? `: ${why}` : ''}`);
   }
@@ -177,7 +202,9 @@ export async function ufsHoldsFstab(node: string, where: string): Promise<boolea
   const type = ufsTypeOf(readAt(node, 0, 65536 + 4096));
   if (!type) return undefined;
   await run('modprobe', ['ufs'], { allowFailure: true });
-  const r = await run('mount', ['-t', 'ufs', '-o', `ro,nosuid,nodev,noexec,ufstype=${type}`, node, where], { allowFailure: true });
+  const r = await run('mount', ['-t', 'ufs', '-o', `ro,nosuid,nodev,noexec,ufstype=${type}`, node, where], {
+    allowFailure: true,
+  });
   if (r.code !== 0) return undefined;
   try {
     return existsSync(`${where}/etc/fstab`);

@@ -37,7 +37,10 @@ export interface SeedFile {
 const cloudConfig = (data: Record<string, unknown>): string => `#cloud-config\n${JSON.stringify(data, null, 2)}\n`;
 
 export function authorizedKeyLines(text: string | undefined): string[] {
-  return (text ?? '').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  return (text ?? '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
 }
 
 export function renderSeed(input: SeedInput): SeedFile[] {
@@ -45,22 +48,44 @@ export function renderSeed(input: SeedInput): SeedFile[] {
   const metaData: Record<string, unknown> = { 'instance-id': input.instanceId, 'local-hostname': input.hostname };
   if (keys.length > 0) metaData['public-keys'] = keys;
 
-  const vendor: Record<string, unknown> = { preserve_hostname: false, ssh_deletekeys: true, ssh_genkeytypes: ['rsa', 'ecdsa', 'ed25519'] };
+  const vendor: Record<string, unknown> = {
+    preserve_hostname: false,
+    ssh_deletekeys: true,
+    ssh_genkeytypes: ['rsa', 'ecdsa', 'ed25519'],
+  };
   if (input.passwordHash !== undefined) {
     vendor.ssh_pwauth = true;
-    vendor.chpasswd = { expire: false, users: input.users.map((name) => ({ name, password: input.passwordHash, type: 'hash' })) };
+    vendor.chpasswd = {
+      expire: false,
+      users: input.users.map((name) => ({ name, password: input.passwordHash, type: 'hash' })),
+    };
   }
   // The public keys reach root only when cloud-init does not disable root logins.
   if (input.users.includes('root')) vendor.disable_root = false;
-  if (input.swapMiB !== undefined) vendor.swap = { filename: '/swap.img', size: input.swapMiB * 1048576, maxsize: input.swapMiB * 1048576 };
+  if (input.swapMiB !== undefined)
+    vendor.swap = { filename: '/swap.img', size: input.swapMiB * 1048576, maxsize: input.swapMiB * 1048576 };
 
   const files: SeedFile[] = [
-    { path: DATASOURCE_CFG, mode: 0o644, content: `# Written by snf-image (CLOUD_INIT): the instance's NoCloud seed is in ${SEED_DIR}.\ndatasource_list: [ NoCloud, None ]\n` },
+    {
+      path: DATASOURCE_CFG,
+      mode: 0o644,
+      content: `# Written by snf-image (CLOUD_INIT): the instance's NoCloud seed is in ${SEED_DIR}.\ndatasource_list: [ NoCloud, None ]\n`,
+    },
     { path: `${SEED_DIR}/meta-data`, mode: 0o600, content: `${JSON.stringify(metaData, null, 2)}\n` },
     { path: `${SEED_DIR}/user-data`, mode: 0o600, content: input.userData ?? '#cloud-config\n{}\n' },
     { path: `${SEED_DIR}/vendor-data`, mode: 0o600, content: cloudConfig(vendor) },
   ];
-  if (input.nics.length > 0) files.push({ path: `${SEED_DIR}/network-config`, mode: 0o600, content: `${JSON.stringify(networkConfigV2(input.nics), null, 2)}\n` });
-  if (input.debug) files.push({ path: DEBUG_CFG, mode: 0o644, content: '# Written by snf-image (CLOUD_INIT_DEBUG).\ndebug:\n  verbose: true\n' });
+  if (input.nics.length > 0)
+    files.push({
+      path: `${SEED_DIR}/network-config`,
+      mode: 0o600,
+      content: `${JSON.stringify(networkConfigV2(input.nics), null, 2)}\n`,
+    });
+  if (input.debug)
+    files.push({
+      path: DEBUG_CFG,
+      mode: 0o644,
+      content: '# Written by snf-image (CLOUD_INIT_DEBUG).\ndebug:\n  verbose: true\n',
+    });
   return files;
 }

@@ -171,7 +171,8 @@ export function sysconfigNetwork(text: string): string {
   return text
     .split('\n')
     .map((line) => {
-      if (/^\s*(GATEWAY|GATEWAYDEV)=/.test(line)) return `# disabled by snf-image (gateways are in ifcfg-snf<i>): ${line}`;
+      if (/^\s*(GATEWAY|GATEWAYDEV)=/.test(line))
+        return `# disabled by snf-image (gateways are in ifcfg-snf<i>): ${line}`;
       if (/^\s*NETWORKING=/.test(line) && !/^\s*NETWORKING=["']?yes["']?\s*$/.test(line)) return 'NETWORKING=yes';
       return line;
     })
@@ -210,18 +211,35 @@ function neutralizeNamingRules(fs: GuestFs, changes: GuestChanges, nics: readonl
 }
 
 /** Configures the guest's network with `system` for `nics`. */
-export function applyNetwork(fs: GuestFs, system: NetworkSystem, nics: readonly NicModel[], now: Date = new Date()): ApplyResult {
-  const result: ApplyResult = { system, naming: 'netplan', written: [], unchanged: [], backups: [], disabled: [], warnings: [] };
+export function applyNetwork(
+  fs: GuestFs,
+  system: NetworkSystem,
+  nics: readonly NicModel[],
+  now: Date = new Date(),
+): ApplyResult {
+  const result: ApplyResult = {
+    system,
+    naming: 'netplan',
+    written: [],
+    unchanged: [],
+    backups: [],
+    disabled: [],
+    warnings: [],
+  };
   const changes = new GuestChanges(fs, backupStamp(now), result);
 
   if (system !== 'netplan') {
     result.naming = detectNaming(fs);
     if (result.naming === 'none') {
       if (system === 'ifupdown' || system === 'ifcfg') {
-        result.warnings.push(`the image has no udev: its NICs cannot be named after their MAC addresses, which ${system} needs; its network configuration is left as it is`);
+        result.warnings.push(
+          `the image has no udev: its NICs cannot be named after their MAC addresses, which ${system} needs; its network configuration is left as it is`,
+        );
         return result;
       }
-      result.warnings.push('the image has no udev: the NICs keep the names the kernel gives them (the configuration matches them by MAC address)');
+      result.warnings.push(
+        'the image has no udev: the NICs keep the names the kernel gives them (the configuration matches them by MAC address)',
+      );
     }
   }
   if (result.naming === 'link') {
@@ -237,7 +255,8 @@ export function applyNetwork(fs: GuestFs, system: NetworkSystem, nics: readonly 
       break;
     case 'netplan': {
       const renderer = netplanRenderer(fs, changes);
-      for (const name of netplanFiles(fs)) if (`/etc/netplan/${name}` !== NETPLAN_PATH) changes.disable(`/etc/netplan/${name}`);
+      for (const name of netplanFiles(fs))
+        if (`/etc/netplan/${name}` !== NETPLAN_PATH) changes.disable(`/etc/netplan/${name}`);
       for (const file of render(system, nics, renderer ? { renderer } : {})) changes.replace(file);
       break;
     }

@@ -33,17 +33,26 @@ export interface BsdNic {
 }
 
 /** Interface names for the NICs (in NIC order), from their frontend types. */
-export function bsdInterfaces(family: BsdFamily, nics: readonly NicModel[], frontendTypes: ReadonlyMap<number, string | undefined>): BsdNic[] {
+export function bsdInterfaces(
+  family: BsdFamily,
+  nics: readonly NicModel[],
+  frontendTypes: ReadonlyMap<number, string | undefined>,
+): BsdNic[] {
   const counters = new Map<string, number>();
-  return [...nics].sort((a, b) => a.index - b.index).map((nic) => {
-    const type = frontendTypes.get(nic.index) ?? DEFAULT_FRONTEND;
-    const drivers = BSD_DRIVERS[type];
-    if (!drivers) throw new BsdNetworkError(`NIC_${nic.index}_FRONTEND_TYPE ${type} has no ${family} driver (one of ${Object.keys(BSD_DRIVERS).join(', ')})`);
-    const driver = drivers[family];
-    const n = counters.get(driver) ?? 0;
-    counters.set(driver, n + 1);
-    return { nic, ifname: `${driver}${n}` };
-  });
+  return [...nics]
+    .sort((a, b) => a.index - b.index)
+    .map((nic) => {
+      const type = frontendTypes.get(nic.index) ?? DEFAULT_FRONTEND;
+      const drivers = BSD_DRIVERS[type];
+      if (!drivers)
+        throw new BsdNetworkError(
+          `NIC_${nic.index}_FRONTEND_TYPE ${type} has no ${family} driver (one of ${Object.keys(BSD_DRIVERS).join(', ')})`,
+        );
+      const driver = drivers[family];
+      const n = counters.get(driver) ?? 0;
+      counters.set(driver, n + 1);
+      return { nic, ifname: `${driver}${n}` };
+    });
 }
 
 export interface BsdNetworkFiles {
@@ -67,7 +76,22 @@ function defaultGateway(nics: readonly BsdNic[]): string | undefined {
 }
 
 function ownedRcName(name: string): boolean {
-  return /^ifconfig_[a-z]+\d+(_ipv6|_alias\d+)?$/.test(name) || ['defaultrouter', 'defaultroute', 'ipv6_activate_all_interfaces', 'rtsold_enable', 'dhcp6c_enable', 'dhcp6c_interfaces', 'ip6mode', 'dhcpcd', 'dhcpcd_flags', 'rtsol', 'rtsol_flags'].includes(name);
+  return (
+    /^ifconfig_[a-z]+\d+(_ipv6|_alias\d+)?$/.test(name) ||
+    [
+      'defaultrouter',
+      'defaultroute',
+      'ipv6_activate_all_interfaces',
+      'rtsold_enable',
+      'dhcp6c_enable',
+      'dhcp6c_interfaces',
+      'ip6mode',
+      'dhcpcd',
+      'dhcpcd_flags',
+      'rtsol',
+      'rtsol_flags',
+    ].includes(name)
+  );
 }
 
 /** FreeBSD: everything in rc.conf. */
@@ -76,7 +100,10 @@ export function renderFreebsd(nics: readonly BsdNic[], rcConf: string): BsdNetwo
   const dhcp6: string[] = [];
   for (const { nic, ifname } of nics) {
     const v4 = staticV4(nic);
-    values.push([`ifconfig_${ifname}`, nic.ipv4?.method === 'dhcp' ? 'DHCP' : v4 ? `inet ${v4.address} netmask ${v4.netmask}` : 'up']);
+    values.push([
+      `ifconfig_${ifname}`,
+      nic.ipv4?.method === 'dhcp' ? 'DHCP' : v4 ? `inet ${v4.address} netmask ${v4.netmask}` : 'up',
+    ]);
     if (nic.ipv6) values.push([`ifconfig_${ifname}_ipv6`, 'inet6 accept_rtadv']);
     if (nic.ipv6 === 'dhcpv6' || nic.ipv6 === 'slaac_dhcp') dhcp6.push(ifname);
   }
@@ -101,7 +128,8 @@ export function renderOpenbsd(nics: readonly BsdNic[]): BsdNetworkFiles {
     if (nic.ipv4?.method === 'dhcp') lines.push('inet autoconf');
     else if (v4) lines.push(`inet ${v4.address} ${v4.netmask} NONE`);
     if (nic.ipv6) lines.push('inet6 autoconf');
-    if (nic.ipv6 === 'dhcpv6' || nic.ipv6 === 'slaac_dhcp') warnings.push(`${ifname}: OpenBSD has no DHCPv6 client in base; configured with SLAAC only`);
+    if (nic.ipv6 === 'dhcpv6' || nic.ipv6 === 'slaac_dhcp')
+      warnings.push(`${ifname}: OpenBSD has no DHCPv6 client in base; configured with SLAAC only`);
     lines.push('up');
     return { path: `/etc/hostname.${ifname}`, content: `${lines.join('\n')}\n`, mode: 0o640 };
   });
@@ -118,7 +146,8 @@ export function renderNetbsd(nics: readonly BsdNic[], rcConf: string): BsdNetwor
     const v4 = staticV4(nic);
     if (v4) lines.push(`inet ${v4.address} netmask ${v4.netmask}`);
     if (nic.ipv4?.method === 'dhcp') lines.push('!dhcpcd -q -4 $int');
-    if (nic.ipv6 === 'dhcpv6' || nic.ipv6 === 'slaac_dhcp') warnings.push(`${ifname}: DHCPv6 is not configured on NetBSD (upstream does not either); SLAAC only`);
+    if (nic.ipv6 === 'dhcpv6' || nic.ipv6 === 'slaac_dhcp')
+      warnings.push(`${ifname}: DHCPv6 is not configured on NetBSD (upstream does not either); SLAAC only`);
     return { path: `/etc/ifconfig.${ifname}`, content: `${lines.join('\n')}\n`, mode: 0o644 };
   });
   const values: Array<[string, string]> = [];

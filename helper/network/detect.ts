@@ -83,18 +83,25 @@ export function netplanFiles(fs: GuestFs): string[] {
 export function detectNetworkSystem(fs: GuestFs, properties: Readonly<Record<string, string>> = {}): Detection {
   if (isYes(properties.NM_NETWORKING)) return { system: 'networkmanager', why: 'image property NM_NETWORKING=yes' };
   if (netplanFiles(fs).length > 0) return { system: 'netplan', why: '/etc/netplan has configuration files' };
-  for (const path of ['/usr/sbin/netplan', '/sbin/netplan']) if (present(fs, path)) return { system: 'netplan', why: `${path} is installed` };
-  if (unitEnabled(fs, 'NetworkManager.service', 'dbus-org.freedesktop.NetworkManager.service')) return { system: 'networkmanager', why: 'NetworkManager.service is enabled' };
-  if (unitEnabled(fs, 'systemd-networkd.service', 'dbus-org.freedesktop.network1.service')) return { system: 'networkd', why: 'systemd-networkd.service is enabled' };
+  for (const path of ['/usr/sbin/netplan', '/sbin/netplan'])
+    if (present(fs, path)) return { system: 'netplan', why: `${path} is installed` };
+  if (unitEnabled(fs, 'NetworkManager.service', 'dbus-org.freedesktop.NetworkManager.service'))
+    return { system: 'networkmanager', why: 'NetworkManager.service is enabled' };
+  if (unitEnabled(fs, 'systemd-networkd.service', 'dbus-org.freedesktop.network1.service'))
+    return { system: 'networkd', why: 'systemd-networkd.service is enabled' };
   if (present(fs, '/etc/network/interfaces')) return { system: 'ifupdown', why: '/etc/network/interfaces exists' };
-  for (const path of ['/sbin/ifup', '/usr/sbin/ifup']) if (present(fs, path)) return { system: 'ifupdown', why: `${path} is installed` };
-  if (fs.isDirectory('/etc/sysconfig/network-scripts')) return { system: 'ifcfg', why: '/etc/sysconfig/network-scripts exists' };
-  for (const path of ['/usr/sbin/NetworkManager', '/sbin/NetworkManager']) if (present(fs, path)) return { system: 'networkmanager', why: `${path} is installed (not enabled in the image)` };
+  for (const path of ['/sbin/ifup', '/usr/sbin/ifup'])
+    if (present(fs, path)) return { system: 'ifupdown', why: `${path} is installed` };
+  if (fs.isDirectory('/etc/sysconfig/network-scripts'))
+    return { system: 'ifcfg', why: '/etc/sysconfig/network-scripts exists' };
+  for (const path of ['/usr/sbin/NetworkManager', '/sbin/NetworkManager'])
+    if (present(fs, path)) return { system: 'networkmanager', why: `${path} is installed (not enabled in the image)` };
   return { why: 'no netplan, NetworkManager, systemd-networkd, ifupdown or network-scripts found in the image' };
 }
 
 export function detectNaming(fs: GuestFs): Naming {
-  for (const path of ['/lib/systemd/systemd-udevd', '/usr/lib/systemd/systemd-udevd']) if (present(fs, path)) return 'link';
+  for (const path of ['/lib/systemd/systemd-udevd', '/usr/lib/systemd/systemd-udevd'])
+    if (present(fs, path)) return 'link';
   for (const path of ['/sbin/udevd', '/usr/sbin/udevd', '/lib/udev/udevd']) if (present(fs, path)) return 'udev-rule';
   return 'none';
 }

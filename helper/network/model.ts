@@ -60,7 +60,16 @@ export interface NicModel {
   source: 'network' | 'default';
 }
 
-export const DEFAULT_NIC_CONFIG_VALUES = ['', 'dhcp', 'dhcpv6', 'slaac', 'slaac_dhcp', 'dhcp+dhcpv6', 'dhcp+slaac', 'dhcp+slaac_dhcp'] as const;
+export const DEFAULT_NIC_CONFIG_VALUES = [
+  '',
+  'dhcp',
+  'dhcpv6',
+  'slaac',
+  'slaac_dhcp',
+  'dhcp+dhcpv6',
+  'dhcp+slaac',
+  'dhcp+slaac_dhcp',
+] as const;
 
 type Nic = ConfigDocument['nics'][number];
 type NetworkSettings = ConfigDocument['network'];
@@ -84,18 +93,23 @@ export function prefixToNetmask(prefix: number): string {
 
 function normalizeMac(nic: Nic): string {
   const mac = nic.mac.trim().toLowerCase().replace(/-/g, ':');
-  if (!MAC.test(mac)) throw new Error(`NIC ${nic.index}: MAC address '${nic.mac}' is not of the form aa:bb:cc:dd:ee:ff`);
+  if (!MAC.test(mac))
+    throw new Error(`NIC ${nic.index}: MAC address '${nic.mac}' is not of the form aa:bb:cc:dd:ee:ff`);
   return mac;
 }
 
 function subnetPrefix(nic: Nic, subnet: string): number {
   const m = /^([^/]+)\/(\d{1,2})$/.exec(subnet.trim());
   const prefix = m ? Number(m[2]) : NaN;
-  if (!m || !isIpv4(m[1] as string) || prefix > 32) throw new Error(`NIC ${nic.index}: network subnet '${subnet}' is not an IPv4 subnet like 192.0.2.0/24`);
+  if (!m || !isIpv4(m[1] as string) || prefix > 32)
+    throw new Error(`NIC ${nic.index}: network subnet '${subnet}' is not an IPv4 subnet like 192.0.2.0/24`);
   return prefix;
 }
 
-function tagDecisions(tags: readonly string[], settings: NetworkSettings): { dhcp: boolean; dhcp6: 'no' | 'stateful' | 'stateless' } {
+function tagDecisions(
+  tags: readonly string[],
+  settings: NetworkSettings,
+): { dhcp: boolean; dhcp6: 'no' | 'stateful' | 'stateless' } {
   let dhcp = false;
   let dhcp6: 'no' | 'stateful' | 'stateless' = 'no';
   for (const tag of tags) {
@@ -115,7 +129,9 @@ function hasNoInformation(nic: Nic): boolean {
 export function parseDefaultNicConfig(value: string): { ipv4?: Ipv4Config; ipv6?: Ipv6Method } {
   const text = value.trim();
   if (!(DEFAULT_NIC_CONFIG_VALUES as readonly string[]).includes(text)) {
-    throw new Error(`DEFAULT_NIC_CONFIG '${value}' is not one of ${DEFAULT_NIC_CONFIG_VALUES.map((v) => `"${v}"`).join(', ')}`);
+    throw new Error(
+      `DEFAULT_NIC_CONFIG '${value}' is not one of ${DEFAULT_NIC_CONFIG_VALUES.map((v) => `"${v}"`).join(', ')}`,
+    );
   }
   const out: { ipv4?: Ipv4Config; ipv6?: Ipv6Method } = {};
   for (const part of text.split('+').filter(Boolean)) {
@@ -135,11 +151,19 @@ function nicFromNetwork(nic: Nic, mac: string, settings: NetworkSettings): NicMo
       if (!isIpv4(nic.ip)) throw new Error(`NIC ${nic.index}: IP '${nic.ip}' is not an IPv4 address`);
       const prefix = subnetPrefix(nic, subnet);
       const gateway = nic.network.gateway;
-      if (gateway !== undefined && !isIpv4(gateway)) throw new Error(`NIC ${nic.index}: network gateway '${gateway}' is not an IPv4 address`);
-      model.ipv4 = { method: 'static', address: nic.ip, prefix, netmask: prefixToNetmask(prefix), ...(gateway ? { gateway } : {}) };
+      if (gateway !== undefined && !isIpv4(gateway))
+        throw new Error(`NIC ${nic.index}: network gateway '${gateway}' is not an IPv4 address`);
+      model.ipv4 = {
+        method: 'static',
+        address: nic.ip,
+        prefix,
+        netmask: prefixToNetmask(prefix),
+        ...(gateway ? { gateway } : {}),
+      };
     }
   }
-  if (nic.network.gateway6) model.ipv6 = dhcp6 === 'stateful' ? 'dhcpv6' : dhcp6 === 'stateless' ? 'slaac_dhcp' : 'slaac';
+  if (nic.network.gateway6)
+    model.ipv6 = dhcp6 === 'stateful' ? 'dhcpv6' : dhcp6 === 'stateless' ? 'slaac_dhcp' : 'slaac';
   return model;
 }
 
@@ -153,7 +177,13 @@ export function networkModel(config: Pick<ConfigDocument, 'nics' | 'network'>): 
     if (other !== undefined) throw new Error(`NICs ${other} and ${nic.index} have the same MAC address ${mac}`);
     seen.set(mac, nic.index);
     if (nics.length === 1 && hasNoInformation(nic)) {
-      return { index: nic.index, mac, name: interfaceName(nic.index), source: 'default' as const, ...parseDefaultNicConfig(config.network.defaultNicConfig) };
+      return {
+        index: nic.index,
+        mac,
+        name: interfaceName(nic.index),
+        source: 'default' as const,
+        ...parseDefaultNicConfig(config.network.defaultNicConfig),
+      };
     }
     return nicFromNetwork(nic, mac, config.network);
   });
@@ -162,7 +192,11 @@ export function networkModel(config: Pick<ConfigDocument, 'nics' | 'network'>): 
 
 /** One line per NIC for the log: "snf0 aa:00:00:12:34:56 ipv4 static 192.0.2.10/24 via 192.0.2.1, ipv6 slaac". */
 export function describeNic(nic: NicModel): string {
-  const v4 = !nic.ipv4 ? 'no ipv4' : nic.ipv4.method === 'dhcp' ? 'ipv4 dhcp' : `ipv4 static ${nic.ipv4.address}/${nic.ipv4.prefix}${nic.ipv4.gateway ? ` via ${nic.ipv4.gateway}` : ''}`;
+  const v4 = !nic.ipv4
+    ? 'no ipv4'
+    : nic.ipv4.method === 'dhcp'
+      ? 'ipv4 dhcp'
+      : `ipv4 static ${nic.ipv4.address}/${nic.ipv4.prefix}${nic.ipv4.gateway ? ` via ${nic.ipv4.gateway}` : ''}`;
   const v6 = nic.ipv6 ? `ipv6 ${nic.ipv6}` : 'no ipv6';
   return `${nic.name} ${nic.mac} ${v4}, ${v6}${nic.source === 'default' ? ' (DEFAULT_NIC_CONFIG)' : ''}`;
 }

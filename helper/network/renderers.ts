@@ -90,7 +90,10 @@ export function renderLinkFiles(nics: readonly NicModel[]): GuestFile[] {
 /** The same naming as a udev rule, for a udev without .link files. */
 export function renderUdevRules(nics: readonly NicModel[]): GuestFile[] {
   const lines = [`# ${HEADER}: NICs named after their MAC address.`];
-  for (const nic of nics) lines.push(`SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{address}=="${nic.mac}", ATTR{type}=="1", NAME="${nic.name}"`);
+  for (const nic of nics)
+    lines.push(
+      `SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{address}=="${nic.mac}", ATTR{type}=="1", NAME="${nic.name}"`,
+    );
   return [{ path: UDEV_RULES_PATH, mode: 0o644, content: `${lines.join('\n')}\n` }];
 }
 
@@ -127,7 +130,14 @@ export function ifcfgPath(nic: Pick<NicModel, 'name'>): string {
 
 export function renderIfcfg(nics: readonly NicModel[]): GuestFile[] {
   return nics.map((nic) => {
-    const lines = [`# ${HEADER} (NIC ${nic.index}).`, `DEVICE=${nic.name}`, `HWADDR=${nic.mac}`, 'TYPE=Ethernet', 'ONBOOT=yes', 'NM_CONTROLLED=yes'];
+    const lines = [
+      `# ${HEADER} (NIC ${nic.index}).`,
+      `DEVICE=${nic.name}`,
+      `HWADDR=${nic.mac}`,
+      'TYPE=Ethernet',
+      'ONBOOT=yes',
+      'NM_CONTROLLED=yes',
+    ];
     const v4 = nic.ipv4;
     if (v4?.method === 'dhcp') lines.push('BOOTPROTO=dhcp');
     else if (v4?.method === 'static') {
@@ -136,7 +146,8 @@ export function renderIfcfg(nics: readonly NicModel[]): GuestFile[] {
     } else lines.push('BOOTPROTO=none', 'IPV4_FAILURE_FATAL=no');
     if (nic.ipv6 === 'dhcpv6') lines.push('IPV6INIT=yes', 'DHCPV6C=yes');
     else if (nic.ipv6 === 'slaac') lines.push('IPV6INIT=yes', 'IPV6_AUTOCONF=yes');
-    else if (nic.ipv6 === 'slaac_dhcp') lines.push('IPV6INIT=yes', 'IPV6_AUTOCONF=yes', 'DHCPV6C=yes', 'DHCPV6C_OPTIONS="-S"');
+    else if (nic.ipv6 === 'slaac_dhcp')
+      lines.push('IPV6INIT=yes', 'IPV6_AUTOCONF=yes', 'DHCPV6C=yes', 'DHCPV6C_OPTIONS="-S"');
     else lines.push('IPV6INIT=no');
     return { path: ifcfgPath(nic), mode: 0o644, content: `${lines.join('\n')}\n` };
   });
@@ -177,7 +188,8 @@ export function renderNetworkManager(nics: readonly NicModel[]): GuestFile[] {
     ];
     const v4 = nic.ipv4;
     if (v4?.method === 'dhcp') lines.push('method=auto');
-    else if (v4?.method === 'static') lines.push('method=manual', `address1=${v4.address}/${v4.prefix}${v4.gateway ? `,${v4.gateway}` : ''}`);
+    else if (v4?.method === 'static')
+      lines.push('method=manual', `address1=${v4.address}/${v4.prefix}${v4.gateway ? `,${v4.gateway}` : ''}`);
     else lines.push('method=disabled');
     lines.push('', '[ipv6]');
     if (nic.ipv6) lines.push('method=auto', 'addr-gen-mode=eui64', 'ip6-privacy=0');
@@ -211,11 +223,18 @@ export function renderNetplan(nics: readonly NicModel[], options: NetplanOptions
 }
 
 /** cloud-init's network-config version 2: the settings renderNetplan writes, as data. */
-export function networkConfigV2(nics: readonly NicModel[]): { version: 2; ethernets: Record<string, Record<string, unknown>> } {
+export function networkConfigV2(nics: readonly NicModel[]): {
+  version: 2;
+  ethernets: Record<string, Record<string, unknown>>;
+} {
   const ethernets: Record<string, Record<string, unknown>> = {};
   for (const nic of nics) {
     const v4 = nic.ipv4;
-    const entry: Record<string, unknown> = { match: { macaddress: nic.mac }, 'set-name': nic.name, dhcp4: v4?.method === 'dhcp' };
+    const entry: Record<string, unknown> = {
+      match: { macaddress: nic.mac },
+      'set-name': nic.name,
+      dhcp4: v4?.method === 'dhcp',
+    };
     if (v4?.method === 'static') {
       entry.addresses = [`${v4.address}/${v4.prefix}`];
       if (v4.gateway) entry.routes = [{ to: '0.0.0.0/0', via: v4.gateway }];

@@ -85,12 +85,18 @@ function bsdAdapterFor(family: BsdFamily): OsAdapter {
   return {
     family,
     async assignHostname(ctx, fs) {
-      ctx.info(`hostname ${ctx.config.hostname} written to ${assignBsdHostname(fs, bsdFamily(ctx), ctx.config.hostname).join(', ')}`);
+      ctx.info(
+        `hostname ${ctx.config.hostname} written to ${assignBsdHostname(fs, bsdFamily(ctx), ctx.config.hostname).join(', ')}`,
+      );
     },
     changePassword: (ctx, fs) => changeBsdPassword(ctx, fs),
     async deleteSshKeys(ctx, fs) {
       const removed = deleteBsdSshKeys(fs);
-      ctx.info(removed.length > 0 ? `removed ${removed.join(', ')} (sshd makes new host keys at first boot)` : 'the image has no SSH host keys');
+      ctx.info(
+        removed.length > 0
+          ? `removed ${removed.join(', ')} (sshd makes new host keys at first boot)`
+          : 'the image has no SSH host keys',
+      );
     },
     changeMachineId: notFor(family, 'ChangeMachineId'),
     selinuxAutorelabel: notFor(family, 'SELinuxAutorelabel'),

@@ -14,8 +14,22 @@ import { GuestFs } from '../guest-files.ts';
 import { bsdInterfaces, renderBsd } from '../network/bsd-renderers.ts';
 import { describeNic, networkModel } from '../network/model.ts';
 import { parseBsdDevice, nodeForStart, type KernelPartition } from '../bsd/devices.ts';
-import { growDisklabel, labelProblems, parseDisklabel, usedPartitions, FS_BSDFFS, LABEL_OFFSET, type Disklabel } from '../bsd/disklabel.ts';
-import { DEFAULT_HASH_METHOD, masterPasswdWithPassword, mkpasswdMethod, PWD_MKDB_MARKER, rcLocalWithPwdMkdb } from '../bsd/master-passwd.ts';
+import {
+  growDisklabel,
+  labelProblems,
+  parseDisklabel,
+  usedPartitions,
+  FS_BSDFFS,
+  LABEL_OFFSET,
+  type Disklabel,
+} from '../bsd/disklabel.ts';
+import {
+  DEFAULT_HASH_METHOD,
+  masterPasswdWithPassword,
+  mkpasswdMethod,
+  PWD_MKDB_MARKER,
+  rcLocalWithPwdMkdb,
+} from '../bsd/master-passwd.ts';
 import { BSD_MBR_TYPES, isBsdFamily, type BsdFamily } from '../bsd/partition-types.ts';
 import { rcConfWith } from '../bsd/rc-conf.ts';
 import { kernelPartitions, mountUfs, readLabelSector, writeAt } from '../bsd/ufs.ts';
@@ -32,7 +46,8 @@ export function bsdFamily(ctx: HelperContext): BsdFamily {
 
 /** FreeBSD: rc.conf hostname=; OpenBSD: /etc/myname; NetBSD: both. Returns the files written. */
 export function assignBsdHostname(fs: GuestFs, family: BsdFamily, hostname: string): string[] {
-  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(hostname)) throw new TaskError(`hostname ${hostname} is not a valid host name`);
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(hostname))
+    throw new TaskError(`hostname ${hostname} is not a valid host name`);
   const written: string[] = [];
   if (family !== 'openbsd') {
     fs.write('/etc/rc.conf', rcConfWith(fs.readOr('/etc/rc.conf', ''), [['hostname', hostname]]));
@@ -59,7 +74,9 @@ export function changeBsdPasswords(fs: GuestFs, family: BsdFamily, users: readon
 }
 
 async function hashFor(family: BsdFamily, password: string, method: string): Promise<string> {
-  const r = await run('mkpasswd', [`--method=${mkpasswdMethod(family, method)}`, '--stdin'], { input: `${password}\n` });
+  const r = await run('mkpasswd', [`--method=${mkpasswdMethod(family, method)}`, '--stdin'], {
+    input: `${password}\n`,
+  });
   const hash = r.stdout.trim();
   if (!hash.startsWith('$')) throw new TaskError('mkpasswd produced no hash');
   return hash;
@@ -72,7 +89,8 @@ export function deleteBsdSshKeys(fs: GuestFs): string[] {
   const removed: string[] = [];
   const files = new Set<string>();
   if (fs.isDirectory('/etc/ssh')) {
-    for (const name of readdirSync(fs.path('/etc/ssh'))) if (name.startsWith('ssh_host_')) files.add(`/etc/ssh/${name}`);
+    for (const name of readdirSync(fs.path('/etc/ssh')))
+      if (name.startsWith('ssh_host_')) files.add(`/etc/ssh/${name}`);
   }
   for (const line of fs.readOr('/etc/ssh/sshd_config', '').split('\n')) {
     const m = /^\s*HostKey\s+(\/\S+)/i.exec(line);
@@ -108,9 +126,12 @@ export async function changeBsdPassword(ctx: HelperContext, fs: GuestFs): Promis
     } catch (e) {
       throw e instanceof TaskError ? e : new TaskError((e as Error).message);
     }
-    ctx.info(`password changed for ${targets.join(', ')} in /etc/master.passwd${passwordHash ? '' : ` (${method})`}; pwd_mkdb runs at first boot`);
+    ctx.info(
+      `password changed for ${targets.join(', ')} in /etc/master.passwd${passwordHash ? '' : ` (${method})`}; pwd_mkdb runs at first boot`,
+    );
   }
-  if (authKeys !== undefined) ctx.info(`authorized keys added to ${addAuthorizedKeys(fs, targets, authKeys).join(', ')}`);
+  if (authKeys !== undefined)
+    ctx.info(`authorized keys added to ${addAuthorizedKeys(fs, targets, authKeys).join(', ')}`);
 }
 
 // --- network --------------------------------------------------------------------
@@ -131,7 +152,9 @@ export function configureBsdNetwork(ctx: HelperContext, fs: GuestFs): void {
     for (const file of out.remove) fs.remove(file);
     if (out.rcConf !== undefined) fs.write('/etc/rc.conf', out.rcConf);
     for (const warning of out.warnings) ctx.warn(warning);
-    ctx.info(`written: ${[...out.files.map((f) => f.path), ...(out.rcConf !== undefined ? ['/etc/rc.conf'] : [])].join(', ')}`);
+    ctx.info(
+      `written: ${[...out.files.map((f) => f.path), ...(out.rcConf !== undefined ? ['/etc/rc.conf'] : [])].join(', ')}`,
+    );
   } catch (e) {
     throw e instanceof TaskError ? e : new TaskError(`ConfigureNetwork: ${(e as Error).message}`);
   }
@@ -150,9 +173,17 @@ async function bsdSlice(ctx: HelperContext, family: BsdFamily): Promise<Slice | 
   const table = await readPartitionTable(ctx.disk);
   if (table.type !== 'dos') return undefined;
   const slice = table.partitions.find((p) => BSD_MBR_TYPES[p.type] === family);
-  if (!slice) throw new TaskError(`the MBR has no ${family} slice (type ${Object.entries(BSD_MBR_TYPES).find(([, f]) => f === family)?.[0]})`);
+  if (!slice)
+    throw new TaskError(
+      `the MBR has no ${family} slice (type ${Object.entries(BSD_MBR_TYPES).find(([, f]) => f === family)?.[0]})`,
+    );
   try {
-    return { number: slice.number, start: slice.start, size: slice.size, label: parseDisklabel(readLabelSector(ctx.disk, slice.start), family) };
+    return {
+      number: slice.number,
+      start: slice.start,
+      size: slice.size,
+      label: parseDisklabel(readLabelSector(ctx.disk, slice.start), family),
+    };
   } catch (e) {
     throw new TaskError(`${family} slice ${slice.number}: ${(e as Error).message}`);
   }
@@ -167,16 +198,21 @@ export async function fixBsdPartitionTable(ctx: HelperContext): Promise<void> {
     await run('sgdisk', ['-e', ctx.disk]);
     const last = lastPartition(await readPartitionTable(ctx.disk));
     if (!last) throw new TaskError('The image has no partitions to grow');
-    await run('sfdisk', ['--no-reread', '--no-tell-kernel', '-q', '-N', String(last.number), ctx.disk], { input: ', +\n' });
+    await run('sfdisk', ['--no-reread', '--no-tell-kernel', '-q', '-N', String(last.number), ctx.disk], {
+      input: ', +\n',
+    });
     ctx.resizedPartition = last.node;
   } else {
-    const slice = await bsdSlice(ctx, family) as Slice;
+    const slice = (await bsdSlice(ctx, family)) as Slice;
     // Checked before the slice grows: a label reaching past its slice is hostile, not growable.
     const problems = labelProblems(slice.label, slice.start, slice.size);
     if (problems.length > 0) throw new TaskError(`${family} disklabel: ${problems[0] as string}`);
     const last = lastPartition(table);
-    if (last?.number !== slice.number) throw new TaskError(`the ${family} slice ${slice.number} is not the last partition: it cannot grow`);
-    await run('sfdisk', ['--no-reread', '--no-tell-kernel', '-q', '-N', String(slice.number), ctx.disk], { input: ', +\n' });
+    if (last?.number !== slice.number)
+      throw new TaskError(`the ${family} slice ${slice.number} is not the last partition: it cannot grow`);
+    await run('sfdisk', ['--no-reread', '--no-tell-kernel', '-q', '-N', String(slice.number), ctx.disk], {
+      input: ', +\n',
+    });
     const grown = (await readPartitionTable(ctx.disk)).partitions.find((p) => p.number === slice.number);
     if (!grown) throw new TaskError(`slice ${slice.number} vanished after growing`);
     let result;
@@ -186,10 +222,21 @@ export async function fixBsdPartitionTable(ctx: HelperContext): Promise<void> {
       throw new TaskError(`${family} disklabel: ${(e as Error).message}`);
     }
     writeAt(ctx.disk, grown.start * 512 + LABEL_OFFSET, result.sector);
-    ctx.info(`grew slice ${slice.number} from ${slice.size} to ${grown.size} sectors; disklabel partition ${result.grown ?? '(none)'} from ${result.oldSize} to ${result.newSize} sectors`);
+    ctx.info(
+      `grew slice ${slice.number} from ${slice.size} to ${grown.size} sectors; disklabel partition ${result.grown ?? '(none)'} from ${result.oldSize} to ${result.newSize} sectors`,
+    );
     await rereadPartitions(ctx.disk);
-    const grownLetter = result.grown === undefined ? undefined : usedPartitions(parseDisklabel(result.sector, family), grown.start).find((p) => p.letter === result.grown);
-    if (grownLetter) ctx.resizedPartition = nodeForStart(kernelPartitions(ctx.disk), grownLetter.start, grownLetter.size, `disklabel partition ${grownLetter.letter}`);
+    const grownLetter =
+      result.grown === undefined
+        ? undefined
+        : usedPartitions(parseDisklabel(result.sector, family), grown.start).find((p) => p.letter === result.grown);
+    if (grownLetter)
+      ctx.resizedPartition = nodeForStart(
+        kernelPartitions(ctx.disk),
+        grownLetter.start,
+        grownLetter.size,
+        `disklabel partition ${grownLetter.letter}`,
+      );
     return;
   }
   await rereadPartitions(ctx.disk);
@@ -213,19 +260,35 @@ export async function growBsdRootAtFirstBoot(ctx: HelperContext, fs: GuestFs): P
   // MountImage found the root (it runs first); computed again only if it did not record it.
   const root = ctx.rootDevice ?? (await rootDevice(ctx, family, kernelPartitions(ctx.disk))).root;
   if (ctx.resizedPartition !== root) {
-    ctx.info(`the partition FixPartitionTable grew (${ctx.resizedPartition ?? 'none'}) does not hold the root filesystem (${root}): no filesystem to grow`);
+    ctx.info(
+      `the partition FixPartitionTable grew (${ctx.resizedPartition ?? 'none'}) does not hold the root filesystem (${root}): no filesystem to grow`,
+    );
     return;
   }
   if (family === 'openbsd') {
-    ctx.warn(`the root partition ${root} was grown but its filesystem keeps its size: OpenBSD cannot grow a mounted root and has no first-boot hook for it (run growfs(8) on it from single-user mode)`);
+    ctx.warn(
+      `the root partition ${root} was grown but its filesystem keeps its size: OpenBSD cannot grow a mounted root and has no first-boot hook for it (run growfs(8) on it from single-user mode)`,
+    );
     return;
   }
-  const settings: Array<[string, string]> = family === 'freebsd' ? [['growfs_enable', 'YES'], ['growfs_swap_size', '0']] : [['resize_root', 'YES']];
+  const settings: Array<[string, string]> =
+    family === 'freebsd'
+      ? [
+          ['growfs_enable', 'YES'],
+          ['growfs_swap_size', '0'],
+        ]
+      : [['resize_root', 'YES']];
   fs.write('/etc/rc.conf', rcConfWith(fs.readOr('/etc/rc.conf', ''), settings));
-  ctx.info(`the root filesystem on ${root} grows to its partition at first boot (${family === 'freebsd' ? 'rc.d/growfs' : 'rc.d/resize_root'}): ${settings.map(([k, v]) => `${k}=${v}`).join(' ')} in /etc/rc.conf`);
+  ctx.info(
+    `the root filesystem on ${root} grows to its partition at first boot (${family === 'freebsd' ? 'rc.d/growfs' : 'rc.d/resize_root'}): ${settings.map(([k, v]) => `${k}=${v}`).join(' ')} in /etc/rc.conf`,
+  );
 }
 
-async function rootDevice(ctx: HelperContext, family: BsdFamily, parts: readonly KernelPartition[]): Promise<{ root: string; mapLetter?: (letter: string) => string; duid: string }> {
+async function rootDevice(
+  ctx: HelperContext,
+  family: BsdFamily,
+  parts: readonly KernelPartition[],
+): Promise<{ root: string; mapLetter?: (letter: string) => string; duid: string }> {
   const slice = await bsdSlice(ctx, family);
   if (!slice) {
     const number = Number(ctx.properties.ROOT_PARTITION);
@@ -263,11 +326,19 @@ export async function mountBsdImage(ctx: HelperContext): Promise<void> {
   }
   const fstab = parseFstab(fstabText);
   const gpt = await readPartitionTable(ctx.disk);
-  for (const entry of fstab.filter((e) => (e.type === 'ffs' || e.type === 'ufs') && e.mountPoint !== '/' && !e.options.split(',').includes('noauto'))) {
+  for (const entry of fstab.filter(
+    (e) => (e.type === 'ffs' || e.type === 'ufs') && e.mountPoint !== '/' && !e.options.split(',').includes('noauto'),
+  )) {
     const device = parseBsdDevice(entry.source, duid);
-    const node = device.kind === 'letter'
-      ? (mapLetter ?? (() => { throw new TaskError(`fstab ${entry.source}: a disklabel name on a GPT disk`); }))(device.letter)
-      : gpt.partitions.find((p) => p.number === device.number)?.node;
+    const node =
+      device.kind === 'letter'
+        ? (
+            mapLetter ??
+            (() => {
+              throw new TaskError(`fstab ${entry.source}: a disklabel name on a GPT disk`);
+            })
+          )(device.letter)
+        : gpt.partitions.find((p) => p.number === device.number)?.node;
     if (!node) throw new TaskError(`fstab ${entry.source}: no such partition`);
     const where = guest.mkdirp(entry.mountPoint, 0o755, 0, 0);
     await mountUfs(node, where, family, ctx.warn);

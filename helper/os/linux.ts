@@ -64,10 +64,16 @@ export function assignHostname(fs: GuestFs, hostname: string): string[] {
     fs.write(path, content);
     written.push(path);
   };
-  if (fs.exists('/etc/hostname') || ['debian', 'arch', 'alpine', 'redhat', 'unknown'].includes(family)) write('/etc/hostname', `${hostname}\n`);
+  if (fs.exists('/etc/hostname') || ['debian', 'arch', 'alpine', 'redhat', 'unknown'].includes(family))
+    write('/etc/hostname', `${hostname}\n`);
   if (family === 'redhat' && fs.exists('/etc/sysconfig/network')) {
     const text = fs.read('/etc/sysconfig/network');
-    write('/etc/sysconfig/network', /^HOSTNAME=/m.test(text) ? text.replace(/^HOSTNAME=.*$/m, `HOSTNAME=${hostname}`) : `${text.replace(/\n?$/, '\n')}HOSTNAME=${hostname}\n`);
+    write(
+      '/etc/sysconfig/network',
+      /^HOSTNAME=/m.test(text)
+        ? text.replace(/^HOSTNAME=.*$/m, `HOSTNAME=${hostname}`)
+        : `${text.replace(/\n?$/, '\n')}HOSTNAME=${hostname}\n`,
+    );
   }
   if (family === 'suse' || family === 'slackware') write('/etc/HOSTNAME', `${hostname}\n`);
   if (family === 'gentoo') write('/etc/conf.d/hostname', `hostname="${hostname}"\n`);
@@ -91,11 +97,25 @@ export function changeMachineId(fs: GuestFs): boolean {
   return true;
 }
 
-const METHODS: Readonly<Record<string, string>> = { md5: 'md5crypt', sha256: 'sha256crypt', sha512: 'sha512crypt', blowfish: 'bcrypt', yescrypt: 'yescrypt', sha1: 'sha1crypt' };
+const METHODS: Readonly<Record<string, string>> = {
+  md5: 'md5crypt',
+  sha256: 'sha256crypt',
+  sha512: 'sha512crypt',
+  blowfish: 'bcrypt',
+  yescrypt: 'yescrypt',
+  sha1: 'sha1crypt',
+};
 
 /** The strongest hashing method the guest's libcrypt verifies: yescrypt with libxcrypt, else sha512. */
 export function guestHashMethod(fs: GuestFs): 'yescrypt' | 'sha512' {
-  for (const dir of ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib']) {
+  for (const dir of [
+    '/lib/x86_64-linux-gnu',
+    '/usr/lib/x86_64-linux-gnu',
+    '/lib64',
+    '/usr/lib64',
+    '/lib',
+    '/usr/lib',
+  ]) {
     if (!fs.isDirectory(dir)) continue;
     for (const file of readdirSync(fs.path(dir)).filter((f) => /^libcrypt\.so\.\d/.test(f))) {
       try {
@@ -162,7 +182,11 @@ export function addAuthorizedKeys(fs: GuestFs, users: readonly string[], keys: s
     fs.mkdirp(dir, 0o700, user.uid, user.gid);
     const existing = fs.readOr(path, '');
     const addition = keys.replace(/\r/g, '').trim() + '\n';
-    fs.write(path, existing === '' || existing.endsWith('\n') ? existing + addition : `${existing}\n${addition}`, { mode: 0o600, uid: user.uid, gid: user.gid });
+    fs.write(path, existing === '' || existing.endsWith('\n') ? existing + addition : `${existing}\n${addition}`, {
+      mode: 0o600,
+      uid: user.uid,
+      gid: user.gid,
+    });
     done.push(path);
   }
   return done;
@@ -183,7 +207,8 @@ export async function regenerateHostKeys(fs: GuestFs, provided: ProvidedKeys = {
     .filter((p): p is string => p !== undefined);
   const defaults = KEY_TYPES.map((t) => `/etc/ssh/ssh_host_${t}_key`);
   const wanted = custom.length > 0 ? custom : defaults;
-  for (const name of readdirSync(fs.path(sshDir)).filter((f) => f.startsWith('ssh_host_'))) fs.remove(`${sshDir}/${name}`);
+  for (const name of readdirSync(fs.path(sshDir)).filter((f) => f.startsWith('ssh_host_')))
+    fs.remove(`${sshDir}/${name}`);
   for (const path of custom) {
     fs.remove(path);
     fs.remove(`${path}.pub`);

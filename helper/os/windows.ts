@@ -14,7 +14,15 @@ import { computerNameFor } from '../windows/computer-name.ts';
 import { findCaseInsensitive, type WindowsInfo } from '../windows/guest.ts';
 import { listSubkeys, readDword, writeValues } from '../windows/hive.ts';
 import { builtInSysprepInf, IniFile } from '../windows/sysprep-inf.ts';
-import { addSpecializeCommand, AnswerFileError, builtInUnattend, localAccountNames, parseUnattend, serializeUnattend, setShellSetup } from '../windows/unattend.ts';
+import {
+  addSpecializeCommand,
+  AnswerFileError,
+  builtInUnattend,
+  localAccountNames,
+  parseUnattend,
+  serializeUnattend,
+  setShellSetup,
+} from '../windows/unattend.ts';
 import { decodeXmlBytes, type XmlDocument } from '../windows/xml.ts';
 
 export const PANTHER_UNATTEND = '/Windows/Panther/unattend.xml';
@@ -40,7 +48,8 @@ function legacy(ctx: HelperContext): boolean {
 // ---------------------------------------------------------------- answer files
 
 function readUnattend(fs: GuestFs): XmlDocument {
-  if (!fs.exists(PANTHER_UNATTEND)) throw new TaskError(`no answer file at ${win(PANTHER_UNATTEND)} (InstallUnattend did not run)`);
+  if (!fs.exists(PANTHER_UNATTEND))
+    throw new TaskError(`no answer file at ${win(PANTHER_UNATTEND)} (InstallUnattend did not run)`);
   return parseUnattend(decodeXmlBytes(fs.readBytes(PANTHER_UNATTEND)), win(PANTHER_UNATTEND));
 }
 
@@ -60,7 +69,8 @@ export function cmdLinesPath(inf: IniFile): string {
   let end = value.length;
   while (end > 0 && value[end - 1] === '\\') end--;
   const installFiles = value.slice(0, end);
-  if (!/^C:\\sysprep(\\[^\\]+)*$/i.test(installFiles) || installFiles.split('\\').includes('..')) throw new TaskError(`sysprep.inf: InstallFilesPath ${installFiles} must be a directory under C:\\sysprep`);
+  if (!/^C:\\sysprep(\\[^\\]+)*$/i.test(installFiles) || installFiles.split('\\').includes('..'))
+    throw new TaskError(`sysprep.inf: InstallFilesPath ${installFiles} must be a directory under C:\\sysprep`);
   return `${installFiles.slice(2).replaceAll('\\', '/')}/$OEM$/CmdLines.txt`;
 }
 
@@ -76,14 +86,21 @@ function addCmdLine(fs: GuestFs, command: string): void {
   fs.write(path, file.toString());
 }
 
-function answerFileText(ctx: HelperContext, fs: GuestFs, imageCandidates: readonly string[], builtIn: () => string): { text: string; source: string } {
-  if (ctx.config.answerFile !== undefined) return { text: decodeXmlBytes(Buffer.from(ctx.config.answerFile, 'base64')), source: 'from os_answer_file' };
+function answerFileText(
+  ctx: HelperContext,
+  fs: GuestFs,
+  imageCandidates: readonly string[],
+  builtIn: () => string,
+): { text: string; source: string } {
+  if (ctx.config.answerFile !== undefined)
+    return { text: decodeXmlBytes(Buffer.from(ctx.config.answerFile, 'base64')), source: 'from os_answer_file' };
   if (!isYes(ctx.properties.IGNORE_UNATTEND)) {
     for (const candidate of imageCandidates) {
       // Windows names are case-insensitive (also where the volume is not mounted ignore_case).
       const found = findCaseInsensitive(fs.root, ...candidate.split('/').filter(Boolean));
       const guestPath = found?.slice(fs.root.replace(/\/$/, '').length);
-      if (guestPath) return { text: decodeXmlBytes(fs.readBytes(guestPath)), source: `of the image (${win(guestPath)})` };
+      if (guestPath)
+        return { text: decodeXmlBytes(fs.readBytes(guestPath)), source: `of the image (${win(guestPath)})` };
     }
   }
   return { text: builtIn(), source: 'built into snf-image' };
@@ -117,7 +134,9 @@ export async function installUnattend(ctx: HelperContext, fs: GuestFs): Promise<
   fs.write(SETUP_COMPLETE, setupCompleteBase(fs.exists(SETUP_COMPLETE) ? fs.read(SETUP_COMPLETE) : undefined));
   const productKey = ctx.config.secrets.productKey;
   if (info.family === 'windows-legacy') {
-    const { text, source } = answerFileText(ctx, fs, [SYSPREP_INF], () => builtInSysprepInf(ctx.config.windowsTimezone));
+    const { text, source } = answerFileText(ctx, fs, [SYSPREP_INF], () =>
+      builtInSysprepInf(ctx.config.windowsTimezone),
+    );
     const inf = new IniFile(text);
     cmdLinesPath(inf);
     if (productKey !== undefined) inf.set('UserData', 'ProductKey', productKey);
@@ -132,7 +151,9 @@ export async function installUnattend(ctx: HelperContext, fs: GuestFs): Promise<
     ctx.info(`sysprep.inf ${source} installed at ${win(SYSPREP_INF)}`);
     return;
   }
-  const { text, source } = answerFileText(ctx, fs, ['/unattend.xml', '/autounattend.xml'], () => builtInUnattend(ctx.config.windowsTimezone));
+  const { text, source } = answerFileText(ctx, fs, ['/unattend.xml', '/autounattend.xml'], () =>
+    builtInUnattend(ctx.config.windowsTimezone),
+  );
   let doc: XmlDocument;
   try {
     doc = parseUnattend(text, source);
@@ -154,8 +175,13 @@ export async function installUnattend(ctx: HelperContext, fs: GuestFs): Promise<
 async function renameInRegistry(ctx: HelperContext, name: string): Promise<void> {
   const info = windowsInfo(ctx);
   const set = `\\${info.controlSet}`;
-  await writeValues(info.hives.system, `${set}\\Control\\ComputerName\\ComputerName`, { ComputerName: { type: 'string', value: name.toUpperCase() } });
-  await writeValues(info.hives.system, `${set}\\Services\\Tcpip\\Parameters`, { 'NV Hostname': { type: 'string', value: name }, Hostname: { type: 'string', value: name } });
+  await writeValues(info.hives.system, `${set}\\Control\\ComputerName\\ComputerName`, {
+    ComputerName: { type: 'string', value: name.toUpperCase() },
+  });
+  await writeValues(info.hives.system, `${set}\\Services\\Tcpip\\Parameters`, {
+    'NV Hostname': { type: 'string', value: name },
+    Hostname: { type: 'string', value: name },
+  });
   ctx.info(`Windows computer name ${name} set in the registry`);
 }
 
@@ -182,24 +208,38 @@ export async function knownAccounts(ctx: HelperContext, fs: GuestFs): Promise<st
 }
 
 export function passwordScript(users: readonly string[], password: string): string {
-  if (/["\r\n\0]/.test(password)) throw new TaskError('img_passwd: a Windows password cannot contain double quotes or line breaks');
+  if (/["\r\n\0]/.test(password))
+    throw new TaskError('img_passwd: a Windows password cannot contain double quotes or line breaks');
   const quoted = password.replace(/%/g, '%%');
-  return crlf(['@echo off', ...users.map((u) => `net user "${u}" "${quoted}" /ACTIVE:YES /EXPIRES:NEVER /PASSWORDREQ:YES`)]);
+  return crlf([
+    '@echo off',
+    ...users.map((u) => `net user "${u}" "${quoted}" /ACTIVE:YES /EXPIRES:NEVER /PASSWORDREQ:YES`),
+  ]);
 }
 
 export async function changePassword(ctx: HelperContext, fs: GuestFs, users: readonly string[]): Promise<void> {
   const password = ctx.config.secrets.password;
-  if (password === undefined) throw new TaskError('img_passwd is required to change Windows passwords (img_passwd_hash and auth_keys are Unix only)');
+  if (password === undefined)
+    throw new TaskError(
+      'img_passwd is required to change Windows passwords (img_passwd_hash and auth_keys are Unix only)',
+    );
   const known = (await knownAccounts(ctx, fs)).map((n) => n.toLowerCase());
   const unknown = users.filter((u) => !known.includes(u.toLowerCase()));
-  if (unknown.length > 0) throw new TaskError(`USERS: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not an account of the image (SAM) or of its answer file`);
-  for (const u of users) if (/["%\r\n]/.test(u)) throw new TaskError(`USERS: ${JSON.stringify(u)} cannot be used in a Windows command`);
+  if (unknown.length > 0)
+    throw new TaskError(
+      `USERS: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not an account of the image (SAM) or of its answer file`,
+    );
+  for (const u of users)
+    if (/["%\r\n]/.test(u)) throw new TaskError(`USERS: ${JSON.stringify(u)} cannot be used in a Windows command`);
   fs.mkdirp(SCRIPTS_DIR, 0o755, 0, 0);
   fs.write(PASSWORD_SCRIPT, passwordScript(users, password));
   if (legacy(ctx)) addCmdLine(fs, `"${win(PASSWORD_SCRIPT)}"`);
   else {
     const doc = readUnattend(fs);
-    addSpecializeCommand(doc, windowsInfo(ctx).arch, { description: 'Change user passwords', path: win(PASSWORD_SCRIPT) });
+    addSpecializeCommand(doc, windowsInfo(ctx).arch, {
+      description: 'Change user passwords',
+      path: win(PASSWORD_SCRIPT),
+    });
     writeUnattend(fs, doc);
   }
   ctx.info(`password of ${users.join(', ')} changed at first boot`);
@@ -213,7 +253,12 @@ export async function disableRemoteDesktopConnections(ctx: HelperContext, fs: Gu
   const original = await readDword(info.hives.system, key, 'fDenyTSConnections');
   await writeValues(info.hives.system, key, { fDenyTSConnections: { type: 'dword', value: 1 } });
   const live = 'HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server';
-  addFirstBootCommand(fs, original === undefined ? `reg delete "${live}" /v fDenyTSConnections /f` : `reg add "${live}" /v fDenyTSConnections /t REG_DWORD /d ${original} /f`);
+  addFirstBootCommand(
+    fs,
+    original === undefined
+      ? `reg delete "${live}" /v fDenyTSConnections /f`
+      : `reg add "${live}" /v fDenyTSConnections /t REG_DWORD /d ${original} /f`,
+  );
   ctx.info(`Remote Desktop disabled until first boot (fDenyTSConnections was ${original ?? 'unset'})`);
 }
 
@@ -230,7 +275,10 @@ export async function extendFilesystemAtFirstBoot(ctx: HelperContext, fs: GuestF
   fs.mkdirp(SCRIPTS_DIR, 0o755, 0, 0);
   fs.write(EXTEND_SCRIPT, extendFilesystemScript(partition));
   const doc = readUnattend(fs);
-  addSpecializeCommand(doc, windowsInfo(ctx).arch, { description: 'Extend the file system', path: `diskpart.exe /s ${win(EXTEND_SCRIPT)}` });
+  addSpecializeCommand(doc, windowsInfo(ctx).arch, {
+    description: 'Extend the file system',
+    path: `diskpart.exe /s ${win(EXTEND_SCRIPT)}`,
+  });
   writeUnattend(fs, doc);
   ctx.info(`diskpart extends partition ${partition} at first boot`);
 }

@@ -18,13 +18,22 @@ export interface GuestProgramOptions {
 }
 
 /** The exit code is the caller's to judge (allowFailure); a timeout is an error. */
-export async function runInGuest(target: string, guestPath: string, args: readonly string[], options: GuestProgramOptions = {}): Promise<RunResult> {
+export async function runInGuest(
+  target: string,
+  guestPath: string,
+  args: readonly string[],
+  options: GuestProgramOptions = {},
+): Promise<RunResult> {
   const chrootDev = new GuestFs(target).mkdirp('/dev', 0o755, 0, 0);
   return runSandboxed(guestPath, args, {
     target,
     chrootDev,
     timeoutSeconds: options.timeoutSeconds ?? GUEST_PROGRAM_TIMEOUT_S,
     label: `the image's ${guestPath} ${args.join(' ')}`.trim(),
-    env: { HOME: '/root', PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...(options.env ?? {}) },
+    env: {
+      HOME: '/root',
+      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      ...(options.env ?? {}),
+    },
   });
 }

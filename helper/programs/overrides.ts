@@ -46,7 +46,8 @@ export interface OverridableTask {
 
 /** Runs the task, through the image's override when one applies. */
 export async function runWithOverride(ctx: HelperContext, task: OverridableTask): Promise<void> {
-  const allowed = task.attributes.overwritable && isYes(ctx.properties.ALLOW_MOUNTED_TASK_OVERWRITING) && ctx.mounts.length > 0;
+  const allowed =
+    task.attributes.overwritable && isYes(ctx.properties.ALLOW_MOUNTED_TASK_OVERWRITING) && ctx.mounts.length > 0;
   const program = allowed ? findOverride(ctx.target, task.name) : undefined;
   if (!program) return task.run(ctx);
   ctx.warn(`Task ${task.name} is overridden by the image's ${program}`);
@@ -56,9 +57,11 @@ export async function runWithOverride(ctx: HelperContext, task: OverridableTask)
     ctx.info(`task ${task.name} done by ${program} (built-in task not run)`);
     return;
   }
-  if (pre.code !== RUN_BUILTIN) throw new TaskError(`Task ${task.name}: the image's override ${program} pre-exec failed (exit ${pre.code})`);
+  if (pre.code !== RUN_BUILTIN)
+    throw new TaskError(`Task ${task.name}: the image's override ${program} pre-exec failed (exit ${pre.code})`);
   await task.run(ctx);
   const post = await runInGuest(ctx.target, program, ['post-exec'], { env });
-  if (post.code !== 0) throw new TaskError(`Task ${task.name}: the image's override ${program} post-exec failed (exit ${post.code})`);
+  if (post.code !== 0)
+    throw new TaskError(`Task ${task.name}: the image's override ${program} post-exec failed (exit ${post.code})`);
   ctx.info(`task ${task.name} ran between ${program} pre-exec and post-exec`);
 }

@@ -32,7 +32,8 @@ const CAPS = ['chown', 'dac_override', 'fowner', 'fsetid'];
 const SETUP_FAILED = 125;
 
 const caps = (extra: readonly string[] = []) => ['-all', ...[...CAPS, ...extra].map((c) => `+${c}`)].join(',');
-const setpriv = (extra: readonly string[] = []) => `/usr/bin/setpriv --nnp --securebits +noroot,+noroot_locked --bounding-set ${caps(extra)} --inh-caps ${caps(extra)} --ambient-caps ${caps(extra)} --`;
+const setpriv = (extra: readonly string[] = []) =>
+  `/usr/bin/setpriv --nnp --securebits +noroot,+noroot_locked --bounding-set ${caps(extra)} --inh-caps ${caps(extra)} --ambient-caps ${caps(extra)} --`;
 
 /**
  * Runs as PID 1 of the new namespaces: $1 = chroot device directory ("" when not chrooted),
@@ -115,25 +116,53 @@ export interface ProgramBytes {
  * The exit code is the caller's to judge; a timeout or a sandbox that cannot be set up is
  * an error.
  */
-export async function runSandboxed(program: string | ProgramBytes, args: readonly string[], options: SandboxOptions): Promise<RunResult> {
+export async function runSandboxed(
+  program: string | ProgramBytes,
+  args: readonly string[],
+  options: SandboxOptions,
+): Promise<RunResult> {
   const command = typeof program === 'string' ? [program] : ['--stdin', program.name];
   const admin = options.administrator;
   const devices = admin ? admin.devices.map(deviceSpec).join(' ') : '';
   const script = SETUP.replace('$admin_setpriv', admin ? setpriv(['sys_chroot']) : setpriv());
-  const r = await run('/usr/bin/unshare', ['--mount', '--pid', '--fork', '--kill-child', '--propagation', 'private', '/bin/sh', '-c', script, 'snf-image-sandbox', options.chrootDev ?? '', options.target, devices, ...command, ...args], {
-    allowFailure: true,
-    timeoutSeconds: options.timeoutSeconds,
-    label: options.label,
-    env: options.env,
-    ...(typeof program === 'string' ? {} : { input: program.content }),
-  });
-  const setup = r.stderr.split('\n').reverse().find((l) => l.startsWith('snf-image sandbox: '));
-  if (r.code === SETUP_FAILED && setup !== undefined) throw new TaskError(`${options.label}: ${setup.replace(/^snf-image /, '')}`);
+  const r = await run(
+    '/usr/bin/unshare',
+    [
+      '--mount',
+      '--pid',
+      '--fork',
+      '--kill-child',
+      '--propagation',
+      'private',
+      '/bin/sh',
+      '-c',
+      script,
+      'snf-image-sandbox',
+      options.chrootDev ?? '',
+      options.target,
+      devices,
+      ...command,
+      ...args,
+    ],
+    {
+      allowFailure: true,
+      timeoutSeconds: options.timeoutSeconds,
+      label: options.label,
+      env: options.env,
+      ...(typeof program === 'string' ? {} : { input: program.content }),
+    },
+  );
+  const setup = r.stderr
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('snf-image sandbox: '));
+  if (r.code === SETUP_FAILED && setup !== undefined)
+    throw new TaskError(`${options.label}: ${setup.replace(/^snf-image /, '')}`);
   return r;
 }
 
-
 function deviceSpec(device: BlockDevice): string {
-  if (!/^[a-z][a-z0-9]*$/.test(device.name) || !/^\d+:\d+$/.test(device.majorMinor)) throw new TaskError(`sandbox: bad block device ${device.name} (${device.majorMinor})`);
+  if (!/^[a-z][a-z0-9]*$/.test(device.name) || !/^\d+:\d+$/.test(device.majorMinor))
+    throw new TaskError(`sandbox: bad block device ${device.name} (${device.majorMinor})`);
   return `${device.name}:${device.majorMinor}`;
 }

@@ -20,10 +20,12 @@ export function usersOf(properties: Readonly<Record<string, string>>): string[] 
 
 export async function initializeDatasource(ctx: HelperContext): Promise<void> {
   const fs = new GuestFs(ctx.target);
-  if (!fs.isDirectory('/etc/cloud')) throw new TaskError('CLOUD_INIT is set, but the image has no /etc/cloud: is cloud-init installed?');
+  if (!fs.isDirectory('/etc/cloud'))
+    throw new TaskError('CLOUD_INIT is set, but the image has no /etc/cloud: is cloud-init installed?');
   const secrets = ctx.config.secrets;
   const method = ctx.properties.PASSWD_HASHING_METHOD ?? guestHashMethod(fs);
-  const passwordHash = secrets.passwordHash ?? (secrets.password !== undefined ? await hashPassword(secrets.password, method) : undefined);
+  const passwordHash =
+    secrets.passwordHash ?? (secrets.password !== undefined ? await hashPassword(secrets.password, method) : undefined);
   const swap = parseSwapProperty(ctx.properties.SWAP);
   let nics: NicModel[];
   try {
@@ -45,5 +47,7 @@ export async function initializeDatasource(ctx: HelperContext): Promise<void> {
   for (const file of files) fs.write(file.path, file.content, { mode: file.mode, uid: 0, gid: 0 });
   // A network-disabling file from an earlier deployment would make cloud-init ignore network-config.
   if (nics.length > 0 && fs.exists(CLOUD_INIT_PATH)) fs.remove(CLOUD_INIT_PATH);
-  ctx.info(`cloud-init NoCloud seed written to ${SEED_DIR} (${files.map((f) => f.path.split('/').pop()).join(', ')}); datasource in ${DATASOURCE_CFG}`);
+  ctx.info(
+    `cloud-init NoCloud seed written to ${SEED_DIR} (${files.map((f) => f.path.split('/').pop()).join(', ')}); datasource in ${DATASOURCE_CFG}`,
+  );
 }

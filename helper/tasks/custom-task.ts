@@ -25,7 +25,9 @@ export function decodeCustomTask(value: string): Buffer {
 }
 
 /** The program's environment: upstream's task variables, no secrets. */
-export function customTaskEnv(ctx: Pick<HelperContext, 'target' | 'disks' | 'properties' | 'config' | 'resizedPartition'>): Record<string, string> {
+export function customTaskEnv(
+  ctx: Pick<HelperContext, 'target' | 'disks' | 'properties' | 'config' | 'resizedPartition'>,
+): Record<string, string> {
   const env: Record<string, string> = {
     TARGET: ctx.target,
     HOSTNAME: ctx.config.hostname,
@@ -61,7 +63,13 @@ export function instanceBlockDevices(disks: readonly string[], sysClassBlock = '
 export async function runCustomTask(ctx: HelperContext): Promise<void> {
   const content = decodeCustomTask(ctx.properties.CUSTOM_TASK ?? '');
   const administrator = { devices: instanceBlockDevices(ctx.disks) };
-  const r = await runSandboxed({ name: PROGRAM_NAME, content }, [], { target: ctx.target, env: customTaskEnv(ctx), timeoutSeconds: GUEST_PROGRAM_TIMEOUT_S, label: 'CUSTOM_TASK', administrator });
+  const r = await runSandboxed({ name: PROGRAM_NAME, content }, [], {
+    target: ctx.target,
+    env: customTaskEnv(ctx),
+    timeoutSeconds: GUEST_PROGRAM_TIMEOUT_S,
+    label: 'CUSTOM_TASK',
+    administrator,
+  });
   if (r.code !== 0) {
     const last = (r.stderr.trim() || r.stdout.trim()).split('\n').pop() ?? '';
     throw new TaskError(`CUSTOM_TASK failed (exit ${r.code})${last ? `: ${last}` : ''}`);

@@ -31,12 +31,16 @@ export async function filesystemResizeUnmounted(ctx: HelperContext): Promise<voi
     fs = await filesystemType(node);
   }
   if (!fs.startsWith('ext')) {
-    if (!['xfs', 'btrfs', 'swap', 'ntfs', 'LVM2_member', ''].includes(fs)) ctx.warn(`Cannot resize a ${fs} filesystem: only ext2/3/4, xfs and btrfs grow`);
+    if (!['xfs', 'btrfs', 'swap', 'ntfs', 'LVM2_member', ''].includes(fs))
+      ctx.warn(`Cannot resize a ${fs} filesystem: only ext2/3/4, xfs and btrfs grow`);
     return;
   }
   const check = await run('e2fsck', ['-f', '-p', node], { allowFailure: true });
   // 0: clean, 1: errors corrected; anything else needs a person.
-  if (check.code > 1) throw new TaskError(`The ${fs} filesystem on ${node} has errors e2fsck cannot fix automatically (exit ${check.code}): ${check.stdout.trim().split('\n').pop() ?? ''}`);
+  if (check.code > 1)
+    throw new TaskError(
+      `The ${fs} filesystem on ${node} has errors e2fsck cannot fix automatically (exit ${check.code}): ${check.stdout.trim().split('\n').pop() ?? ''}`,
+    );
   await run('resize2fs', [node]);
 }
 
@@ -51,7 +55,10 @@ export async function filesystemResizeMounted(ctx: HelperContext): Promise<void>
     return extendFilesystemAtFirstBoot(ctx, new GuestFs(ctx.target), number);
   }
   if (fs !== 'xfs' && fs !== 'btrfs') return;
-  const mounts = (await run('findmnt', ['-n', '-o', 'TARGET', '--source', node], { allowFailure: true })).stdout.trim().split('\n').filter(Boolean);
+  const mounts = (await run('findmnt', ['-n', '-o', 'TARGET', '--source', node], { allowFailure: true })).stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean);
   const mountPoint = mounts[0];
   if (!mountPoint) {
     ctx.warn(`the ${fs} filesystem on ${node} is not mounted: not grown`);

@@ -48,13 +48,18 @@ export function isActivatedVolume(source: string, volumeGroups: readonly string[
 async function resolveSource(source: string, volumeGroups: readonly string[]): Promise<string> {
   const m = /^(UUID|LABEL|PARTUUID|PARTLABEL)=(.+)$/.exec(source);
   if (m) {
-    const r = await run('blkid', ['-l', '-o', 'device', '-t', `${m[1]}=${(m[2] ?? '').replace(/^"|"$/g, '')}`], { allowFailure: true });
+    const r = await run('blkid', ['-l', '-o', 'device', '-t', `${m[1]}=${(m[2] ?? '').replace(/^"|"$/g, '')}`], {
+      allowFailure: true,
+    });
     const device = r.stdout.trim();
     if (device === '') throw new TaskError(`fstab names ${source}, but no partition of the image has it`);
     return device;
   }
   if (isActivatedVolume(source, volumeGroups) && existsSync(source)) return source;
-  if (source.startsWith('/dev/')) throw new TaskError(`fstab names the device ${source}; only UUID=, LABEL=, PARTUUID=, PARTLABEL= and the image's LVM volumes can be found reliably`);
+  if (source.startsWith('/dev/'))
+    throw new TaskError(
+      `fstab names the device ${source}; only UUID=, LABEL=, PARTUUID=, PARTLABEL= and the image's LVM volumes can be found reliably`,
+    );
   throw new TaskError(`unsupported fstab source ${source}`);
 }
 
@@ -63,7 +68,10 @@ async function resolveSource(source: string, volumeGroups: readonly string[]): P
  * image sysprep did not generalize, or of another family than OSFAMILY, is refused.
  */
 async function mountWindows(ctx: HelperContext, root: string, fs: string): Promise<void> {
-  if (fs !== 'ntfs') throw new TaskError(`ROOT_PARTITION ${ctx.properties.ROOT_PARTITION} (${root}) holds ${fs}, not the NTFS filesystem of a Windows image`);
+  if (fs !== 'ntfs')
+    throw new TaskError(
+      `ROOT_PARTITION ${ctx.properties.ROOT_PARTITION} (${root}) holds ${fs}, not the NTFS filesystem of a Windows image`,
+    );
   const { recovered } = await mountNtfs(root, ctx.target, false);
   ctx.mounts.push(ctx.target);
   if (recovered) ctx.warn(`the NTFS volume ${root} was not cleanly unmounted; ntfs-3g replayed its journal`);

@@ -29,7 +29,9 @@ export async function configureNetwork(ctx: HelperContext): Promise<void> {
   const fs = new GuestFs(ctx.target);
   const detection = detectNetworkSystem(fs, ctx.properties);
   if (!detection.system) {
-    ctx.warn(`Don't know how to configure the network of this image (${detection.why}): its network configuration is left as it is`);
+    ctx.warn(
+      `Don't know how to configure the network of this image (${detection.why}): its network configuration is left as it is`,
+    );
     return;
   }
   ctx.info(`network configuration system: ${detection.system} (${detection.why})`);

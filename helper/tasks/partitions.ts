@@ -16,9 +16,19 @@ async function applySwapOperation(table: PartitionTable, op: SwapOperation): Pro
   if (op.op === 'resize') {
     await run('sfdisk', [...SFDISK, '-N', String(op.number), table.device], { input: `, ${op.size}\n` });
   } else if (table.type === 'gpt') {
-    await run('sgdisk', ['-n', `${op.number}:${op.start}:${op.start + op.size - 1}`, '-t', `${op.number}:8200`, '-c', `${op.number}:swap`, table.device]);
+    await run('sgdisk', [
+      '-n',
+      `${op.number}:${op.start}:${op.start + op.size - 1}`,
+      '-t',
+      `${op.number}:8200`,
+      '-c',
+      `${op.number}:swap`,
+      table.device,
+    ]);
   } else {
-    await run('sfdisk', [...SFDISK, '-N', String(op.number), table.device], { input: `start=${op.start}, size=${op.size}, type=${op.kind === 'swap' ? '82' : '5'}\n` });
+    await run('sfdisk', [...SFDISK, '-N', String(op.number), table.device], {
+      input: `start=${op.start}, size=${op.size}, type=${op.kind === 'swap' ? '82' : '5'}\n`,
+    });
   }
 }
 
@@ -39,7 +49,9 @@ export async function fixPartitionTable(ctx: HelperContext): Promise<void> {
   const swap = parseSwapProperty(ctx.properties.SWAP);
   if (swap?.kind === 'partition') {
     for (const op of planSwapPartition(table, swap)) await applySwapOperation(table, op);
-    ctx.info(`grew partition ${last.number} up to a ${swap.mib} MB swap partition ${swap.number} at the end of the disk`);
+    ctx.info(
+      `grew partition ${last.number} up to a ${swap.mib} MB swap partition ${swap.number} at the end of the disk`,
+    );
     await settle(ctx.disk);
     ctx.resizedPartition = last.node;
     return;

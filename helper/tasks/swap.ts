@@ -20,7 +20,10 @@ async function swapDevice(ctx: HelperContext): Promise<string | undefined> {
   if (!spec) return undefined;
   if (spec.kind === 'disk') {
     const device = ctx.disks[spec.diskIndex];
-    if (!device) throw new TaskError(`SWAP=${spec.letter} names instance disk ${spec.diskIndex}, but the instance has ${ctx.disks.length} disk(s)`);
+    if (!device)
+      throw new TaskError(
+        `SWAP=${spec.letter} names instance disk ${spec.diskIndex}, but the instance has ${ctx.disks.length} disk(s)`,
+      );
     return device;
   }
   if (isYes(ctx.properties.CLOUD_INIT)) {
@@ -28,7 +31,10 @@ async function swapDevice(ctx: HelperContext): Promise<string | undefined> {
     return undefined;
   }
   const node = partitionNode(ctx.disk, spec.number);
-  if (!existsSync(node)) throw new TaskError(`SWAP names partition ${spec.number}, but ${node} does not exist (FixPartitionTable did not create it)`);
+  if (!existsSync(node))
+    throw new TaskError(
+      `SWAP names partition ${spec.number}, but ${node} does not exist (FixPartitionTable did not create it)`,
+    );
   return node;
 }
 

@@ -38,7 +38,8 @@ export function findCaseInsensitive(root: string, ...names: string[]): string | 
     const found = readdirSync(current).find((e) => e.toLowerCase() === name.toLowerCase());
     if (found === undefined) return undefined;
     current = join(current, found);
-    if (lstatSync(current).isSymbolicLink()) throw new TaskError(`${current.slice(root.length)} in the Windows image is a link; snf-image does not follow it`);
+    if (lstatSync(current).isSymbolicLink())
+      throw new TaskError(`${current.slice(root.length)} in the Windows image is a link; snf-image does not follow it`);
   }
   return current;
 }
@@ -48,7 +49,8 @@ export function hivePaths(root: string): WindowsHives {
     const path = findCaseInsensitive(root, 'Windows', 'System32', 'config', name);
     if (!path) throw new TaskError(`the Windows image has no registry hive Windows/System32/config/${name}`);
     // The hivex tools open it by name: a FIFO or device node would hang them or reach outside the image.
-    if (!lstatSync(path).isFile()) throw new TaskError(`the Windows image's registry hive Windows/System32/config/${name} is not a regular file`);
+    if (!lstatSync(path).isFile())
+      throw new TaskError(`the Windows image's registry hive Windows/System32/config/${name} is not a regular file`);
     return path;
   };
   return { system: hive('SYSTEM'), software: hive('SOFTWARE'), sam: hive('SAM') };
@@ -59,9 +61,13 @@ const CURRENT_VERSION = '\\Microsoft\\Windows NT\\CurrentVersion';
 /** The NT version from the SOFTWARE hive (CurrentMajor/MinorVersionNumber on 10 and later). */
 export async function ntVersion(software: string): Promise<string> {
   const major = await readDword(software, CURRENT_VERSION, 'CurrentMajorVersionNumber');
-  if (major !== undefined) return `${major}.${(await readDword(software, CURRENT_VERSION, 'CurrentMinorVersionNumber')) ?? 0}`;
+  if (major !== undefined)
+    return `${major}.${(await readDword(software, CURRENT_VERSION, 'CurrentMinorVersionNumber')) ?? 0}`;
   const version = await readString(software, CURRENT_VERSION, 'CurrentVersion');
-  if (!version || !/^\d+\.\d+$/.test(version)) throw new TaskError(`the Windows image has no usable CurrentVersion in SOFTWARE${CURRENT_VERSION} (${version ?? 'missing'})`);
+  if (!version || !/^\d+\.\d+$/.test(version))
+    throw new TaskError(
+      `the Windows image has no usable CurrentVersion in SOFTWARE${CURRENT_VERSION} (${version ?? 'missing'})`,
+    );
   return version;
 }
 
@@ -73,10 +79,18 @@ export async function inspectWindows(root: string): Promise<WindowsInfo> {
   const hives = hivePaths(root);
   const version = await ntVersion(hives.software);
   const current = await readDword(hives.system, '\\Select', 'Current');
-  if (current === undefined) throw new TaskError('the Windows image has no current control set (SYSTEM\\Select\\Current)');
+  if (current === undefined)
+    throw new TaskError('the Windows image has no current control set (SYSTEM\\Select\\Current)');
   const controlSet = `ControlSet${String(current).padStart(3, '0')}`;
-  const arch = await readString(hives.system, `\\${controlSet}\\Control\\Session Manager\\Environment`, 'PROCESSOR_ARCHITECTURE');
-  if (!arch || !['amd64', 'x86'].includes(arch.toLowerCase())) throw new TaskError(`the Windows image has PROCESSOR_ARCHITECTURE ${arch ?? '(missing)'}; only AMD64 and x86 are supported`);
+  const arch = await readString(
+    hives.system,
+    `\\${controlSet}\\Control\\Session Manager\\Environment`,
+    'PROCESSOR_ARCHITECTURE',
+  );
+  if (!arch || !['amd64', 'x86'].includes(arch.toLowerCase()))
+    throw new TaskError(
+      `the Windows image has PROCESSOR_ARCHITECTURE ${arch ?? '(missing)'}; only AMD64 and x86 are supported`,
+    );
   return { family: familyOfVersion(version), version, arch: arch.toLowerCase() as WindowsArch, controlSet, hives };
 }
 
@@ -85,15 +99,26 @@ const GENERALIZED = ['IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE', 'IMAGE_STATE_GENER
 /** Refuses an image sysprep did not generalize (Windows would not run the answer file). */
 export async function checkSysprepped(info: WindowsInfo): Promise<void> {
   if (info.family === 'windows') {
-    const state = await readString(info.hives.software, '\\Microsoft\\Windows\\CurrentVersion\\Setup\\State', 'ImageState');
-    if (!state || !GENERALIZED.includes(state)) throw new TaskError(`the Windows image is not generalized (ImageState is ${state ?? 'missing'}, not IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE): run sysprep /generalize /oobe /shutdown before taking the image`);
+    const state = await readString(
+      info.hives.software,
+      '\\Microsoft\\Windows\\CurrentVersion\\Setup\\State',
+      'ImageState',
+    );
+    if (!state || !GENERALIZED.includes(state))
+      throw new TaskError(
+        `the Windows image is not generalized (ImageState is ${state ?? 'missing'}, not IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE): run sysprep /generalize /oobe /shutdown before taking the image`,
+      );
     return;
   }
   const setup = await readDword(info.hives.system, '\\Setup', 'SystemSetupInProgress');
   const mini = await readDword(info.hives.system, '\\Setup', 'MiniSetupInProgress');
-  if (setup !== 1 || mini !== 1) throw new TaskError(`the Windows image is not sysprepped (SYSTEM\\Setup SystemSetupInProgress=${setup ?? 'missing'}, MiniSetupInProgress=${mini ?? 'missing'}; both must be 1): run sysprep -mini -reseal before taking the image`);
+  if (setup !== 1 || mini !== 1)
+    throw new TaskError(
+      `the Windows image is not sysprepped (SYSTEM\\Setup SystemSetupInProgress=${setup ?? 'missing'}, MiniSetupInProgress=${mini ?? 'missing'}; both must be 1): run sysprep -mini -reseal before taking the image`,
+    );
 }
 
 export function checkFamily(info: WindowsInfo, declared: string | undefined): void {
-  if (declared !== undefined && declared !== info.family) throw new TaskError(`OSFAMILY is ${declared}, but the image is Windows NT ${info.version} (${info.family})`);
+  if (declared !== undefined && declared !== info.family)
+    throw new TaskError(`OSFAMILY is ${declared}, but the image is Windows NT ${info.version} (${info.family})`);
 }

@@ -5,7 +5,10 @@
  */
 import { run, TaskError } from '../exec.ts';
 
-export type RegistryValue = { type: 'string'; value: string } | { type: 'dword'; value: number } | { type: 'raw'; regType: number; bytes: Buffer };
+export type RegistryValue =
+  | { type: 'string'; value: string }
+  | { type: 'dword'; value: number }
+  | { type: 'raw'; regType: number; bytes: Buffer };
 
 /** Splits `\A\B` into its key names; the root is `\`. */
 function keyParts(key: string): string[] {
@@ -22,12 +25,18 @@ export function parseRegLine(line: string): [string, RegistryValue] | undefined 
   if (!m) return undefined;
   const name = m[1] === undefined ? '@' : m[1].replace(/\\(.)/g, '$1');
   const raw = m[2] as string;
-  if (raw.startsWith('"')) return [name, { type: 'string', value: raw.slice(1, raw.endsWith('"') ? -1 : undefined).replace(/\\(.)/g, '$1') }];
+  if (raw.startsWith('"'))
+    return [name, { type: 'string', value: raw.slice(1, raw.endsWith('"') ? -1 : undefined).replace(/\\(.)/g, '$1') }];
   const dword = /^dword:([0-9a-fA-F]{8})$/.exec(raw);
   if (dword) return [name, { type: 'dword', value: parseInt(dword[1] as string, 16) }];
   const hex = /^hex(?:\(([0-9a-fA-F]+)\))?:(.*)$/.exec(raw);
   if (hex) {
-    const bytes = Buffer.from((hex[2] as string).split(',').filter(Boolean).map((b) => parseInt(b, 16)));
+    const bytes = Buffer.from(
+      (hex[2] as string)
+        .split(',')
+        .filter(Boolean)
+        .map((b) => parseInt(b, 16)),
+    );
     return [name, { type: 'raw', regType: hex[1] === undefined ? 3 : parseInt(hex[1], 16), bytes }];
   }
   return undefined;
@@ -38,7 +47,9 @@ export async function readKey(hive: string, key: string): Promise<Map<string, Re
   const r = await run('hivexget', [hive, `\\${keyParts(key).join('\\')}`], { allowFailure: true });
   if (r.code !== 0) {
     if (/not found/.test(r.stderr)) return undefined;
-    throw new TaskError(`cannot read the registry hive ${hive.split('/').pop() ?? hive}: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`}`);
+    throw new TaskError(
+      `cannot read the registry hive ${hive.split('/').pop() ?? hive}: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`}`,
+    );
   }
   const values = new Map<string, RegistryValue>();
   for (const line of r.stdout.split('\n')) {
@@ -75,7 +86,10 @@ export async function listSubkeys(hive: string, key: string): Promise<string[]> 
   const parts = keyParts(key);
   const r = await run('hivexsh', [hive], { input: `cd \\${parts.join('\\')}\nls\n`, allowFailure: true });
   if (r.code !== 0) return [];
-  return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
 function setvalLine(value: RegistryValue): string {
@@ -92,13 +106,19 @@ function setvalLine(value: RegistryValue): string {
  * Sets values of a key (creating the key and its parents when missing), keeping the
  * key's other values.
  */
-export async function writeValues(hive: string, key: string, changes: Readonly<Record<string, RegistryValue>>): Promise<void> {
+export async function writeValues(
+  hive: string,
+  key: string,
+  changes: Readonly<Record<string, RegistryValue>>,
+): Promise<void> {
   const parts = keyParts(key);
   const script: string[] = [];
   const existing: string[] = [];
   for (const part of parts) {
     checkName(part, 'key');
-    const present = (await listSubkeys(hive, existing.length ? `\\${existing.join('\\')}` : '\\')).some((k) => k.toLowerCase() === part.toLowerCase());
+    const present = (await listSubkeys(hive, existing.length ? `\\${existing.join('\\')}` : '\\')).some(
+      (k) => k.toLowerCase() === part.toLowerCase(),
+    );
     if (!present) script.push(`cd \\${existing.join('\\')}`, `add ${part}`);
     existing.push(part);
   }
@@ -112,7 +132,10 @@ export async function writeValues(hive: string, key: string, changes: Readonly<R
   for (const [name, value] of values) script.push(name, setvalLine(value));
   script.push('commit', '');
   const r = await run('hivexsh', ['-w', hive], { input: script.join('\n'), allowFailure: true });
-  if (r.code !== 0) throw new TaskError(`cannot write ${key} in the registry hive ${hive.split('/').pop() ?? hive}: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`}`);
+  if (r.code !== 0)
+    throw new TaskError(
+      `cannot write ${key} in the registry hive ${hive.split('/').pop() ?? hive}: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`}`,
+    );
 }
 
 /** Deletes one value of a key when present. */

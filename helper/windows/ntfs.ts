@@ -12,7 +12,8 @@ import { run, TaskError } from '../exec.ts';
 const NTFS_VOLUME_HIBERNATED = 14;
 const NTFS_VOLUME_UNCLEAN_UNMOUNT = 15;
 
-const HIBERNATED_HELP = 'Windows was hibernated or shut down with Fast Startup when the image was taken; boot it, run "powercfg /h off" (or disable Fast Startup), shut down and take the image again';
+const HIBERNATED_HELP =
+  'Windows was hibernated or shut down with Fast Startup when the image was taken; boot it, run "powercfg /h off" (or disable Fast Startup), shut down and take the image again';
 
 export class NtfsHibernatedError extends TaskError {}
 
@@ -29,7 +30,8 @@ export async function mountNtfs(node: string, target: string, readOnly: boolean)
   if (!existsSync('/dev/fuse')) await run('modprobe', ['fuse'], { allowFailure: true });
   // ntfs-3g run by root mounts without nosuid and nodev unless told; nothing of a Windows volume runs in the helper.
   const base = ['ignore_case', 'windows_names', 'nosuid', 'nodev', 'noexec', readOnly ? 'ro' : 'rw'];
-  const attempt = (options: string[]) => run('lowntfs-3g', ['-o', options.join(','), node, target], { allowFailure: true });
+  const attempt = (options: string[]) =>
+    run('lowntfs-3g', ['-o', options.join(','), node, target], { allowFailure: true });
   let r = await attempt([...base, 'norecover']);
   let recovered = false;
   if (r.code === NTFS_VOLUME_UNCLEAN_UNMOUNT || (r.code !== 0 && r.code !== NTFS_VOLUME_HIBERNATED && !readOnly)) {
@@ -52,7 +54,10 @@ export async function mountNtfs(node: string, target: string, readOnly: boolean)
 }
 
 function mountedReadWrite(target: string): boolean {
-  const entry = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')).find((f) => f[1] === target);
+  const entry = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .find((f) => f[1] === target);
   return entry !== undefined && (entry[3] ?? '').split(',').includes('rw');
 }
 
@@ -94,7 +99,10 @@ export async function ntfsDirty(node: string): Promise<boolean> {
 
 /** Grows the NTFS filesystem to its partition; a dirty volume is refused unless noCheck. */
 export async function ntfsResize(node: string, noCheck: boolean): Promise<void> {
-  if (!noCheck && (await ntfsDirty(node))) throw new TaskError(`the NTFS volume ${node} is marked dirty; Windows must check it (chkdsk) before it can be resized offline (or set OFFLINE_NTFSRESIZE_NOCHECK)`);
+  if (!noCheck && (await ntfsDirty(node)))
+    throw new TaskError(
+      `the NTFS volume ${node} is marked dirty; Windows must check it (chkdsk) before it can be resized offline (or set OFFLINE_NTFSRESIZE_NOCHECK)`,
+    );
   await run('ntfsresize', ['-P', '-f', node]);
   if (noCheck) await run('ntfsfix', ['-d', node]);
 }

@@ -37,7 +37,10 @@ export class IniFile {
   get(section: string, key: string): string | undefined {
     const i = this.keyLine(section, key);
     if (i === undefined) return undefined;
-    return (this.lines[i] as string).replace(/^[^=]*=\s*/, '').replace(/^"(.*)"$/, '$1').trim();
+    return (this.lines[i] as string)
+      .replace(/^[^=]*=\s*/, '')
+      .replace(/^"(.*)"$/, '$1')
+      .trim();
   }
 
   set(section: string, key: string, value: string): void {
@@ -54,14 +57,19 @@ export class IniFile {
   entries(section: string): string[] {
     const range = this.sectionRange(section);
     if (!range) return [];
-    return this.lines.slice(range[0] + 1, range[1]).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith(';'));
+    return this.lines
+      .slice(range[0] + 1, range[1])
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith(';'));
   }
 
   /** Removes the lines of a section equal (ignoring case and blanks) to this one. */
   remove(section: string, line: string): void {
     const range = this.sectionRange(section);
     if (!range) return;
-    const kept = this.lines.slice(range[0] + 1, range[1]).filter((l) => l.trim().toLowerCase() !== line.trim().toLowerCase());
+    const kept = this.lines
+      .slice(range[0] + 1, range[1])
+      .filter((l) => l.trim().toLowerCase() !== line.trim().toLowerCase());
     this.lines.splice(range[0] + 1, range[1] - range[0] - 1, ...kept);
   }
 

@@ -4,7 +4,21 @@
  * ProductKey, the local accounts it creates). Components are per processor architecture;
  * the edits go to the image's architecture, components are created when missing.
  */
-import { appendChild, attribute, element, elementChildren, localName, parseXml, setText, textElement, textOf, writeXml, XmlError, type XmlDocument, type XmlElement } from './xml.ts';
+import {
+  appendChild,
+  attribute,
+  element,
+  elementChildren,
+  localName,
+  parseXml,
+  setText,
+  textElement,
+  textOf,
+  writeXml,
+  XmlError,
+  type XmlDocument,
+  type XmlElement,
+} from './xml.ts';
 
 export type WindowsArch = 'amd64' | 'x86';
 
@@ -19,10 +33,12 @@ export function parseUnattend(text: string, source: string): XmlDocument {
   try {
     doc = parseXml(text);
   } catch (error) {
-    if (error instanceof XmlError) throw new AnswerFileError(`the answer file ${source} is not well-formed XML: ${error.message}`);
+    if (error instanceof XmlError)
+      throw new AnswerFileError(`the answer file ${source} is not well-formed XML: ${error.message}`);
     throw error;
   }
-  if (localName(doc.root.name) !== 'unattend') throw new AnswerFileError(`the answer file ${source} has the root element <${doc.root.name}>, not <unattend>`);
+  if (localName(doc.root.name) !== 'unattend')
+    throw new AnswerFileError(`the answer file ${source} has the root element <${doc.root.name}>, not <unattend>`);
   return doc;
 }
 
@@ -30,7 +46,8 @@ export function serializeUnattend(doc: XmlDocument): string {
   return writeXml(doc).replace(/\r?\n/g, '\r\n');
 }
 
-const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const escapeXml = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 function componentOpen(name: string, arch: WindowsArch): string {
   return `<component name="${name}" processorArchitecture="${arch}" publicKeyToken="31bf3856ad364e35" language="neutral" versionScope="nonSxS" xmlns:wcm="${WCM}" xmlns:xsi="${XSI}">`;
@@ -96,7 +113,9 @@ function settingsFor(doc: XmlDocument, pass: string): XmlElement {
 
 function componentFor(doc: XmlDocument, pass: string, name: string, arch: WindowsArch): XmlElement {
   const settings = settingsFor(doc, pass);
-  const found = elementChildren(settings, 'component').find((c) => attribute(c, 'name') === name && (attribute(c, 'processorArchitecture') ?? arch) === arch);
+  const found = elementChildren(settings, 'component').find(
+    (c) => attribute(c, 'name') === name && (attribute(c, 'processorArchitecture') ?? arch) === arch,
+  );
   if (found) return found;
   const created = element('component', [
     ['name', name],
@@ -120,7 +139,12 @@ function childFor(parent: XmlElement, name: string, depth: number): XmlElement {
 }
 
 /** Sets a value of Microsoft-Windows-Shell-Setup in the specialize pass (ComputerName, ProductKey). */
-export function setShellSetup(doc: XmlDocument, arch: WindowsArch, name: 'ComputerName' | 'ProductKey', value: string): void {
+export function setShellSetup(
+  doc: XmlDocument,
+  arch: WindowsArch,
+  name: 'ComputerName' | 'ProductKey',
+  value: string,
+): void {
   const component = componentFor(doc, 'specialize', 'Microsoft-Windows-Shell-Setup', arch);
   setText(childFor(component, name, 2), value);
 }
@@ -133,7 +157,13 @@ export interface SpecializeCommand {
 /** The specialize RunSynchronous commands of one architecture, in Order. */
 export function specializeCommands(doc: XmlDocument, arch: WindowsArch): Array<SpecializeCommand & { order: number }> {
   const settings = elementChildren(doc.root, 'settings').find((s) => attribute(s, 'pass') === 'specialize');
-  const component = settings && elementChildren(settings, 'component').find((c) => attribute(c, 'name') === 'Microsoft-Windows-Deployment' && (attribute(c, 'processorArchitecture') ?? arch) === arch);
+  const component =
+    settings &&
+    elementChildren(settings, 'component').find(
+      (c) =>
+        attribute(c, 'name') === 'Microsoft-Windows-Deployment' &&
+        (attribute(c, 'processorArchitecture') ?? arch) === arch,
+    );
   const list = component && elementChildren(component, 'RunSynchronous')[0];
   if (!list) return [];
   return elementChildren(list, 'RunSynchronousCommand')
@@ -179,7 +209,13 @@ export function localAccountNames(doc: XmlDocument): string[] {
 /** The text of a Shell-Setup specialize value of one architecture (for tests and logs). */
 export function shellSetupValue(doc: XmlDocument, arch: WindowsArch, name: string): string | undefined {
   const settings = elementChildren(doc.root, 'settings').find((s) => attribute(s, 'pass') === 'specialize');
-  const component = settings && elementChildren(settings, 'component').find((c) => attribute(c, 'name') === 'Microsoft-Windows-Shell-Setup' && (attribute(c, 'processorArchitecture') ?? arch) === arch);
+  const component =
+    settings &&
+    elementChildren(settings, 'component').find(
+      (c) =>
+        attribute(c, 'name') === 'Microsoft-Windows-Shell-Setup' &&
+        (attribute(c, 'processorArchitecture') ?? arch) === arch,
+    );
   const value = component && elementChildren(component, name)[0];
   return value ? textOf(value) : undefined;
 }

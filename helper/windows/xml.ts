@@ -16,7 +16,12 @@ export interface XmlElement {
   children: XmlNode[];
 }
 
-export type XmlNode = XmlElement | { kind: 'text'; text: string } | { kind: 'cdata'; text: string } | { kind: 'comment'; text: string } | { kind: 'pi'; target: string; body: string };
+export type XmlNode =
+  | XmlElement
+  | { kind: 'text'; text: string }
+  | { kind: 'cdata'; text: string }
+  | { kind: 'comment'; text: string }
+  | { kind: 'pi'; target: string; body: string };
 
 export interface XmlDocument {
   /** Comments and processing instructions before the root element (the XML declaration is rewritten). */
@@ -114,7 +119,8 @@ function readMisc(r: Reader, into: XmlNode[]): boolean {
     else if (start !== 0) r.fail('the XML declaration must come first');
     return true;
   }
-  if (r.startsWith('<!DOCTYPE') || r.startsWith('<!ENTITY')) r.fail('document type declarations are not allowed in an answer file');
+  if (r.startsWith('<!DOCTYPE') || r.startsWith('<!ENTITY'))
+    r.fail('document type declarations are not allowed in an answer file');
   return false;
 }
 
@@ -226,7 +232,9 @@ export function localName(name: string): string {
 }
 
 export function elementChildren(el: XmlElement, local?: string): XmlElement[] {
-  return el.children.filter((c): c is XmlElement => c.kind === 'element' && (local === undefined || localName(c.name) === local));
+  return el.children.filter(
+    (c): c is XmlElement => c.kind === 'element' && (local === undefined || localName(c.name) === local),
+  );
 }
 
 export function attribute(el: XmlElement, local: string): string | undefined {
@@ -234,7 +242,9 @@ export function attribute(el: XmlElement, local: string): string | undefined {
 }
 
 export function textOf(el: XmlElement): string {
-  return el.children.map((c) => (c.kind === 'text' || c.kind === 'cdata' ? c.text : c.kind === 'element' ? textOf(c) : '')).join('');
+  return el.children
+    .map((c) => (c.kind === 'text' || c.kind === 'cdata' ? c.text : c.kind === 'element' ? textOf(c) : ''))
+    .join('');
 }
 
 export function element(name: string, attributes: Array<[string, string]> = [], children: XmlNode[] = []): XmlElement {
@@ -259,5 +269,8 @@ export function appendChild(parent: XmlElement, child: XmlElement, depth: number
   const last = parent.children.at(-1);
   const trailing = last?.kind === 'text' && /^\s*$/.test(last.text) ? last : undefined;
   if (trailing) parent.children.pop();
-  parent.children.push({ kind: 'text', text: `\n${indent.repeat(depth + 1)}` }, child, { kind: 'text', text: `\n${indent.repeat(depth)}` });
+  parent.children.push({ kind: 'text', text: `\n${indent.repeat(depth + 1)}` }, child, {
+    kind: 'text',
+    text: `\n${indent.repeat(depth)}`,
+  });
 }

@@ -99,6 +99,9 @@ export function addDeployCommand(program: Command): void {
     .action(async (flags: DeployFlags) => {
       const env = deployEnvironment(flags, process.env);
       const ctx = loadScriptContext('create', env);
-      await runCreate(ctx, { customize: flags.helper, terminal: flags.progress ? TerminalProgress.forStderr() : undefined });
+      await runCreate(ctx, {
+        customize: flags.helper,
+        terminal: flags.progress ? TerminalProgress.forStderr() : undefined,
+      });
     });
 }

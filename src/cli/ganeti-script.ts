@@ -14,7 +14,8 @@ import { scrub } from '../util/secret.ts';
 import type { Env } from '../ganeti/env.ts';
 
 const USAGE: Readonly<Record<GanetiScript, string>> = {
-  create: 'create (no arguments): deploy img_id onto DISK_0_PATH and customize it; parameters come from Ganeti environment variables',
+  create:
+    'create (no arguments): deploy img_id onto DISK_0_PATH and customize it; parameters come from Ganeti environment variables',
   import: 'import (no arguments): write the dump on stdin to IMPORT_DISK_PATH',
   export: 'export (no arguments): write EXPORT_DISK_PATH to stdout',
   rename: 'rename (no arguments): change the guest hostname from OLD_INSTANCE_NAME to INSTANCE_NAME',

@@ -17,7 +17,9 @@ if (process.argv[2] === 'helper') {
   process.on('beforeExit', () => {
     if (settled) return;
     settled = true;
-    process.stderr.write('snf-image: internal error: the command stopped before it finished (an operation never completed)\n');
+    process.stderr.write(
+      'snf-image: internal error: the command stopped before it finished (an operation never completed)\n',
+    );
     process.exitCode = 70;
   });
   import('./program.ts').then(

@@ -56,7 +56,12 @@ function buildProgram(): Command {
       const configFile = configFileFrom(process.env);
       // A configuration file that does not exist yet is what install-os writes: read the defaults.
       const config = loadConfig({ configFile: configFile && !existsSync(configFile) ? '/dev/null' : configFile });
-      for (const line of installOsDefinition({ dir, binary, variantsDir: opts.variantsDir ?? config.settings.VARIANTS_DIR, ...(configFile ? { configFile } : {}) })) {
+      for (const line of installOsDefinition({
+        dir,
+        binary,
+        variantsDir: opts.variantsDir ?? config.settings.VARIANTS_DIR,
+        ...(configFile ? { configFile } : {}),
+      })) {
         process.stdout.write(`${line}\n`);
       }
     });
@@ -70,21 +75,47 @@ function buildProgram(): Command {
     .option('--force', 'rebuild even if the helper is up to date')
     .option('--binary <path>', 'the snf-image binary to put into the helper (default: this one)')
     .option('--mirror <url>', 'Debian mirror (default: the one apt uses)')
-    .option('--refresh', 'bootstrap again from the mirror instead of the cached packages (security updates, a new kernel)')
+    .option(
+      '--refresh',
+      'bootstrap again from the mirror instead of the cached packages (security updates, a new kernel)',
+    )
     .option('--no-ufs-write', "keep Debian's read-only ufs module (BSD images then cannot be customized)")
-    .action(async (opts: { check?: boolean; force?: boolean; binary?: string; mirror?: string; refresh?: boolean; ufsWrite: boolean }) => {
-      const binary = opts.binary ?? (runningAsSea() ? process.execPath : undefined);
-      if (!binary) throw new Error('--binary: required when not running the built single executable');
-      const { helperState, updateHelper } = await import('../helper-vm/update-helper.ts');
-      const { settings } = loadConfig({ configFile: configFileFrom(process.env) });
-      if (opts.check) {
-        const state = await helperState(settings.HELPER_DIR, binary);
-        process.stdout.write(state.state === 'current' ? `up to date (built ${state.buildTime})\n` : state.state === 'missing' ? `missing: no helper VM in ${settings.HELPER_DIR}\n` : `stale: ${state.why}\n`);
-        process.exitCode = state.state === 'current' ? 0 : 1;
-        return;
-      }
-      await updateHelper({ helperDir: settings.HELPER_DIR, binary, force: Boolean(opts.force || opts.refresh), refresh: Boolean(opts.refresh), mirror: opts.mirror, ufsWrite: opts.ufsWrite, out: (line) => process.stdout.write(`${line}\n`) });
-    });
+    .action(
+      async (opts: {
+        check?: boolean;
+        force?: boolean;
+        binary?: string;
+        mirror?: string;
+        refresh?: boolean;
+        ufsWrite: boolean;
+      }) => {
+        const binary = opts.binary ?? (runningAsSea() ? process.execPath : undefined);
+        if (!binary) throw new Error('--binary: required when not running the built single executable');
+        const { helperState, updateHelper } = await import('../helper-vm/update-helper.ts');
+        const { settings } = loadConfig({ configFile: configFileFrom(process.env) });
+        if (opts.check) {
+          const state = await helperState(settings.HELPER_DIR, binary);
+          process.stdout.write(
+            state.state === 'current'
+              ? `up to date (built ${state.buildTime})\n`
+              : state.state === 'missing'
+                ? `missing: no helper VM in ${settings.HELPER_DIR}\n`
+                : `stale: ${state.why}\n`,
+          );
+          process.exitCode = state.state === 'current' ? 0 : 1;
+          return;
+        }
+        await updateHelper({
+          helperDir: settings.HELPER_DIR,
+          binary,
+          force: Boolean(opts.force || opts.refresh),
+          refresh: Boolean(opts.refresh),
+          mirror: opts.mirror,
+          ufsWrite: opts.ufsWrite,
+          out: (line) => process.stdout.write(`${line}\n`),
+        });
+      },
+    );
 
   program
     .command('helper', { hidden: true })
@@ -131,9 +162,9 @@ async function runCommand(argv: readonly string[]): Promise<number> {
     return Number(process.exitCode ?? 0);
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode;
-    if (error instanceof ValidationError) for (const problem of error.problems) process.stderr.write(`snf-image: ${problem}\n`);
+    if (error instanceof ValidationError)
+      for (const problem of error.problems) process.stderr.write(`snf-image: ${problem}\n`);
     else process.stderr.write(`snf-image: ${describeError(error)}\n`);
     return 1;
   }
 }
-

@@ -26,7 +26,21 @@ const RETIRED_KEYS: Readonly<Record<string, string>> = {
   VERSION_CHECK: 'obsolete since upstream 0.22',
   KVM: 'use QEMU',
 };
-const TOOL_KEYS = ['AWK', 'LOSETUP', 'TIMEOUT', 'CURL', 'TAR', 'DATE', 'MD5SUM', 'BLOCKDEV', 'DD', 'PARTED', 'KPARTX', 'SFDISK', 'INSTALL_MBR'];
+const TOOL_KEYS = [
+  'AWK',
+  'LOSETUP',
+  'TIMEOUT',
+  'CURL',
+  'TAR',
+  'DATE',
+  'MD5SUM',
+  'BLOCKDEV',
+  'DD',
+  'PARTED',
+  'KPARTX',
+  'SFDISK',
+  'INSTALL_MBR',
+];
 
 export interface ConfigSource {
   file: string;
@@ -65,9 +79,12 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     for (const entry of parseShellConf(text, file, lookup)) {
       const where = `${file}:${entry.line}`;
       if (isSettingKey(entry.key)) raw.set(entry.key, { value: entry.value, origin: where });
-      else if (isOsParameterName(entry.key.toLowerCase()) && entry.key === entry.key.toUpperCase()) paramDefaults.set(entry.key.toLowerCase(), entry.value);
-      else if (entry.key in RETIRED_KEYS) warnings.push(`${where}: ${entry.key} is no longer used (${RETIRED_KEYS[entry.key]})`);
-      else if (TOOL_KEYS.includes(entry.key)) warnings.push(`${where}: ${entry.key} is no longer used (snf-image does not run that tool)`);
+      else if (isOsParameterName(entry.key.toLowerCase()) && entry.key === entry.key.toUpperCase())
+        paramDefaults.set(entry.key.toLowerCase(), entry.value);
+      else if (entry.key in RETIRED_KEYS)
+        warnings.push(`${where}: ${entry.key} is no longer used (${RETIRED_KEYS[entry.key]})`);
+      else if (TOOL_KEYS.includes(entry.key))
+        warnings.push(`${where}: ${entry.key} is no longer used (snf-image does not run that tool)`);
       else warnings.push(`${where}: unknown key ${entry.key} ignored`);
     }
   };
@@ -82,7 +99,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     }
     const variantFile = join(variantsDir, `${options.variant}.conf`);
     if (existsSync(variantFile)) apply(variantFile);
-    else if (options.requireVariantFile) throw new UserError(`OS_VARIANT: no variant file ${variantFile} for variant '${options.variant}'`);
+    else if (options.requireVariantFile)
+      throw new UserError(`OS_VARIANT: no variant file ${variantFile} for variant '${options.variant}'`);
   }
 
   const settings: Record<string, unknown> = {};
@@ -93,19 +111,26 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     const text = given?.value ?? SETTINGS[key].default;
     const result = SETTINGS[key].schema.safeParse(text);
     if (result.success) settings[key] = result.data;
-    else problems.push(`${given ? given.origin + ': ' : ''}${key}: ${result.error.issues[0]?.message ?? 'invalid'} (got '${text}')`);
+    else
+      problems.push(
+        `${given ? given.origin + ': ' : ''}${key}: ${result.error.issues[0]?.message ?? 'invalid'} (got '${text}')`,
+      );
     if (given) origins[key] = given.origin;
   }
   if (problems.length > 0) throw new UserError(problems.join('; '));
   if (origins.HELPER_USER && !origins.HELPER_UIDS && settings.HELPER_UIDS !== undefined) {
-    warnings.push(`${origins.HELPER_USER}: HELPER_USER is used only when HELPER_UIDS is empty; each helper VM runs under a uid of its own from HELPER_UIDS=${SETTINGS.HELPER_UIDS.default} (set HELPER_UIDS= to keep one user)`);
+    warnings.push(
+      `${origins.HELPER_USER}: HELPER_USER is used only when HELPER_UIDS is empty; each helper VM runs under a uid of its own from HELPER_UIDS=${SETTINGS.HELPER_UIDS.default} (set HELPER_UIDS= to keep one user)`,
+    );
   }
   return { settings: settings as Settings, origins, paramDefaults, warnings, files };
 }
 
 /** The text of `snf-image config`: every key with its effective value and where it came from. */
 export function renderEffectiveConfig(config: LoadedConfig): string {
-  const lines: string[] = [`# files read: ${config.files.length > 0 ? config.files.join(', ') : '(none; built-in defaults)'}`];
+  const lines: string[] = [
+    `# files read: ${config.files.length > 0 ? config.files.join(', ') : '(none; built-in defaults)'}`,
+  ];
   for (const key of SETTING_KEYS) {
     const value = config.settings[key];
     const text = Array.isArray(value)
@@ -113,7 +138,9 @@ export function renderEffectiveConfig(config: LoadedConfig): string {
       : value instanceof Map
         ? [...value].map(([k, v]) => `${String(k)}=${String(v)}`).join(' ')
         : typeof value === 'boolean'
-          ? (value ? 'yes' : 'no')
+          ? value
+            ? 'yes'
+            : 'no'
           : value === undefined
             ? ''
             : typeof value === 'object' && value !== null && 'first' in value && 'last' in value
@@ -128,7 +155,11 @@ export function renderEffectiveConfig(config: LoadedConfig): string {
 
 /** The shipped configuration file: every key commented out at its default. */
 export function renderDefaultConfigFile(): string {
-  const lines = ['# snf-image configuration. Shell-style KEY=VALUE lines; nothing is executed.', '# Every key is shown with its default value. See snf-image.conf(5).', ''];
+  const lines = [
+    '# snf-image configuration. Shell-style KEY=VALUE lines; nothing is executed.',
+    '# Every key is shown with its default value. See snf-image.conf(5).',
+    '',
+  ];
   for (const key of SETTING_KEYS) {
     lines.push(`# ${SETTINGS[key].description}`, `#${key}=${shellQuote(SETTINGS[key].default)}`, '');
   }

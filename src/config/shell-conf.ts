@@ -15,7 +15,11 @@ export interface ConfEntry {
 
 const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export function parseShellConf(text: string, file: string, lookup: (name: string) => string | undefined = () => undefined): ConfEntry[] {
+export function parseShellConf(
+  text: string,
+  file: string,
+  lookup: (name: string) => string | undefined = () => undefined,
+): ConfEntry[] {
   const entries: ConfEntry[] = [];
   const defined = new Map<string, string>();
   const resolve = (name: string) => defined.get(name) ?? lookup(name) ?? '';

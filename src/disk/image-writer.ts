@@ -11,7 +11,18 @@
  *  - the disk size is a hard limit checked before anything beyond it is written;
  *  - a final partial logical block goes through a second, buffered descriptor; fdatasync.
  */
-import { close, closeSync, constants, fdatasync, fstatSync, openSync, read, statSync, write, type Stats } from 'node:fs';
+import {
+  close,
+  closeSync,
+  constants,
+  fdatasync,
+  fstatSync,
+  openSync,
+  read,
+  statSync,
+  write,
+  type Stats,
+} from 'node:fs';
 import Queue from 'yocto-queue';
 import { UserError } from '../util/errors.ts';
 import { directIo, type DirectIo } from './native.ts';
@@ -184,10 +195,14 @@ function openTarget(target: WriteTarget): { fd: number; direct: boolean } {
       try {
         return { fd: open(0), direct: false };
       } catch (again) {
-        throw new UserError(`${target.path}: cannot open for writing (${errorCode(again) ?? String(again)})`, { cause: again });
+        throw new UserError(`${target.path}: cannot open for writing (${errorCode(again) ?? String(again)})`, {
+          cause: again,
+        });
       }
     }
-    throw new UserError(`${target.path}: cannot open for writing (${errorCode(error) ?? String(error)})`, { cause: error });
+    throw new UserError(`${target.path}: cannot open for writing (${errorCode(error) ?? String(error)})`, {
+      cause: error,
+    });
   }
 }
 
@@ -384,12 +399,15 @@ export async function writeImage(
   try {
     checkTarget(io, fd, target);
     const lbs = direct ? io.logicalBlockSize(fd) : 1;
-    if (isBlock && grain % lbs !== 0) throw new RangeError(`zeroBlockSize ${grain} is not a multiple of the logical block size ${lbs}`);
+    if (isBlock && grain % lbs !== 0)
+      throw new RangeError(`zeroBlockSize ${grain} is not a multiple of the logical block size ${lbs}`);
 
     for await (const chunk of guarded(input)) {
       throwIfFailed();
       if (received + chunk.length > limit) {
-        throw new UserError(`${label}: the image is larger than the disk (${limit} bytes); nothing beyond the disk end was written`);
+        throw new UserError(
+          `${label}: the image is larger than the disk (${limit} bytes); nothing beyond the disk end was written`,
+        );
       }
       if (expected !== undefined && received + chunk.length > expected) {
         throw new UserError(`${label}: the image is larger than its announced size (${expected} bytes)`);
@@ -458,9 +476,12 @@ export async function writeImage(
   } catch (error) {
     if (error instanceof InputFailure) throw error.error;
     if (error instanceof UserError || error instanceof RangeError) throw error;
-    throw new UserError(`${label}: writing the image failed: ${error instanceof Error ? error.message : String(error)}`, {
-      cause: error,
-    });
+    throw new UserError(
+      `${label}: writing the image failed: ${error instanceof Error ? error.message : String(error)}`,
+      {
+        cause: error,
+      },
+    );
   } finally {
     // Nothing may still use the descriptors (or the buffers) once they are closed.
     closing = true;
@@ -502,7 +523,8 @@ export async function* readImageFile(path: string, options: ReadImageFileOptions
   if (!Number.isInteger(chunkSize) || chunkSize < 4096 || chunkSize % 4096 !== 0) {
     throw new RangeError(`chunkSize must be a positive multiple of 4096 (got ${chunkSize})`);
   }
-  if (!Number.isInteger(ahead) || ahead < 1 || ahead > 64) throw new RangeError(`readAhead must be in 1..64 (got ${ahead})`);
+  if (!Number.isInteger(ahead) || ahead < 1 || ahead > 64)
+    throw new RangeError(`readAhead must be in 1..64 (got ${ahead})`);
   const io = directIo();
   let fd: number;
   let direct = true;

@@ -47,14 +47,32 @@ export interface DirectIo {
    * 1 if the last step completed a frame]. One call at a time per decoder; rejects with
    * code 'EZSTD' and zstd's message on corrupt data.
    */
-  zstdDecode(decoder: ZstdDecoderHandle, input: Uint8Array, inOffset: number, output: Uint8Array, outOffset: number): Promise<[number, number, number]>;
+  zstdDecode(
+    decoder: ZstdDecoderHandle,
+    input: Uint8Array,
+    inOffset: number,
+    output: Uint8Array,
+    outOffset: number,
+  ): Promise<[number, number, number]>;
 }
 
 /** Opaque handle of a native zstd decoding stream. */
 declare const zstdDecoderBrand: unique symbol;
 export type ZstdDecoderHandle = { readonly [zstdDecoderBrand]: true };
 
-const FUNCTIONS = ['allocAligned', 'zeroRange', 'dropCache', 'logicalBlockSize', 'blockDeviceSize', 'seekData', 'seekHole', 'pipe', 'readFull', 'zstdDecoder', 'zstdDecode'] as const;
+const FUNCTIONS = [
+  'allocAligned',
+  'zeroRange',
+  'dropCache',
+  'logicalBlockSize',
+  'blockDeviceSize',
+  'seekData',
+  'seekHole',
+  'pipe',
+  'readFull',
+  'zstdDecoder',
+  'zstdDecode',
+] as const;
 
 function isDirectIo(value: unknown): value is DirectIo {
   if (typeof value !== 'object' || value === null) return false;

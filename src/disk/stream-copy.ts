@@ -28,7 +28,12 @@ export async function copyDiskToStream(path: string, size: number, out: Writable
  * Writes everything `input` yields to `disk` from offset 0, in blocks of COPY_BLOCK_SIZE.
  * More than `limit` bytes is an error; nothing past the limit is written.
  */
-export async function copyStreamToDisk(input: Readable, disk: FileHandle, limit: number, label: string): Promise<number> {
+export async function copyStreamToDisk(
+  input: Readable,
+  disk: FileHandle,
+  limit: number,
+  label: string,
+): Promise<number> {
   const block = Buffer.allocUnsafe(COPY_BLOCK_SIZE);
   let filled = 0;
   let offset = 0;

@@ -17,18 +17,26 @@ export interface FetchAnswerFileOptions {
   dir: string;
 }
 
-const tooLarge = (shown: string, max: number) => new UserError(`os_answer_file: ${shown} is larger than CONFIG_URL_MAX_SIZE (${max} bytes)`);
+const tooLarge = (shown: string, max: number) =>
+  new UserError(`os_answer_file: ${shown} is larger than CONFIG_URL_MAX_SIZE (${max} bytes)`);
 
 async function readLocal(url: URL, shown: string, o: FetchAnswerFileOptions): Promise<Buffer> {
-  if (url.hostname !== '') throw new UserError(`os_answer_file: ${shown} names a host; a file:// answer file is a path inside ANSWER_FILE_DIR (${o.dir})`);
+  if (url.hostname !== '')
+    throw new UserError(
+      `os_answer_file: ${shown} names a host; a file:// answer file is a path inside ANSWER_FILE_DIR (${o.dir})`,
+    );
   let opened: ConfinedFile;
   try {
     opened = await openConfined(decodeURIComponent(url.pathname), o.dir);
   } catch (error) {
     if (!(error instanceof ConfinementError)) throw error;
     const rule = 'file:// answer files are read only from inside it';
-    if (error.problem === 'outside') throw new UserError(`os_answer_file: ${shown} is outside ANSWER_FILE_DIR (${o.dir}); ${rule}`);
-    if (error.problem === 'link-out') throw new UserError(`os_answer_file: ${shown} resolves outside ANSWER_FILE_DIR (${o.dir}) through a symbolic link; ${rule}`);
+    if (error.problem === 'outside')
+      throw new UserError(`os_answer_file: ${shown} is outside ANSWER_FILE_DIR (${o.dir}); ${rule}`);
+    if (error.problem === 'link-out')
+      throw new UserError(
+        `os_answer_file: ${shown} resolves outside ANSWER_FILE_DIR (${o.dir}) through a symbolic link; ${rule}`,
+      );
     if (error.problem === 'not-file') throw new UserError(`os_answer_file: ${shown} is not a regular file`);
     throw new UserError(`os_answer_file: cannot open ${shown}: ${error.code ?? error.message}`);
   }
@@ -46,7 +54,11 @@ async function readLocal(url: URL, shown: string, o: FetchAnswerFileOptions): Pr
 async function readHttp(url: string, shown: string, o: FetchAnswerFileOptions): Promise<Buffer> {
   const timeoutMs = Math.max(1, Math.round(o.timeoutSeconds * 1000));
   const { Agent, interceptors, request } = await import('undici');
-  const dispatcher = new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }).compose(interceptors.redirect({ maxRedirections: 5 }));
+  const dispatcher = new Agent({
+    connectTimeout: timeoutMs,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  }).compose(interceptors.redirect({ maxRedirections: 5 }));
   const signal = AbortSignal.timeout(timeoutMs);
   try {
     const response = await request(url, { dispatcher, signal });
@@ -67,7 +79,11 @@ async function readHttp(url: string, shown: string, o: FetchAnswerFileOptions): 
     return Buffer.concat(chunks);
   } catch (error) {
     if (error instanceof UserError) throw error;
-    const why = signal.aborted ? `no answer within ${o.timeoutSeconds} s` : error instanceof Error ? error.message : String(error);
+    const why = signal.aborted
+      ? `no answer within ${o.timeoutSeconds} s`
+      : error instanceof Error
+        ? error.message
+        : String(error);
     throw new UserError(`os_answer_file: cannot fetch ${shown}: ${why}`);
   } finally {
     await dispatcher.close().catch(() => undefined);
@@ -80,10 +96,20 @@ async function readHttp(url: string, shown: string, o: FetchAnswerFileOptions): 
  */
 function readFtp(url: URL, shown: string, o: FetchAnswerFileOptions): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const child = execFile('curl', ['-q', '-K', '-', '-sS', '--fail', '--max-time', String(o.timeoutSeconds), '--max-filesize', String(o.maxBytes)], { encoding: 'buffer', maxBuffer: o.maxBytes + 1, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } }, (error, stdout, stderr) => {
-      if (error) reject(new UserError(`os_answer_file: cannot fetch ${shown}: ${stderr.toString().trim().split('\n').pop() || error.message}`));
-      else resolve(stdout);
-    });
+    const child = execFile(
+      'curl',
+      ['-q', '-K', '-', '-sS', '--fail', '--max-time', String(o.timeoutSeconds), '--max-filesize', String(o.maxBytes)],
+      { encoding: 'buffer', maxBuffer: o.maxBytes + 1, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },
+      (error, stdout, stderr) => {
+        if (error)
+          reject(
+            new UserError(
+              `os_answer_file: cannot fetch ${shown}: ${stderr.toString().trim().split('\n').pop() || error.message}`,
+            ),
+          );
+        else resolve(stdout);
+      },
+    );
     child.stdin?.on('error', () => undefined); // a curl that stops early: its exit status says why
     child.stdin?.end(curlConfigUrl(url));
   });
@@ -92,7 +118,12 @@ function readFtp(url: URL, shown: string, o: FetchAnswerFileOptions): Promise<Bu
 export async function fetchAnswerFile(url: string, o: FetchAnswerFileOptions): Promise<Buffer> {
   const parsed = new URL(url);
   const shown = displayUrl(parsed);
-  const body = parsed.protocol === 'file:' ? await readLocal(parsed, shown, o) : parsed.protocol.startsWith('http') ? await readHttp(url, shown, o) : await readFtp(parsed, shown, o);
+  const body =
+    parsed.protocol === 'file:'
+      ? await readLocal(parsed, shown, o)
+      : parsed.protocol.startsWith('http')
+        ? await readHttp(url, shown, o)
+        : await readFtp(parsed, shown, o);
   if (body.length === 0) throw new UserError(`os_answer_file: ${shown} is empty`);
   return body;
 }

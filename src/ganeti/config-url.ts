@@ -19,7 +19,11 @@ export async function fetchConfigDocument(url: string, options: FetchConfigOptio
   const shown = displayUrl(new URL(url));
   const timeoutMs = Math.max(1, Math.round(options.timeoutSeconds * 1000));
   const { Agent, interceptors, request } = await import('undici');
-  const dispatcher = new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }).compose(interceptors.redirect({ maxRedirections: 5 }));
+  const dispatcher = new Agent({
+    connectTimeout: timeoutMs,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  }).compose(interceptors.redirect({ maxRedirections: 5 }));
   const signal = AbortSignal.timeout(timeoutMs);
   let body = '';
   try {
@@ -35,14 +39,20 @@ export async function fetchConfigDocument(url: string, options: FetchConfigOptio
       size += buf.length;
       if (size > options.maxBytes) {
         response.body.destroy();
-        throw new UserError(`config_url: document from ${shown} is larger than CONFIG_URL_MAX_SIZE (${options.maxBytes} bytes)`);
+        throw new UserError(
+          `config_url: document from ${shown} is larger than CONFIG_URL_MAX_SIZE (${options.maxBytes} bytes)`,
+        );
       }
       chunks.push(buf);
     }
     body = Buffer.concat(chunks).toString('utf8');
   } catch (error) {
     if (error instanceof UserError) throw error;
-    const why = signal.aborted ? `no answer within ${options.timeoutSeconds} s` : error instanceof Error ? error.message : String(error);
+    const why = signal.aborted
+      ? `no answer within ${options.timeoutSeconds} s`
+      : error instanceof Error
+        ? error.message
+        : String(error);
     throw new UserError(`config_url: cannot fetch ${shown}: ${why}`);
   } finally {
     await dispatcher.close().catch(() => undefined);
@@ -58,7 +68,8 @@ export function parseConfigDocument(body: string, source: string): Map<string, s
   } catch {
     throw new UserError(`config_url: document from ${source} is not valid JSON`);
   }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new UserError(`config_url: document from ${source} must be a JSON object`);
+  if (typeof data !== 'object' || data === null || Array.isArray(data))
+    throw new UserError(`config_url: document from ${source} must be a JSON object`);
   // No prototype: a "__proto__" key is a key (refused as unknown), not the object's prototype.
   const lowered = Object.create(null) as Record<string, unknown>;
   for (const [key, value] of Object.entries(data)) lowered[key.toLowerCase()] = value;
@@ -71,14 +82,21 @@ export function parseConfigDocument(body: string, source: string): Map<string, s
   if (problems.length > 0) throw new UserError(problems.join('; '));
   // The document may come over plain http: it must not make this host read one of its files.
   const answerFile = lowered.os_answer_file;
-  if (typeof answerFile === 'string' && /^\s*file:/i.test(answerFile)) throw new UserError('os_answer_file: a config_url document may not name a file:// answer file (use http(s):// or ftp(s)://)');
+  if (typeof answerFile === 'string' && /^\s*file:/i.test(answerFile))
+    throw new UserError(
+      'os_answer_file: a config_url document may not name a file:// answer file (use http(s):// or ftp(s)://)',
+    );
   const out = new Map<string, string>();
-  for (const [key, value] of Object.entries(lowered)) out.set(key, typeof value === 'string' ? value : JSON.stringify(value));
+  for (const [key, value] of Object.entries(lowered))
+    out.set(key, typeof value === 'string' ? value : JSON.stringify(value));
   return out;
 }
 
 /** The document's values override the given parameters; config_url itself is kept. */
-export function applyConfigDocument(params: RawParams, document: ReadonlyMap<string, string>): Map<string, string | Secret> {
+export function applyConfigDocument(
+  params: RawParams,
+  document: ReadonlyMap<string, string>,
+): Map<string, string | Secret> {
   const merged = new Map(params);
   for (const [key, value] of wrapSecrets(document)) merged.set(key, value);
   return merged;

@@ -35,7 +35,11 @@ export function effectiveParams(config: LoadedConfig, ganeti: GanetiEnv): Map<st
 
 export function loadScriptContext(script: ScriptName, env: Env): ScriptContext {
   const ganeti = parseGanetiEnv(env, script);
-  const config = loadConfig({ configFile: configFileFrom(env), variant: ganeti.core.variant, requireVariantFile: true });
+  const config = loadConfig({
+    configFile: configFileFrom(env),
+    variant: ganeti.core.variant,
+    requireVariantFile: true,
+  });
   configureLogging({
     format: config.settings.LOG_FORMAT,
     level: config.settings.IMAGE_DEBUG || ganeti.core.debugLevel > 0 ? 'debug' : 'info',

@@ -35,7 +35,10 @@ export async function resolveCreateParams(ctx: ScriptContext): Promise<OsParams>
     const urlProblems = first.problems.filter((p) => p.startsWith('config_url:'));
     if (urlProblems.length > 0) throw new ValidationError(urlProblems);
     log().info('fetching config_url document');
-    const document = await fetchConfigDocument(configUrl, { timeoutSeconds: ctx.config.settings.CONFIG_URL_TIMEOUT, maxBytes: ctx.config.settings.CONFIG_URL_MAX_SIZE });
+    const document = await fetchConfigDocument(configUrl, {
+      timeoutSeconds: ctx.config.settings.CONFIG_URL_TIMEOUT,
+      maxBytes: ctx.config.settings.CONFIG_URL_MAX_SIZE,
+    });
     raw = applyConfigDocument(raw, document);
     log().info({ keys: [...document.keys()] }, 'config_url document applied');
   }
@@ -49,32 +52,81 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
   if (!instance) throw new UserError('INSTANCE_NAME: missing');
   const params = await resolveCreateParams(ctx);
   const disk0 = instance.disks[0];
-  if (!disk0?.path) throw new UserError(`DISK_0_PATH: userspace-only disks (${disk0?.uri ?? 'no path'}) are not supported; use a disk template with a node path`);
+  if (!disk0?.path)
+    throw new UserError(
+      `DISK_0_PATH: userspace-only disks (${disk0?.uri ?? 'no path'}) are not supported; use a disk template with a node path`,
+    );
   const disk = inspectDisk(disk0.path, 'DISK_0_PATH');
   const properties = { ...params.imgProperties, ...params.instProperties };
   const skipHelper = !options.customize || isYes(properties.EXCLUDE_ALL_TASKS);
   const settings = ctx.config.settings;
   // As upstream: an answer file given by the administrator replaces the image's one.
-  const answerFile = params.osAnswerFile && !skipHelper ? await fetchAnswerFile(params.osAnswerFile, { timeoutSeconds: settings.CONFIG_URL_TIMEOUT, maxBytes: settings.CONFIG_URL_MAX_SIZE, dir: settings.ANSWER_FILE_DIR }) : undefined;
+  const answerFile =
+    params.osAnswerFile && !skipHelper
+      ? await fetchAnswerFile(params.osAnswerFile, {
+          timeoutSeconds: settings.CONFIG_URL_TIMEOUT,
+          maxBytes: settings.CONFIG_URL_MAX_SIZE,
+          dir: settings.ANSWER_FILE_DIR,
+        })
+      : undefined;
   if (answerFile) properties.IGNORE_UNATTEND = 'yes';
   // Refuse before writing anything when the helper VM is missing.
   if (!skipHelper) helperFiles(ctx.config.settings.HELPER_DIR);
   const monitor = createMonitor(ctx.config.settings.PROGRESS_MONITOR, instance.name);
   try {
-    log().info({ instance: instance.name, img_id: displayImageId(params.imgId as string), img_format: params.imgFormat, disk: disk.path, diskBytes: disk.sizeBytes, reinstall: instance.reinstall }, 'deploying image');
-    const hostKeys = skipHelper || isYes(properties.EXCLUDE_TASK_DELETESSHKEYS) || isYes(properties.EXCLUDE_MOUNTED_TASKS) || isYes(properties.CLOUD_INIT) ? undefined : generateHostKeys();
+    log().info(
+      {
+        instance: instance.name,
+        img_id: displayImageId(params.imgId as string),
+        img_format: params.imgFormat,
+        disk: disk.path,
+        diskBytes: disk.sizeBytes,
+        reinstall: instance.reinstall,
+      },
+      'deploying image',
+    );
+    const hostKeys =
+      skipHelper ||
+      isYes(properties.EXCLUDE_TASK_DELETESSHKEYS) ||
+      isYes(properties.EXCLUDE_MOUNTED_TASKS) ||
+      isYes(properties.CLOUD_INIT)
+        ? undefined
+        : generateHostKeys();
     hostKeys?.catch(() => undefined);
-    const result = await deployImage({ imgId: params.imgId as string, imgFormat: params.imgFormat as string, properties, disk, settings: ctx.config.settings, monitor, terminal: options.terminal });
-    log().info({ method: result.method, imageBytes: result.imageBytes, diskBytes: result.diskBytes, seconds: result.seconds }, 'image deployed');
+    const result = await deployImage({
+      imgId: params.imgId as string,
+      imgFormat: params.imgFormat as string,
+      properties,
+      disk,
+      settings: ctx.config.settings,
+      monitor,
+      terminal: options.terminal,
+    });
+    log().info(
+      { method: result.method, imageBytes: result.imageBytes, diskBytes: result.diskBytes, seconds: result.seconds },
+      'image deployed',
+    );
     if (skipHelper) {
       monitor.send(msg.info('Image customization skipped (no customization requested).'));
     } else {
-      const outcome = await runHelper({ operation: 'create', instance, params, properties, settings: ctx.config.settings, monitor, hostKeys: await hostKeys, answerFile, ...(options.onHelperStart ? { onStart: options.onHelperStart } : {}) });
+      const outcome = await runHelper({
+        operation: 'create',
+        instance,
+        params,
+        properties,
+        settings: ctx.config.settings,
+        monitor,
+        hostKeys: await hostKeys,
+        answerFile,
+        ...(options.onHelperStart ? { onStart: options.onHelperStart } : {}),
+      });
       if (!outcome.ok) throw new UserError(outcome.message);
       monitor.send(msg.info('Image customization finished successfully.'));
     }
   } catch (error) {
-    monitor.send(msg.error(error instanceof UserError ? describeError(error) : 'Internal Error: Image deployment failed.'));
+    monitor.send(
+      msg.error(error instanceof UserError ? describeError(error) : 'Internal Error: Image deployment failed.'),
+    );
     throw error;
   } finally {
     await monitor.close();

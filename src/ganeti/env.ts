@@ -93,7 +93,10 @@ const wholeNumber = z.string().regex(/^\d+$/, { error: 'must be a whole number' 
 /** Ganeti gives an instance at most 16 disks and 8 NICs; each one counted is parsed, so the counts are bounded. */
 const MAX_DEVICES = 64;
 const deviceCount = wholeNumber.refine((n) => n <= MAX_DEVICES, { error: `must be at most ${MAX_DEVICES}` });
-const positiveNumber = z.string().regex(/^[0-9]+(\.[0-9]+)?$/, { error: 'must be a number' }).transform(Number);
+const positiveNumber = z
+  .string()
+  .regex(/^[0-9]+(\.[0-9]+)?$/, { error: 'must be a number' })
+  .transform(Number);
 const nonEmpty = z.string().min(1, { error: 'must not be empty' });
 const macAddress = z
   .string()
@@ -141,7 +144,9 @@ const nicSchema = (i: number) =>
     [`NIC_${i}_UUID`]: z.string().optional(),
     [`NIC_${i}_NAME`]: z.string().optional(),
     [`NIC_${i}_IP`]: z.string().optional(),
-    [`NIC_${i}_MODE`]: z.enum(['bridged', 'routed', 'openvswitch'], { error: 'must be bridged, routed or openvswitch' }).optional(),
+    [`NIC_${i}_MODE`]: z
+      .enum(['bridged', 'routed', 'openvswitch'], { error: 'must be bridged, routed or openvswitch' })
+      .optional(),
     [`NIC_${i}_LINK`]: z.string().optional(),
     [`NIC_${i}_BRIDGE`]: z.string().optional(),
     [`NIC_${i}_FRONTEND_TYPE`]: z.string().optional(),
@@ -173,7 +178,8 @@ class ProblemCollector {
     if (result.success) return result.data;
     for (const issue of result.error.issues) {
       const variable = String(issue.path[0] ?? '(environment)');
-      const message = issue.code === 'invalid_type' && env[variable] === undefined ? 'is required but not set' : issue.message;
+      const message =
+        issue.code === 'invalid_type' && env[variable] === undefined ? 'is required but not set' : issue.message;
       this.problems.push(`${variable}: ${message}`);
     }
     return undefined;
@@ -276,14 +282,16 @@ function parseNics(env: Env, count: number, problems: ProblemCollector): NicEnv[
 function parseInstance(env: Env, script: ScriptName, problems: ProblemCollector): InstanceEnv | undefined {
   const inst = problems.parse(instanceSchema, env);
   // Disks and NICs are checked even when an instance variable is bad: report everything at once.
-  const count = (name: string) => (/^\d+$/.test(env[name] ?? '') && Number(env[name]) <= MAX_DEVICES ? Number(env[name]) : 0);
+  const count = (name: string) =>
+    /^\d+$/.test(env[name] ?? '') && Number(env[name]) <= MAX_DEVICES ? Number(env[name]) : 0;
   const disks = parseDisks(env, count('DISK_COUNT'), problems);
   const nics = parseNics(env, count('NIC_COUNT'), problems);
   if (!inst) return undefined;
   if (script === 'create') {
     if (inst.DISK_COUNT < 1) problems.add('DISK_COUNT: must be at least 1 (snf-image writes the image to disk 0)');
     const disk0 = disks[0];
-    if (disk0 && disk0.path === undefined && disk0.uri === undefined) problems.add('DISK_0_PATH: is required (or DISK_0_URI for userspace disks) but neither is set');
+    if (disk0 && disk0.path === undefined && disk0.uri === undefined)
+      problems.add('DISK_0_PATH: is required (or DISK_0_URI for userspace disks) but neither is set');
   }
   return {
     name: inst.INSTANCE_NAME,
@@ -324,11 +332,13 @@ export function parseGanetiEnv(env: Env, script: ScriptName): GanetiEnv {
   let oldInstanceName: string | undefined;
   if (script === 'rename') {
     oldInstanceName = env.OLD_INSTANCE_NAME;
-    if (oldInstanceName === undefined || oldInstanceName === '') problems.add('OLD_INSTANCE_NAME: is required by rename but not set');
+    if (oldInstanceName === undefined || oldInstanceName === '')
+      problems.add('OLD_INSTANCE_NAME: is required by rename but not set');
   }
   const exportEnv = script === 'export' ? parseTransfer(env, 'EXPORT', problems) : undefined;
   const importEnv = script === 'import' ? parseTransfer(env, 'IMPORT', problems) : undefined;
-  if (core && core.apiVersion !== 20) problems.add(`OS_API_VERSION: snf-image implements OS API 20, Ganeti asked for ${core.apiVersion}`);
+  if (core && core.apiVersion !== 20)
+    problems.add(`OS_API_VERSION: snf-image implements OS API 20, Ganeti asked for ${core.apiVersion}`);
   if (problems.problems.length > 0 || !core) throw new ValidationError(problems.problems);
   return { script, core, instance, oldInstanceName, export: exportEnv, import: importEnv };
 }

@@ -49,7 +49,8 @@ const BASE64 = /^[A-Za-z0-9+/\r\n]*={0,2}\s*$/;
 const CRYPT_HASH = /^(?:\$(?:1|2[abxy]?|5|6|y|7|gy|sha1|md5)\$[^\s:]+|[A-Za-z0-9./]{13})$/;
 const PRODUCT_KEY = /^([A-Za-z0-9]{5}-){4}[A-Za-z0-9]{5}$/;
 const ANSWER_FILE_URL = /^(https?|ftps?|file):\/\/.+/;
-const SSH_KEY_TYPE = /(?:^|\s)(ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp(?:256|384|521)|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)\s+([A-Za-z0-9+/]+={0,3})(?:\s|$)/;
+const SSH_KEY_TYPE =
+  /(?:^|\s)(ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp(?:256|384|521)|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)\s+([A-Za-z0-9+/]+={0,3})(?:\s|$)/;
 
 /** Wraps the secret parameters of a name -> text map. */
 export function wrapSecrets(values: ReadonlyMap<string, string>): Map<string, string | Secret> {
@@ -70,7 +71,9 @@ function parseJsonParam(name: OsParameterName, value: string, problems: string[]
   try {
     return JSON.parse(value);
   } catch (error) {
-    problems.push(`${name}: is not valid JSON (${error instanceof Error ? error.message.replace(/\s+/g, ' ') : 'parse error'})`);
+    problems.push(
+      `${name}: is not valid JSON (${error instanceof Error ? error.message.replace(/\s+/g, ' ') : 'parse error'})`,
+    );
     return undefined;
   }
 }
@@ -84,7 +87,11 @@ export function normalizeProperties(data: Record<string, unknown>): Record<strin
   return out;
 }
 
-function parseProperties(name: 'img_properties' | 'inst_properties', value: string | undefined, problems: string[]): Properties {
+function parseProperties(
+  name: 'img_properties' | 'inst_properties',
+  value: string | undefined,
+  problems: string[],
+): Properties {
   if (value === undefined || value.trim() === '') return {};
   const data = parseJsonParam(name, value, problems);
   if (data === undefined) return {};
@@ -93,7 +100,8 @@ function parseProperties(name: 'img_properties' | 'inst_properties', value: stri
     return {};
   }
   const upper: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(data)) upper[key.toUpperCase()] = typeof v === 'string' && key.toUpperCase() === 'OSFAMILY' ? v.toLowerCase() : v;
+  for (const [key, v] of Object.entries(data))
+    upper[key.toUpperCase()] = typeof v === 'string' && key.toUpperCase() === 'OSFAMILY' ? v.toLowerCase() : v;
   const errors = validateJson('img-properties', upper, name);
   problems.push(...errors);
   return errors.length > 0 ? {} : normalizeProperties(upper);
@@ -109,10 +117,14 @@ function parsePersonality(value: string | undefined, problems: string[]): Person
 }
 
 function checkAuthKeys(value: string, problems: string[]): void {
-  const lines = value.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const lines = value
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
   if (lines.length === 0) problems.push('auth_keys: contains no key');
   lines.forEach((line, i) => {
-    if (!SSH_KEY_TYPE.test(line)) problems.push(`auth_keys: line ${i + 1} is not an OpenSSH public key (want "[options] type base64 [comment]")`);
+    if (!SSH_KEY_TYPE.test(line))
+      problems.push(`auth_keys: line ${i + 1} is not an OpenSSH public key (want "[options] type base64 [comment]")`);
   });
 }
 
@@ -146,17 +158,22 @@ export function parseOsParams(raw: RawParams, options: ParamCheckOptions): { par
     }
   }
   if (imgFormat === undefined || imgFormat.trim() === '') {
-    if (options.requireImage) problems.push(`img_format: is required${imgFormat === '' ? ' (it is set but empty)' : ''} (one of ${IMAGE_FORMAT_NAMES.join(', ')})`);
+    if (options.requireImage)
+      problems.push(
+        `img_format: is required${imgFormat === '' ? ' (it is set but empty)' : ''} (one of ${IMAGE_FORMAT_NAMES.join(', ')})`,
+      );
   } else if (!IMAGE_FORMAT_NAMES.includes(imgFormat)) {
     problems.push(`img_format: '${imgFormat}' is not a supported format (one of ${IMAGE_FORMAT_NAMES.join(', ')})`);
   }
 
   const imgPasswd = secret('img_passwd');
   const imgPasswdHash = secret('img_passwd_hash');
-  if (imgPasswd && imgPasswd.length === 0) problems.push('img_passwd: is set but empty (omit it to keep the image passwords)');
+  if (imgPasswd && imgPasswd.length === 0)
+    problems.push('img_passwd: is set but empty (omit it to keep the image passwords)');
   if (imgPasswdHash && imgPasswdHash.length === 0) problems.push('img_passwd_hash: is set but empty');
   if (imgPasswd && imgPasswdHash) problems.push('img_passwd, img_passwd_hash: give only one of them');
-  if (imgPasswdHash && imgPasswdHash.length > 0 && !CRYPT_HASH.test(imgPasswdHash.reveal())) problems.push('img_passwd_hash: is not a crypt(3) hash (want $id$salt$hash, e.g. from mkpasswd)');
+  if (imgPasswdHash && imgPasswdHash.length > 0 && !CRYPT_HASH.test(imgPasswdHash.reveal()))
+    problems.push('img_passwd_hash: is not a crypt(3) hash (want $id$salt$hash, e.g. from mkpasswd)');
 
   const imgProperties = parseProperties('img_properties', get('img_properties'), problems);
   const instProperties = parseProperties('inst_properties', get('inst_properties'), problems);
@@ -177,17 +194,20 @@ export function parseOsParams(raw: RawParams, options: ParamCheckOptions): { par
   }
 
   const osProductKey = optionalSecret('os_product_key');
-  if (osProductKey && !PRODUCT_KEY.test(osProductKey.reveal())) problems.push('os_product_key: must look like XXXXX-XXXXX-XXXXX-XXXXX-XXXXX');
+  if (osProductKey && !PRODUCT_KEY.test(osProductKey.reveal()))
+    problems.push('os_product_key: must look like XXXXX-XXXXX-XXXXX-XXXXX-XXXXX');
 
   const osAnswerFile = get('os_answer_file');
-  if (osAnswerFile !== undefined && osAnswerFile !== '' && !ANSWER_FILE_URL.test(osAnswerFile)) problems.push('os_answer_file: must be an http(s)://, ftp(s):// or file:// URL');
+  if (osAnswerFile !== undefined && osAnswerFile !== '' && !ANSWER_FILE_URL.test(osAnswerFile))
+    problems.push('os_answer_file: must be an http(s)://, ftp(s):// or file:// URL');
 
   const cloudUserdata = optionalSecret('cloud_userdata');
   if (cloudUserdata && !BASE64.test(cloudUserdata.reveal())) problems.push('cloud_userdata: must be base64');
 
   const family = instProperties.OSFAMILY ?? imgProperties.OSFAMILY;
   if (family?.startsWith('windows')) {
-    if (imgPasswdHash) problems.push('img_passwd_hash: cannot be used with Windows images (OSFAMILY windows); use img_passwd');
+    if (imgPasswdHash)
+      problems.push('img_passwd_hash: cannot be used with Windows images (OSFAMILY windows); use img_passwd');
     if (authKeys) problems.push('auth_keys: cannot be used with Windows images (OSFAMILY windows)');
   } else if (family !== undefined && osProductKey) {
     problems.push(`os_product_key: only applies to Windows images (OSFAMILY is ${family})`);

@@ -14,7 +14,10 @@ import { parseOsParams } from './params.ts';
 export async function runRename(ctx: ScriptContext): Promise<void> {
   const instance = ctx.env.instance;
   if (!instance) throw new UserError('INSTANCE_NAME: missing');
-  const { params, problems } = parseOsParams(ctx.params, { imageDir: ctx.config.settings.IMAGE_DIR, requireImage: false });
+  const { params, problems } = parseOsParams(ctx.params, {
+    imageDir: ctx.config.settings.IMAGE_DIR,
+    requireImage: false,
+  });
   if (problems.length > 0) throw new ValidationError(problems);
   const properties = { ...params.imgProperties, ...params.instProperties };
   log().info({ from: ctx.env.oldInstanceName, to: instance.name }, 'instance renamed');
@@ -24,7 +27,15 @@ export async function runRename(ctx: ScriptContext): Promise<void> {
   }
   const monitor = createMonitor(ctx.config.settings.PROGRESS_MONITOR, instance.name);
   try {
-    const outcome = await runHelper({ operation: 'rename', instance, params: undefined, properties, settings: ctx.config.settings, monitor, oldHostname: ctx.env.oldInstanceName });
+    const outcome = await runHelper({
+      operation: 'rename',
+      instance,
+      params: undefined,
+      properties,
+      settings: ctx.config.settings,
+      monitor,
+      oldHostname: ctx.env.oldInstanceName,
+    });
     if (!outcome.ok) throw new UserError(`the guest hostname was not changed: ${outcome.message}`);
     log().info({ guest: instance.name }, 'guest hostname changed');
   } finally {

@@ -42,11 +42,13 @@ export function verifyProblems(env: Env): string[] {
   if (params.imgId !== undefined && problems.every((p) => !p.startsWith('img_id:'))) {
     const parsed = parseImageId(params.imgId, imageDir);
     if (parsed.kind === 'local') {
-      if (!existsSync(parsed.path)) problems.push(`img_id: local image '${parsed.name}' not found in IMAGE_DIR ${imageDir}`);
+      if (!existsSync(parsed.path))
+        problems.push(`img_id: local image '${parsed.name}' not found in IMAGE_DIR ${imageDir}`);
       else {
         const real = realpathSync(parsed.path);
         const realRoot = existsSync(imageDir) ? realpathSync(imageDir) : imageDir;
-        if (!real.startsWith(realRoot + '/')) problems.push(`img_id: local image '${parsed.name}' resolves outside IMAGE_DIR ${imageDir}`);
+        if (!real.startsWith(realRoot + '/'))
+          problems.push(`img_id: local image '${parsed.name}' resolves outside IMAGE_DIR ${imageDir}`);
         else if (!statSync(real).isFile()) problems.push(`img_id: local image '${parsed.name}' is not a regular file`);
       }
     }

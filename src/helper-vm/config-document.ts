@@ -83,9 +83,24 @@ export function parseConfigDocument(text: string): ConfigDocument {
   }
   const version = typeof data === 'object' && data !== null ? (data as { version?: unknown }).version : undefined;
   // Not String(version): an object whose toString is not a function throws a TypeError.
-  const shown = typeof version === 'object' && version !== null ? (Array.isArray(version) ? 'an array' : 'an object') : String(version);
-  if (version !== CONFIG_DOCUMENT_VERSION) throw new Error(oneLine(`config document version ${shown} is not ${CONFIG_DOCUMENT_VERSION}: the helper image does not match this snf-image (run snf-image-update-helper)`));
+  const shown =
+    typeof version === 'object' && version !== null
+      ? Array.isArray(version)
+        ? 'an array'
+        : 'an object'
+      : String(version);
+  if (version !== CONFIG_DOCUMENT_VERSION)
+    throw new Error(
+      oneLine(
+        `config document version ${shown} is not ${CONFIG_DOCUMENT_VERSION}: the helper image does not match this snf-image (run snf-image-update-helper)`,
+      ),
+    );
   const result = z.safeParse(configDocumentSchema, data);
-  if (!result.success) throw new Error(oneLine(`config document invalid: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`));
+  if (!result.success)
+    throw new Error(
+      oneLine(
+        `config document invalid: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      ),
+    );
   return result.data;
 }

@@ -75,7 +75,8 @@ export async function configFloppyImage(doc: ConfigDocument): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of archive) chunks.push(chunk as Buffer);
   const tar = Buffer.concat(chunks);
-  if (tar.byteLength > FLOPPY_BYTES) throw new UserError(`the helper configuration (${tar.byteLength} bytes) does not fit on the config floppy`);
+  if (tar.byteLength > FLOPPY_BYTES)
+    throw new UserError(`the helper configuration (${tar.byteLength} bytes) does not fit on the config floppy`);
   const image = Buffer.alloc(FLOPPY_BYTES);
   tar.copy(image);
   return image;
@@ -88,8 +89,15 @@ export async function buildConfigMedia(doc: ConfigDocument, workDir: string): Pr
   const personality = Buffer.from(JSON.stringify(doc.personality));
   const padded = Buffer.alloc(Math.ceil(personality.byteLength / 512) * 512);
   personality.copy(padded);
-  const slim: ConfigDocument = { ...doc, personality: [], personalityDisk: { serial: PERSONALITY_DISK_SERIAL, bytes: personality.byteLength } };
-  if (Buffer.byteLength(JSON.stringify(slim)) > FLOPPY_PAYLOAD_LIMIT) throw new UserError('the helper configuration does not fit on the config floppy even without the personality (auth_keys or cloud_userdata too large)');
+  const slim: ConfigDocument = {
+    ...doc,
+    personality: [],
+    personalityDisk: { serial: PERSONALITY_DISK_SERIAL, bytes: personality.byteLength },
+  };
+  if (Buffer.byteLength(JSON.stringify(slim)) > FLOPPY_PAYLOAD_LIMIT)
+    throw new UserError(
+      'the helper configuration does not fit on the config floppy even without the personality (auth_keys or cloud_userdata too large)',
+    );
   const floppy = await configFloppyImage(slim);
   const personalityDiskFd = namelessFile(workDir, padded);
   try {

@@ -15,7 +15,8 @@ export interface HelperManifest {
 
 export function readHelperManifest(helperDir: string): HelperManifest {
   const file = join(helperDir, 'manifest.json');
-  if (!existsSync(file)) throw new UserError(`the helper VM is not installed in HELPER_DIR ${helperDir}: run snf-image-update-helper`);
+  if (!existsSync(file))
+    throw new UserError(`the helper VM is not installed in HELPER_DIR ${helperDir}: run snf-image-update-helper`);
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as HelperManifest;
   } catch {
@@ -25,8 +26,14 @@ export function readHelperManifest(helperDir: string): HelperManifest {
 
 export function helperFiles(helperDir: string): HelperFiles {
   const manifest = readHelperManifest(helperDir);
-  const files = { kernel: join(helperDir, 'kernel'), initrd: join(helperDir, 'initrd'), root: join(helperDir, 'root.img') };
-  for (const [what, path] of Object.entries(files)) if (!existsSync(path)) throw new UserError(`the helper VM in ${helperDir} has no ${what}: run snf-image-update-helper`);
+  const files = {
+    kernel: join(helperDir, 'kernel'),
+    initrd: join(helperDir, 'initrd'),
+    root: join(helperDir, 'root.img'),
+  };
+  for (const [what, path] of Object.entries(files))
+    if (!existsSync(path))
+      throw new UserError(`the helper VM in ${helperDir} has no ${what}: run snf-image-update-helper`);
   const pvhKernel = join(helperDir, 'kernel-pvh');
   return { ...files, ...(existsSync(pvhKernel) ? { pvhKernel } : {}), rootFsType: manifest.rootfsType ?? 'squashfs' };
 }

@@ -20,13 +20,19 @@ export async function generateHostKeys(): Promise<HostKeys> {
       HOST_KEY_TYPES.map(async (type) => {
         const { execa } = await import('execa');
         const file = join(dir, type);
-        await execa('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', `root@${type}`, '-f', file], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, extendEnv: false });
+        await execa('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', `root@${type}`, '-f', file], {
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+          extendEnv: false,
+        });
         keys[type] = { privateKey: await readFile(file, 'utf8'), publicKey: await readFile(`${file}.pub`, 'utf8') };
       }),
     );
     return keys;
   } catch (error) {
-    log().warn({ err: error instanceof Error ? error.message.split('\n')[0] : String(error) }, 'cannot generate SSH host keys on the host; the helper will');
+    log().warn(
+      { err: error instanceof Error ? error.message.split('\n')[0] : String(error) },
+      'cannot generate SSH host keys on the host; the helper will',
+    );
     return {};
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -52,13 +52,22 @@ const CHILD_PERSONALITY_FD = 4;
 
 async function stopQemu(child: ChildProcess): Promise<void> {
   if (child.pid === undefined) return;
-  if (!(await killGroupAndWait(child.pid))) log().error(`helper VM (process group ${child.pid}) still alive after SIGKILL`);
+  if (!(await killGroupAndWait(child.pid)))
+    log().error(`helper VM (process group ${child.pid}) still alive after SIGKILL`);
 }
 
 export async function launchHelper(options: LaunchOptions): Promise<HelperOutcome> {
-  const serial = { console: join(options.workDir, 'console.log'), result: join(options.workDir, 'result'), monitor: join(options.workDir, 'monitor'), debug: options.command.debug ? 'pty' : undefined };
+  const serial = {
+    console: join(options.workDir, 'console.log'),
+    result: join(options.workDir, 'result'),
+    monitor: join(options.workDir, 'monitor'),
+    debug: options.command.debug ? 'pty' : undefined,
+  };
   const personality = options.media.personalityDiskFd;
-  const media = { floppyFd: CHILD_FLOPPY_FD, ...(personality !== undefined ? { personalityDiskFd: CHILD_PERSONALITY_FD } : {}) };
+  const media = {
+    floppyFd: CHILD_FLOPPY_FD,
+    ...(personality !== undefined ? { personalityDiskFd: CHILD_PERSONALITY_FD } : {}),
+  };
   const qemuArgs = qemuArguments({ ...options.command, media, serial: { ...serial, debug: serial.debug } });
   // timeout(1) is only the backstop for this process being killed outright.
   const backstop = Math.ceil(options.softTimeoutSeconds + options.hardTimeoutSeconds + 10);
@@ -74,7 +83,8 @@ export async function launchHelper(options: LaunchOptions): Promise<HelperOutcom
     const event = parseEvent(line);
     if (!event) return;
     if (event.kind === 'task-start') taskStarts.set(event.task, Date.now());
-    if (event.kind === 'task-end') tasks.push({ task: event.task, seconds: (Date.now() - (taskStarts.get(event.task) ?? Date.now())) / 1000 });
+    if (event.kind === 'task-end')
+      tasks.push({ task: event.task, seconds: (Date.now() - (taskStarts.get(event.task) ?? Date.now())) / 1000 });
     if (event.kind === 'error') errors.push(event.message);
     if (event.kind === 'warning') log().warn(`helper: ${event.message}`);
     options.monitor.send(toMonitorMessage(event));
@@ -82,13 +92,25 @@ export async function launchHelper(options: LaunchOptions): Promise<HelperOutcom
 
   let child: ChildProcess | undefined;
   // Registered before QEMU starts: once shutdown has begun this throws and nothing starts.
-  const guard = registerCleanup('helper VM', () => (child ? stopQemu(child) : undefined), { sync: () => child?.pid !== undefined && signalGroup(child.pid, 'SIGKILL') });
+  const guard = registerCleanup('helper VM', () => (child ? stopQemu(child) : undefined), {
+    sync: () => child?.pid !== undefined && signalGroup(child.pid, 'SIGKILL'),
+  });
   let timedOut = false;
   let code: number | null;
   let qemuStderr = '';
   try {
-    const stdio = ['ignore', 'ignore', 'pipe', options.media.floppyFd, ...(personality !== undefined ? [personality] : [])] as const;
-    child = spawn('timeout', ['-k', '5', String(backstop), options.qemu, ...qemuArgs], { stdio: [...stdio], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' }, detached: true });
+    const stdio = [
+      'ignore',
+      'ignore',
+      'pipe',
+      options.media.floppyFd,
+      ...(personality !== undefined ? [personality] : []),
+    ] as const;
+    child = spawn('timeout', ['-k', '5', String(backstop), options.qemu, ...qemuArgs], {
+      stdio: [...stdio],
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
+      detached: true,
+    });
     const qemu = child;
     qemu.stderr?.on('data', (d: Buffer) => (qemuStderr = (qemuStderr + d.toString()).slice(-QEMU_STDERR_KEEP)));
     if (qemu.pid !== undefined) options.onStart?.(qemu.pid, qemuArgs);
@@ -96,13 +118,18 @@ export async function launchHelper(options: LaunchOptions): Promise<HelperOutcom
     monitorTail.start();
     const soft = setTimeout(() => {
       timedOut = true;
-      log().error(`helper VM did not finish within HELPER_SOFT_TIMEOUT (${options.softTimeoutSeconds} s): terminating it`);
+      log().error(
+        `helper VM did not finish within HELPER_SOFT_TIMEOUT (${options.softTimeoutSeconds} s): terminating it`,
+      );
       if (qemu.pid !== undefined) signalGroup(qemu.pid, 'SIGTERM');
     }, options.softTimeoutSeconds * 1000);
-    const hard = setTimeout(() => {
-      log().error('helper VM still running after HELPER_HARD_TIMEOUT: killing it');
-      if (qemu.pid !== undefined) signalGroup(qemu.pid, 'SIGKILL');
-    }, (options.softTimeoutSeconds + options.hardTimeoutSeconds) * 1000);
+    const hard = setTimeout(
+      () => {
+        log().error('helper VM still running after HELPER_HARD_TIMEOUT: killing it');
+        if (qemu.pid !== undefined) signalGroup(qemu.pid, 'SIGKILL');
+      },
+      (options.softTimeoutSeconds + options.hardTimeoutSeconds) * 1000,
+    );
     code = await new Promise<number | null>((resolve) => {
       qemu.once('exit', (c, signal) => resolve(c ?? (signal ? 128 : null)));
       qemu.once('error', () => resolve(null));
@@ -116,11 +143,33 @@ export async function launchHelper(options: LaunchOptions): Promise<HelperOutcom
   }
   const seconds = (Date.now() - started) / 1000;
 
-  if (timedOut || code === 124 || code === 137) return { ok: false, seconds, reason: 'timeout', message: 'Image customization failed. Did not finish on time.', tasks };
+  if (timedOut || code === 124 || code === 137)
+    return {
+      ok: false,
+      seconds,
+      reason: 'timeout',
+      message: 'Image customization failed. Did not finish on time.',
+      tasks,
+    };
   const result = printable(await readPortHead(serial.result)).trim();
   if (result === 'SUCCESS') return { ok: true, seconds, tasks };
-  if (result.startsWith('ERROR:')) return { ok: false, seconds, reason: 'error', message: scrub(result.slice(6).trim() || errors.at(-1) || 'Image customization failed.'), tasks };
+  if (result.startsWith('ERROR:'))
+    return {
+      ok: false,
+      seconds,
+      reason: 'error',
+      message: scrub(result.slice(6).trim() || errors.at(-1) || 'Image customization failed.'),
+      tasks,
+    };
   const qemuError = printable(qemuStderr.trim().split('\n').filter(Boolean).pop() ?? '');
   if (qemuError) log().error(scrub(`qemu: ${qemuError}`));
-  return { ok: false, seconds, reason: 'crashed', message: errors.at(-1) ?? `Customization VM died unexpectedly (return code ${code ?? 'unknown'})${qemuError ? `: ${scrub(qemuError)}` : ''}`, tasks };
+  return {
+    ok: false,
+    seconds,
+    reason: 'crashed',
+    message:
+      errors.at(-1) ??
+      `Customization VM died unexpectedly (return code ${code ?? 'unknown'})${qemuError ? `: ${scrub(qemuError)}` : ''}`,
+    tasks,
+  };
 }

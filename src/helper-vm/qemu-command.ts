@@ -77,39 +77,64 @@ export function bootKernel(input: Pick<QemuCommandInput, 'accel' | 'helper'>): s
 
 export function qemuArguments(input: QemuCommandInput): string[] {
   const args = [
-    '-accel', input.accel,
-    '-machine', 'pc',
+    '-accel',
+    input.accel,
+    '-machine',
+    'pc',
     // -cpu max under TCG gives the guest RDRAND: without it the helper kernel's random pool
     // is not ready for a long while and salt generation (mkpasswd, ssh-keygen) fails.
-    '-cpu', input.accel === 'kvm' ? 'host' : 'max',
+    '-cpu',
+    input.accel === 'kvm' ? 'host' : 'max',
     '-nodefaults',
     '-no-user-config',
     '-nographic',
     '-no-reboot',
-    '-m', String(input.memoryMiB),
-    '-smp', '1',
+    '-m',
+    String(input.memoryMiB),
+    '-smp',
+    '1',
     // QEMU installs its seccomp filter before it switches to the unprivileged user, so
     // elevateprivileges=deny would kill it at its own setuid(); once switched it holds no
     // capability and cannot regain root, which is what that option guards against.
-    '-sandbox', 'on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny',
+    '-sandbox',
+    'on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny',
     ...(input.userOption === 'run-with' ? ['-run-with', `user=${input.user}`] : ['-runas', input.user]),
-    '-kernel', bootKernel(input),
-    '-initrd', input.helper.initrd,
-    '-append', kernelCommandLine(input),
-    '-drive', `file=${optionValue(input.helper.root)},format=raw,if=none,id=helper-root,readonly=on`,
-    '-device', `virtio-blk-pci,drive=helper-root,serial=${HELPER_ROOT_SERIAL}`,
-    '-add-fd', `fd=${input.media.floppyFd},set=${FLOPPY_FDSET},opaque=config-floppy`,
-    '-drive', `file=/dev/fdset/${FLOPPY_FDSET},if=floppy,index=0,format=raw,readonly=on`,
+    '-kernel',
+    bootKernel(input),
+    '-initrd',
+    input.helper.initrd,
+    '-append',
+    kernelCommandLine(input),
+    '-drive',
+    `file=${optionValue(input.helper.root)},format=raw,if=none,id=helper-root,readonly=on`,
+    '-device',
+    `virtio-blk-pci,drive=helper-root,serial=${HELPER_ROOT_SERIAL}`,
+    '-add-fd',
+    `fd=${input.media.floppyFd},set=${FLOPPY_FDSET},opaque=config-floppy`,
+    '-drive',
+    `file=/dev/fdset/${FLOPPY_FDSET},if=floppy,index=0,format=raw,readonly=on`,
   ];
   input.disks.forEach((disk, i) => {
-    args.push('-drive', `file=${optionValue(disk.path)},format=raw,if=none,id=disk${i},cache=none,discard=unmap`, '-device', `virtio-blk-pci,drive=disk${i},serial=${disk.serial}`);
+    args.push(
+      '-drive',
+      `file=${optionValue(disk.path)},format=raw,if=none,id=disk${i},cache=none,discard=unmap`,
+      '-device',
+      `virtio-blk-pci,drive=disk${i},serial=${disk.serial}`,
+    );
   });
   if (input.media.personalityDiskFd !== undefined) {
     args.push('-add-fd', `fd=${input.media.personalityDiskFd},set=${PERSONALITY_FDSET},opaque=personality-disk`);
-    args.push('-drive', `file=/dev/fdset/${PERSONALITY_FDSET},format=raw,if=none,id=personality,readonly=on`, '-device', 'virtio-blk-pci,drive=personality,serial=snf-personality');
+    args.push(
+      '-drive',
+      `file=/dev/fdset/${PERSONALITY_FDSET},format=raw,if=none,id=personality,readonly=on`,
+      '-device',
+      'virtio-blk-pci,drive=personality,serial=snf-personality',
+    );
   }
   const ports = [input.serial.console, input.serial.result, input.serial.monitor];
-  ports.forEach((path, i) => args.push('-chardev', `file,id=serial${i},path=${optionValue(path)}`, '-serial', `chardev:serial${i}`));
+  ports.forEach((path, i) =>
+    args.push('-chardev', `file,id=serial${i},path=${optionValue(path)}`, '-serial', `chardev:serial${i}`),
+  );
   if (input.serial.debug) args.push('-chardev', `pty,id=serial3`, '-serial', 'chardev:serial3');
   return args;
 }

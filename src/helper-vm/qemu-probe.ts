@@ -28,7 +28,9 @@ export async function qemuVersion(qemu: string): Promise<QemuVersion> {
     if (!m) throw new Error(`unexpected output: ${r.stdout.split('\n')[0] ?? ''}`);
     return { major: Number(m[1]), minor: Number(m[2]), text: m[0] };
   } catch (error) {
-    throw new UserError(`QEMU: cannot run ${qemu} (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); install qemu-system-x86 or set QEMU`);
+    throw new UserError(
+      `QEMU: cannot run ${qemu} (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); install qemu-system-x86 or set QEMU`,
+    );
   }
 }
 
@@ -43,7 +45,32 @@ export async function kvmBootsKernel(qemu: string, kernel: string): Promise<bool
   const dir = await mkdtemp(join(tmpdir(), 'snf-image-kvm-probe-'));
   const consoleFile = join(dir, 'console');
   try {
-    const child = spawn(qemu, ['-accel', 'kvm', '-machine', 'pc', '-cpu', 'host', '-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-m', '128', '-kernel', kernel, '-append', 'console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 loglevel=8', '-chardev', `file,id=c,path=${consoleFile}`, '-serial', 'chardev:c'], { stdio: 'ignore' });
+    const child = spawn(
+      qemu,
+      [
+        '-accel',
+        'kvm',
+        '-machine',
+        'pc',
+        '-cpu',
+        'host',
+        '-nodefaults',
+        '-no-user-config',
+        '-nographic',
+        '-no-reboot',
+        '-m',
+        '128',
+        '-kernel',
+        kernel,
+        '-append',
+        'console=ttyS0 earlyprintk=serial,ttyS0,115200 panic=-1 loglevel=8',
+        '-chardev',
+        `file,id=c,path=${consoleFile}`,
+        '-serial',
+        'chardev:c',
+      ],
+      { stdio: 'ignore' },
+    );
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const deadline = Date.now() + PROBE_SECONDS * 1000;
     let booted = false;
@@ -62,14 +89,23 @@ export async function kvmBootsKernel(qemu: string, kernel: string): Promise<bool
   }
 }
 
-export async function chooseAccel(setting: 'auto' | 'kvm' | 'tcg', qemu: string, version: QemuVersion, kernel: string, cacheFile: string): Promise<Accel> {
+export async function chooseAccel(
+  setting: 'auto' | 'kvm' | 'tcg',
+  qemu: string,
+  version: QemuVersion,
+  kernel: string,
+  cacheFile: string,
+): Promise<Accel> {
   if (setting === 'tcg') return 'tcg';
   if (setting === 'kvm') {
     if (!existsSync('/dev/kvm')) throw new UserError('HELPER_ACCEL=kvm but /dev/kvm does not exist');
     return 'kvm';
   }
   if (!existsSync('/dev/kvm')) return 'tcg';
-  const kernelHash = createHash('sha256').update(await readFile(kernel)).digest('hex').slice(0, 16);
+  const kernelHash = createHash('sha256')
+    .update(await readFile(kernel))
+    .digest('hex')
+    .slice(0, 16);
   const key = `${release()}|${version.text}|${kernelHash}`;
   try {
     const cached = JSON.parse(await readFile(cacheFile, 'utf8')) as { key?: string; accel?: Accel };
@@ -79,7 +115,14 @@ export async function chooseAccel(setting: 'auto' | 'kvm' | 'tcg', qemu: string,
   }
   const started = Date.now();
   const accel: Accel = (await kvmBootsKernel(qemu, kernel)) ? 'kvm' : 'tcg';
-  log().info({ accel, seconds: (Date.now() - started) / 1000 }, accel === 'kvm' ? 'KVM boots the helper kernel: using KVM' : '/dev/kvm exists but does not boot the helper kernel: using TCG (software emulation)');
-  await writeFile(cacheFile, JSON.stringify({ key, accel, probedAt: new Date().toISOString() }) + '\n').catch((error: unknown) => log().warn({ err: String(error) }, `cannot cache the accelerator probe in ${cacheFile}`));
+  log().info(
+    { accel, seconds: (Date.now() - started) / 1000 },
+    accel === 'kvm'
+      ? 'KVM boots the helper kernel: using KVM'
+      : '/dev/kvm exists but does not boot the helper kernel: using TCG (software emulation)',
+  );
+  await writeFile(cacheFile, JSON.stringify({ key, accel, probedAt: new Date().toISOString() }) + '\n').catch(
+    (error: unknown) => log().warn({ err: String(error) }, `cannot cache the accelerator probe in ${cacheFile}`),
+  );
   return accel;
 }

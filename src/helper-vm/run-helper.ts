@@ -63,7 +63,12 @@ export function buildConfigDocument(req: HelperRequest): ConfigDocument {
         ...(n.network.gateway6 ? { gateway6: n.network.gateway6 } : {}),
       },
     })),
-    network: { dhcpTags: s.DHCP_TAGS, statefulDhcpv6Tags: s.STATEFUL_DHCPV6_TAGS, statelessDhcpv6Tags: s.STATELESS_DHCPV6_TAGS, defaultNicConfig: s.DEFAULT_NIC_CONFIG },
+    network: {
+      dhcpTags: s.DHCP_TAGS,
+      statefulDhcpv6Tags: s.STATEFUL_DHCPV6_TAGS,
+      statelessDhcpv6Tags: s.STATELESS_DHCPV6_TAGS,
+      defaultNicConfig: s.DEFAULT_NIC_CONFIG,
+    },
     secrets: {
       ...(p?.imgPasswd ? { password: p.imgPasswd.reveal() } : {}),
       ...(p?.imgPasswdHash ? { passwordHash: p.imgPasswdHash.reveal() } : {}),
@@ -94,11 +99,26 @@ export async function runHelper(req: HelperRequest): Promise<HelperOutcome> {
   try {
     media = await buildConfigMedia(buildConfigDocument(req), workDir.path);
     const version = await qemuVersion(s.QEMU);
-    const accel = await chooseAccel(s.HELPER_ACCEL, s.QEMU, version, files.kernel, join(s.HELPER_DIR, 'accel-probe.json'));
+    const accel = await chooseAccel(
+      s.HELPER_ACCEL,
+      s.QEMU,
+      version,
+      files.kernel,
+      join(s.HELPER_DIR, 'accel-probe.json'),
+    );
     const helperUid = s.HELPER_UIDS ? await allocatePrivateUid(s.HELPER_UIDS) : undefined;
     if (helperUid) releaseUid = registerCleanup('helper uid lock', () => helperUid.release());
     const user = helperUid?.user ?? s.HELPER_USER;
-    log().info({ accel, qemu: version.text, memoryMiB: s.HELPER_MEMORY, user, hostSetupSeconds: (Date.now() - hostStarted) / 1000 }, 'starting the helper VM');
+    log().info(
+      {
+        accel,
+        qemu: version.text,
+        memoryMiB: s.HELPER_MEMORY,
+        user,
+        hostSetupSeconds: (Date.now() - hostStarted) / 1000,
+      },
+      'starting the helper VM',
+    );
     req.monitor.send(msg.info('Starting customization VM...'));
     const outcome = await launchHelper({
       qemu: s.QEMU,
@@ -108,14 +128,27 @@ export async function runHelper(req: HelperRequest): Promise<HelperOutcome> {
       hardTimeoutSeconds: s.HELPER_HARD_TIMEOUT,
       monitor: req.monitor,
       ...(req.onStart ? { onStart: req.onStart } : {}),
-      command: { accel, memoryMiB: s.HELPER_MEMORY, user, userOption: userOptionFor(version), helper: files, disks, debug: s.HELPER_DEBUG },
+      command: {
+        accel,
+        memoryMiB: s.HELPER_MEMORY,
+        user,
+        userOption: userOptionFor(version),
+        helper: files,
+        disks,
+        debug: s.HELPER_DEBUG,
+      },
     });
     for (const t of outcome.tasks) log().info({ task: t.task, seconds: t.seconds }, 'helper task timing');
     if (outcome.ok) {
       req.monitor.send(msg.info('Customization VM exited normally.', 'Customization status is: SUCCESS'));
       log().info({ seconds: outcome.seconds }, 'helper VM finished: SUCCESS');
     } else {
-      log().error({ seconds: outcome.seconds, reason: outcome.reason }, outcome.reason === 'timeout' ? 'Customization VM was terminated. Did not finish on time.' : 'Image customization failed.');
+      log().error(
+        { seconds: outcome.seconds, reason: outcome.reason },
+        outcome.reason === 'timeout'
+          ? 'Customization VM was terminated. Did not finish on time.'
+          : 'Image customization failed.',
+      );
     }
     return outcome;
   } finally {

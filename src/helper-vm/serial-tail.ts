@@ -80,7 +80,12 @@ export class SerialTail {
         if (bytesRead > 0) this.#exhaust();
         return;
       }
-      const { bytesRead } = await this.#handle.read(this.#read, 0, Math.min(this.#read.length, room), this.#stats.bytesRead);
+      const { bytesRead } = await this.#handle.read(
+        this.#read,
+        0,
+        Math.min(this.#read.length, room),
+        this.#stats.bytesRead,
+      );
       if (bytesRead === 0) return;
       this.#stats.bytesRead += bytesRead;
       this.#consume(this.#read.subarray(0, bytesRead));

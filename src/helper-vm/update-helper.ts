@@ -21,12 +21,16 @@ export async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-export type HelperState = { state: 'missing' } | { state: 'current'; buildTime: string } | { state: 'stale'; why: string };
+export type HelperState =
+  | { state: 'missing' }
+  | { state: 'current'; buildTime: string }
+  | { state: 'stale'; why: string };
 
 export async function helperState(helperDir: string, binary: string): Promise<HelperState> {
   if (!existsSync(join(helperDir, 'manifest.json'))) return { state: 'missing' };
   const manifest = readHelperManifest(helperDir);
-  for (const file of ['kernel', 'initrd', 'root.img']) if (!existsSync(join(helperDir, file))) return { state: 'stale', why: `${file} is missing` };
+  for (const file of ['kernel', 'initrd', 'root.img'])
+    if (!existsSync(join(helperDir, file))) return { state: 'stale', why: `${file} is missing` };
   const sha = await sha256File(binary);
   if (manifest.initBinarySha256 !== sha) return { state: 'stale', why: 'it was built for another snf-image binary' };
   return { state: 'current', buildTime: manifest.buildTime ?? 'unknown' };
@@ -51,7 +55,13 @@ export async function updateHelper(options: UpdateHelperOptions): Promise<void> 
     options.out(`the helper VM in ${options.helperDir} is up to date (built ${state.buildTime})`);
     return;
   }
-  options.out(state.state === 'missing' ? `building the helper VM into ${options.helperDir}` : state.state === 'stale' ? `rebuilding the helper VM (${state.why})` : 'rebuilding the helper VM (--force)');
+  options.out(
+    state.state === 'missing'
+      ? `building the helper VM into ${options.helperDir}`
+      : state.state === 'stale'
+        ? `rebuilding the helper VM (${state.why})`
+        : 'rebuilding the helper VM (--force)',
+  );
   const work = await mkdtemp(join(tmpdir(), 'snf-image-build-'));
   try {
     for (const asset of HELPER_BUILD_ASSETS) {
@@ -59,16 +69,28 @@ export async function updateHelper(options: UpdateHelperOptions): Promise<void> 
       await writeFile(file, readAssetText(asset));
       await chmod(file, 0o755);
     }
-    const args = [join(work, 'build-helper.sh'), '--out', options.helperDir, '--init-binary', options.binary, ...(options.mirror ? ['--mirror', options.mirror] : []), ...(options.ufsWrite === false ? ['--no-ufs-write'] : []), ...(options.refresh ? ['--no-cache'] : [])];
+    const args = [
+      join(work, 'build-helper.sh'),
+      '--out',
+      options.helperDir,
+      '--init-binary',
+      options.binary,
+      ...(options.mirror ? ['--mirror', options.mirror] : []),
+      ...(options.ufsWrite === false ? ['--no-ufs-write'] : []),
+      ...(options.refresh ? ['--no-cache'] : []),
+    ];
     try {
       await execa('bash', args, { stdio: 'inherit' });
     } catch (error) {
-      throw new UserError(`building the helper VM failed (${(error as { exitCode?: number }).exitCode ?? 'error'}); see the messages above`);
+      throw new UserError(
+        `building the helper VM failed (${(error as { exitCode?: number }).exitCode ?? 'error'}); see the messages above`,
+      );
     }
   } finally {
     await rm(work, { recursive: true, force: true });
   }
   const after = await helperState(options.helperDir, options.binary);
-  if (after.state !== 'current') throw new UserError(`the helper VM built in ${options.helperDir} does not match this binary`);
+  if (after.state !== 'current')
+    throw new UserError(`the helper VM built in ${options.helperDir} does not match this binary`);
   options.out(`the helper VM in ${options.helperDir} is ready`);
 }

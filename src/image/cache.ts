@@ -15,7 +15,21 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, rmSync } from 'node:fs';
-import { chmod, link, lstat, mkdir, open, readdir, readFile, rename, stat, unlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import {
+  chmod,
+  link,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  stat,
+  unlink,
+  utimes,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
@@ -95,7 +109,8 @@ function ownerAlive(owner: Owner): boolean {
 function parseOwner(text: string): Owner | undefined {
   try {
     const value = JSON.parse(text) as Partial<Owner>;
-    if (typeof value.pid === 'number' && typeof value.start === 'string' && typeof value.nonce === 'string') return { pid: value.pid, start: value.start, nonce: value.nonce };
+    if (typeof value.pid === 'number' && typeof value.start === 'string' && typeof value.nonce === 'string')
+      return { pid: value.pid, start: value.start, nonce: value.nonce };
   } catch {
     // unwritten or foreign content
   }
@@ -158,7 +173,9 @@ async function breakStale(path: string, seen: LockFile): Promise<void> {
   if (moved && moved.ino === seen.ino && moved.owner?.nonce === seen.owner?.nonce) {
     log().info({ lock: path, pid: seen.owner?.pid }, 'removed a stale image cache lock (its process is gone)');
   } else {
-    await link(aside, path).catch(() => log().warn({ lock: path }, 'image cache lock changed hands while a stale lock was removed'));
+    await link(aside, path).catch(() =>
+      log().warn({ lock: path }, 'image cache lock changed hands while a stale lock was removed'),
+    );
   }
   await unlink(aside).catch(() => undefined);
 }
@@ -228,7 +245,14 @@ export class CacheWriter {
 
   readonly #partCleanup: Cleanup;
 
-  constructor(cache: ImageCache, lock: CacheLock, fh: FileHandle, part: string, info: WriterInfo, partCleanup: Cleanup) {
+  constructor(
+    cache: ImageCache,
+    lock: CacheLock,
+    fh: FileHandle,
+    part: string,
+    info: WriterInfo,
+    partCleanup: Cleanup,
+  ) {
     this.#cache = cache;
     this.#lock = lock;
     this.#fh = fh;
@@ -283,7 +307,8 @@ export class CacheWriter {
   async publish(sha256: string): Promise<CacheMeta | undefined> {
     if (this.#done) return undefined;
     await this.#pending;
-    if (this.#failed === undefined && this.#position !== this.#info.size) this.#fail(`got ${this.#position} of ${this.#info.size} bytes`);
+    if (this.#failed === undefined && this.#position !== this.#info.size)
+      this.#fail(`got ${this.#position} of ${this.#info.size} bytes`);
     if (this.#failed === undefined && !(await this.#lock.owned())) this.#fail('the cache lock was lost');
     if (this.#failed !== undefined) {
       await this.abort();
@@ -295,7 +320,17 @@ export class CacheWriter {
       await fh.sync();
       await fh.close();
       this.#fh = undefined;
-      return await this.#cache.publish(this.#lock, this.#part, { version: 1, url: this.#info.url, ...(this.#info.etag !== undefined ? { etag: this.#info.etag } : {}), ...(this.#info.lastModified !== undefined ? { lastModified: this.#info.lastModified } : {}), size: this.#info.size, sha256, created: Date.now(), validated: this.#info.validated, lastUsed: Date.now() });
+      return await this.#cache.publish(this.#lock, this.#part, {
+        version: 1,
+        url: this.#info.url,
+        ...(this.#info.etag !== undefined ? { etag: this.#info.etag } : {}),
+        ...(this.#info.lastModified !== undefined ? { lastModified: this.#info.lastModified } : {}),
+        size: this.#info.size,
+        sha256,
+        created: Date.now(),
+        validated: this.#info.validated,
+        lastUsed: Date.now(),
+      });
     } catch (error) {
       log().warn({ url: this.#info.url }, `not caching the image: publishing it failed (${why(error)})`);
       await this.#fh?.close().catch(() => undefined);
@@ -368,7 +403,9 @@ export class ImageCache {
       throw error;
     }
     try {
-      await fh.writeFile(JSON.stringify({ pid: process.pid, start: SELF_START, nonce: lockNonce, since: new Date().toISOString() }));
+      await fh.writeFile(
+        JSON.stringify({ pid: process.pid, start: SELF_START, nonce: lockNonce, since: new Date().toISOString() }),
+      );
     } finally {
       await fh.close();
     }
@@ -379,7 +416,11 @@ export class ImageCache {
    * Waits for the key's lock. Returns undefined when its holder is alive but has made no
    * progress for STALL_MS: the caller then does without the cache rather than wait forever.
    */
-  async lock(key: string, onWait?: (holder: Owner | undefined) => void, stallMs = STALL_MS): Promise<CacheLock | undefined> {
+  async lock(
+    key: string,
+    onWait?: (holder: Owner | undefined) => void,
+    stallMs = STALL_MS,
+  ): Promise<CacheLock | undefined> {
     const path = this.#path(`${key}.lock`);
     let waited = false;
     let delay = 25;
@@ -504,7 +545,8 @@ export class ImageCache {
       if (!st.isFile() || st.size !== meta.size) return `its file has ${st.size} bytes instead of ${meta.size}`;
       if (this.verify) {
         const hash = createHash('sha256');
-        for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) hash.update(chunk as Buffer);
+        for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 }))
+          hash.update(chunk as Buffer);
         if (hash.digest('hex') !== meta.sha256) return 'its sha256 does not match';
       }
       return undefined;
@@ -518,7 +560,11 @@ export class ImageCache {
   }
 
   /** The origin confirmed the entry (HTTP 304): record when, and any new validators. */
-  async revalidated(lock: CacheLock, entry: CacheEntry, validators: { etag: string | undefined; lastModified: string | undefined }): Promise<CacheEntry> {
+  async revalidated(
+    lock: CacheLock,
+    entry: CacheEntry,
+    validators: { etag: string | undefined; lastModified: string | undefined },
+  ): Promise<CacheEntry> {
     const meta: CacheMeta = { ...entry.meta, validated: Date.now() };
     if (validators.etag !== undefined) meta.etag = validators.etag;
     if (validators.lastModified !== undefined) meta.lastModified = validators.lastModified;
@@ -532,8 +578,14 @@ export class ImageCache {
    */
   async markUse(lock: CacheLock, entry: CacheEntry): Promise<() => Promise<void>> {
     const marker = this.#path(`${lock.key}.use-${nonce()}`);
-    await writeFile(marker, JSON.stringify({ pid: process.pid, start: SELF_START, nonce: nonce(), file: entry.meta.sha256 }), { mode: 0o600, flag: 'wx' });
-    await this.#writeMeta(lock.key, { ...entry.meta, lastUsed: Date.now() }, false).catch((error: unknown) => log().warn(`image cache: cannot record the last use (${why(error)})`));
+    await writeFile(
+      marker,
+      JSON.stringify({ pid: process.pid, start: SELF_START, nonce: nonce(), file: entry.meta.sha256 }),
+      { mode: 0o600, flag: 'wx' },
+    );
+    await this.#writeMeta(lock.key, { ...entry.meta, lastUsed: Date.now() }, false).catch((error: unknown) =>
+      log().warn(`image cache: cannot record the last use (${why(error)})`),
+    );
     let done = false;
     return async () => {
       if (done) return;
@@ -547,7 +599,9 @@ export class ImageCache {
     const part = this.#path(`${lock.key}.part`);
     await unlink(part).catch(() => undefined);
     // Removed if the process ends before the download is published or abandoned.
-    const cleanup = registerCleanup('image cache .part file', () => unlink(part).catch(() => undefined), { sync: () => rmSync(part, { force: true }) });
+    const cleanup = registerCleanup('image cache .part file', () => unlink(part).catch(() => undefined), {
+      sync: () => rmSync(part, { force: true }),
+    });
     const fh = await open(part, 'wx', 0o600).catch((error: unknown) => {
       cleanup.dispose();
       throw error;
@@ -610,7 +664,9 @@ export class ImageCache {
         if (await this.#removeIfUnused(lock.key, orphan.sha256)) total -= orphan.size;
       });
     }
-    const entries = data.filter((d) => metas.get(d.key)?.sha256 === d.sha256).sort((a, b) => (metas.get(a.key)?.lastUsed ?? 0) - (metas.get(b.key)?.lastUsed ?? 0));
+    const entries = data
+      .filter((d) => metas.get(d.key)?.sha256 === d.sha256)
+      .sort((a, b) => (metas.get(a.key)?.lastUsed ?? 0) - (metas.get(b.key)?.lastUsed ?? 0));
     for (const entry of entries) {
       if (total <= this.maxBytes) break;
       await withLock(entry.key, async (lock) => {
@@ -620,9 +676,16 @@ export class ImageCache {
         await unlink(this.#path(`${lock.key}.json`)).catch(() => undefined);
         await unlink(this.dataPath(lock.key, entry.sha256)).catch(() => undefined);
         total -= entry.size;
-        log().info({ url: meta.url, bytes: entry.size, lastUsed: new Date(meta.lastUsed).toISOString() }, 'evicted a cached image (least recently used)');
+        log().info(
+          { url: meta.url, bytes: entry.size, lastUsed: new Date(meta.lastUsed).toISOString() },
+          'evicted a cached image (least recently used)',
+        );
       });
     }
-    if (total > this.maxBytes) log().warn({ bytes: total, maxBytes: this.maxBytes }, 'the image cache stays above IMAGE_CACHE_MAX_SIZE: the remaining entries are in use');
+    if (total > this.maxBytes)
+      log().warn(
+        { bytes: total, maxBytes: this.maxBytes },
+        'the image cache stays above IMAGE_CACHE_MAX_SIZE: the remaining entries are in use',
+      );
   }
 }

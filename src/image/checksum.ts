@@ -15,8 +15,10 @@ export interface ExpectedDigest {
 }
 
 export function digestFromProperties(properties: Readonly<Record<string, string>>): ExpectedDigest | undefined {
-  if (properties.SHA512) return { algorithm: 'sha512', hex: properties.SHA512.toLowerCase(), from: 'the SHA512 image property' };
-  if (properties.SHA256) return { algorithm: 'sha256', hex: properties.SHA256.toLowerCase(), from: 'the SHA256 image property' };
+  if (properties.SHA512)
+    return { algorithm: 'sha512', hex: properties.SHA512.toLowerCase(), from: 'the SHA512 image property' };
+  if (properties.SHA256)
+    return { algorithm: 'sha256', hex: properties.SHA256.toLowerCase(), from: 'the SHA256 image property' };
   return undefined;
 }
 
@@ -43,11 +45,18 @@ export const SUMS_MAX_BYTES = 1024 * 1024;
 export async function digestFromSidecar(imageUrl: URL, timeoutMs: number): Promise<ExpectedDigest | undefined> {
   const name = basename(imageUrl.pathname);
   const { request } = await import('undici');
-  for (const [file, algorithm] of [['SHA512SUMS', 'sha512'], ['SHA256SUMS', 'sha256']] as const) {
+  for (const [file, algorithm] of [
+    ['SHA512SUMS', 'sha512'],
+    ['SHA256SUMS', 'sha256'],
+  ] as const) {
     const url = new URL(file, imageUrl);
     const tooLarge = new UserError(`img_id: ${file} next to the image is larger than ${SUMS_MAX_BYTES} bytes`);
     try {
-      const r = await request(url, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) });
+      const r = await request(url, {
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
       if (r.statusCode !== 200) {
         await r.body.dump();
         continue;
@@ -85,5 +94,8 @@ export async function* verified(input: ByteStream, expected: ExpectedDigest): By
     yield chunk;
   }
   const actual = hash.digest('hex');
-  if (actual !== expected.hex) throw new UserError(`img_id: ${expected.algorithm} checksum mismatch (expected ${expected.hex.slice(0, 16)}… from ${expected.from}, got ${actual.slice(0, 16)}…): the image is corrupt or not the one named`);
+  if (actual !== expected.hex)
+    throw new UserError(
+      `img_id: ${expected.algorithm} checksum mismatch (expected ${expected.hex.slice(0, 16)}… from ${expected.from}, got ${actual.slice(0, 16)}…): the image is corrupt or not the one named`,
+    );
 }

@@ -92,7 +92,9 @@ async function* throughZlib(input: ByteStream, name: Compression): ByteStream {
   if (inputFailure !== undefined) throw inputFailure.error;
 }
 
-function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; spawnError?: Error }> {
+function exited(
+  child: ChildProcess,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; spawnError?: Error }> {
   return new Promise((resolve) => {
     child.once('error', (spawnError) => resolve({ code: null, signal: null, spawnError }));
     child.once('close', (code, signal) => resolve({ code, signal }));
@@ -107,7 +109,10 @@ async function* throughProgram(input: ProgramInput, name: Exclude<Compression, '
   const [readFd, writeFd] = directIo().pipe(PIPE_CAPACITY);
   let child: ChildProcess;
   try {
-    child = spawn(argv[0] as string, argv.slice(1), { stdio: ['fd' in input ? input.fd : 'pipe', writeFd, 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+    child = spawn(argv[0] as string, argv.slice(1), {
+      stdio: ['fd' in input ? input.fd : 'pipe', writeFd, 'pipe'],
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    });
   } finally {
     closeSync(writeFd); // the child holds its copy: end of file when it exits
   }
@@ -128,14 +133,23 @@ async function* throughProgram(input: ProgramInput, name: Exclude<Compression, '
     finished = true;
     if (status.spawnError !== undefined) {
       const missing = (status.spawnError as NodeJS.ErrnoException).code === 'ENOENT';
-      throw new UserError(missing ? `img_id: a ${name} image needs the ${command} program, which is not installed` : `img_id: cannot run ${command}: ${status.spawnError.message}`);
+      throw new UserError(
+        missing
+          ? `img_id: a ${name} image needs the ${command} program, which is not installed`
+          : `img_id: cannot run ${command}: ${status.spawnError.message}`,
+      );
     }
     const inputFailure = await fed;
     if (inputFailure !== undefined) throw inputFailure.error;
     // prlimit exits 127 when it cannot find the program.
-    if (status.code === 127 && argv[0] !== command) throw new UserError(`img_id: a ${name} image needs the ${command} program, which is not installed`);
-    if (name === 'xz' && /Memory usage limit reached/.test(stderr)) throw new UserError(`img_id: the xz image needs more than ${XZ_MEMLIMIT_MIB} MiB of memory to decompress (its dictionary is too large)`);
-    if (status.code !== 0) throw corrupt(name, stderr.trim().split('\n').pop() || `${command} exited with ${status.code ?? status.signal}`);
+    if (status.code === 127 && argv[0] !== command)
+      throw new UserError(`img_id: a ${name} image needs the ${command} program, which is not installed`);
+    if (name === 'xz' && /Memory usage limit reached/.test(stderr))
+      throw new UserError(
+        `img_id: the xz image needs more than ${XZ_MEMLIMIT_MIB} MiB of memory to decompress (its dictionary is too large)`,
+      );
+    if (status.code !== 0)
+      throw corrupt(name, stderr.trim().split('\n').pop() || `${command} exited with ${status.code ?? status.signal}`);
   } finally {
     if (!finished) child.kill('SIGKILL');
     await output.return(undefined);
@@ -184,11 +198,15 @@ async function* throughNativeZstd(input: ByteStream): ByteStream {
       try {
         result = await io.zstdDecode(decoder, chunk, offset, out, fill);
       } catch (error) {
-        if ((error as { code?: string }).code === 'EZSTDWINDOW') throw new UserError('img_id: the zstd image needs a decoding window larger than 128 MiB (compressed with --long=28 or more); recompress it with at most --long=27');
+        if ((error as { code?: string }).code === 'EZSTDWINDOW')
+          throw new UserError(
+            'img_id: the zstd image needs a decoding window larger than 128 MiB (compressed with --long=28 or more); recompress it with at most --long=27',
+          );
         throw corrupt('zstd', error instanceof Error ? error.message.replace(/^zstd: /, '') : String(error));
       }
       const [consumed, produced, ended] = result;
-      if (consumed === 0 && produced === 0 && offset < chunk.length) throw corrupt('zstd', 'the decoder made no progress');
+      if (consumed === 0 && produced === 0 && offset < chunk.length)
+        throw corrupt('zstd', 'the decoder made no progress');
       fill += produced;
       // A call that did nothing (the final flush) says nothing about the frame.
       if (consumed > 0 || produced > 0) frameEnded = ended === 1;
@@ -266,7 +284,11 @@ const DROP_CACHE_EVERY = 8 * 1024 * 1024;
  * offset), a few times a second; the pages read are dropped from the page cache behind the
  * read position, as readImageFile does with O_DIRECT.
  */
-export async function* decompressFile(path: string, compression: 'xz' | 'bzip2', onPosition: (bytes: number) => void): ByteStream {
+export async function* decompressFile(
+  path: string,
+  compression: 'xz' | 'bzip2',
+  onPosition: (bytes: number) => void,
+): ByteStream {
   const fd = openSync(path, 'r');
   const io = directIo();
   let dropped = 0;

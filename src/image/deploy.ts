@@ -121,14 +121,22 @@ async function fastestStream(opened: OpenedImage): Promise<ByteStream> {
 }
 
 /** Streams raw (possibly compressed) disk images and filesystem dumps through the writer. */
-async function deployStream(req: DeployRequest, format: ImageFormatSpec, opened: OpenedImage, digest: ExpectedDigest | undefined): Promise<DeployResult> {
+async function deployStream(
+  req: DeployRequest,
+  format: ImageFormatSpec,
+  opened: OpenedImage,
+  digest: ExpectedDigest | undefined,
+): Promise<DeployResult> {
   const started = Date.now();
   const progress = new ProgressReporter(opened.size ?? 0, req.monitor, req.terminal);
   // A local file compressed with zstd, xz or bzip2 is read by the decompressor itself; its
   // checksum, if one is expected, is computed alongside and checked after the write.
   const local = opened.localPath;
   const localHead = local !== undefined ? detect(await readFileHead(local)) : undefined;
-  const fileFed = local !== undefined && localHead?.kind === 'compressed' && readsFileItself(localHead.compression) ? { path: local, compression: localHead.compression } : undefined;
+  const fileFed =
+    local !== undefined && localHead?.kind === 'compressed' && readsFileItself(localHead.compression)
+      ? { path: local, compression: localHead.compression }
+      : undefined;
   let checked: Promise<void> | undefined;
   let head: Buffer;
   let stream: ByteStream;
@@ -151,50 +159,83 @@ async function deployStream(req: DeployRequest, format: ImageFormatSpec, opened:
   const compression = found.kind === 'compressed' ? found.compression : undefined;
   if (found.kind === 'compressed') {
     log().info({ compression: found.compression }, 'image is compressed; decompressing while writing');
-    ({ head, stream } = await peek(fileFed !== undefined ? stream : decompress(stream, found.compression), MAGIC_BYTES));
+    ({ head, stream } = await peek(
+      fileFed !== undefined ? stream : decompress(stream, found.compression),
+      MAGIC_BYTES,
+    ));
     found = detect(head);
     rawSizeKnown = undefined;
-    if (found.kind !== 'raw') throw new UserError(`img_format: declared ${format.name} but the compressed image holds ${describeDetected(found)}`);
+    if (found.kind !== 'raw')
+      throw new UserError(
+        `img_format: declared ${format.name} but the compressed image holds ${describeDetected(found)}`,
+      );
   }
   if (found.kind === 'container') {
-    const hint = found.container === 'vmdk-descriptor' || found.container === 'qcow' || found.container === 'vhd' ? '' : ` (use img_format=${found.container})`;
+    const hint =
+      found.container === 'vmdk-descriptor' || found.container === 'qcow' || found.container === 'vhd'
+        ? ''
+        : ` (use img_format=${found.container})`;
     throw new UserError(`img_format: declared ${format.name} but the image is ${describeDetected(found)}${hint}`);
   }
   let synthesized: DeployResult['synthesizedPartition'];
   let expectedDiskBytes = rawSizeKnown;
   if (format.filesystemDump) {
-    if (found.kind !== 'raw' || found.content !== format.filesystemDump) throw new UserError(`img_format: declared ${format.name} but the image is ${describeDetected(found)}`);
+    if (found.kind !== 'raw' || found.content !== format.filesystemDump)
+      throw new UserError(`img_format: declared ${format.name} but the image is ${describeDetected(found)}`);
     const fsBytes = filesystemSize(head, format.filesystemDump);
-    if (fsBytes === undefined) throw new UserError(`img_id: cannot read the ${format.filesystemDump} filesystem size from its superblock`);
+    if (fsBytes === undefined)
+      throw new UserError(`img_id: cannot read the ${format.filesystemDump} filesystem size from its superblock`);
     const code = bootCode();
-    if (!code) log().warn('no syslinux MBR boot code installed (package syslinux-common): the synthesized MBR has no boot code');
+    if (!code)
+      log().warn('no syslinux MBR boot code installed (package syslinux-common): the synthesized MBR has no boot code');
     stream = prefixed(synthesizePrefix(fsBytes, format.filesystemDump, code), stream);
     expectedDiskBytes = PREFIX_BYTES + fsBytes;
     synthesized = { osFamily: format.filesystemDump === 'ext' ? 'linux' : 'windows', rootPartition: 1 };
   } else if (found.kind === 'raw' && (found.content === 'ext' || found.content === 'ntfs')) {
-    throw new UserError(`img_format: declared diskdump but the image is ${describeDetected(found)} (use img_format=${found.content}dump)`);
+    throw new UserError(
+      `img_format: declared diskdump but the image is ${describeDetected(found)} (use img_format=${found.content}dump)`,
+    );
   }
   if (expectedDiskBytes !== undefined && expectedDiskBytes > req.disk.sizeBytes) {
-    throw new UserError(`img_id: the image (${expectedDiskBytes} bytes) is larger than the disk (${req.disk.sizeBytes} bytes)`);
+    throw new UserError(
+      `img_id: the image (${expectedDiskBytes} bytes) is larger than the disk (${req.disk.sizeBytes} bytes)`,
+    );
   }
   const knownZero = req.disk.kind === 'file' && (await isKnownZero(req.disk.path));
   let written;
   try {
     // Local files and decompressor pipes reuse their buffers; zlib and HTTP allocate per chunk.
     const producesGarbage = opened.localPath === undefined || compression === 'gzip';
-    written = await writeImage(producesGarbage ? collectingYoungGarbage(stream) : stream, req.disk, { ...(expectedDiskBytes !== undefined ? { expectedBytes: expectedDiskBytes } : {}), knownZero });
+    written = await writeImage(producesGarbage ? collectingYoungGarbage(stream) : stream, req.disk, {
+      ...(expectedDiskBytes !== undefined ? { expectedBytes: expectedDiskBytes } : {}),
+      knownZero,
+    });
     await checked;
   } catch (error) {
     progress.stop();
     // A corrupt stream with a checksum expected: the mismatch says more than the decompressor.
-    throw (await checked?.then(() => undefined, (mismatch: unknown) => mismatch)) ?? error;
+    throw (
+      (await checked?.then(
+        () => undefined,
+        (mismatch: unknown) => mismatch,
+      )) ?? error
+    );
   }
   progress.finish();
   if (req.settings.WIPE_DISK_TAIL && !knownZero && written.bytes < req.disk.sizeBytes) {
     await zeroDiskRange(req.disk, written.bytes, req.disk.sizeBytes - written.bytes);
   }
-  log().info({ diskBytes: written.bytes, dataBytes: written.dataBytes, zeroBytes: written.zeroBytes, knownZero }, 'image written');
-  return { method: 'stream', imageBytes: progress.position, diskBytes: written.bytes, seconds: (Date.now() - started) / 1000, ...(synthesized ? { synthesizedPartition: synthesized } : {}) };
+  log().info(
+    { diskBytes: written.bytes, dataBytes: written.dataBytes, zeroBytes: written.zeroBytes, knownZero },
+    'image written',
+  );
+  return {
+    method: 'stream',
+    imageBytes: progress.position,
+    diskBytes: written.bytes,
+    seconds: (Date.now() - started) / 1000,
+    ...(synthesized ? { synthesizedPartition: synthesized } : {}),
+  };
 }
 
 /** Downloads a remote virtual-disk image into a private temporary directory. */
@@ -212,7 +253,12 @@ async function drain(input: ByteStream): Promise<void> {
   }
 }
 
-async function deployQemu(req: DeployRequest, format: QemuFormat, opened: OpenedImage, digest: ExpectedDigest | undefined): Promise<DeployResult> {
+async function deployQemu(
+  req: DeployRequest,
+  format: QemuFormat,
+  opened: OpenedImage,
+  digest: ExpectedDigest | undefined,
+): Promise<DeployResult> {
   const started = Date.now();
   let tempDir: TemporaryDirectory | undefined;
   let virtualSize = 0;
@@ -226,11 +272,18 @@ async function deployQemu(req: DeployRequest, format: QemuFormat, opened: Opened
       await drain(verified(createReadStream(path, { highWaterMark: 4 * 1024 * 1024 }), digest));
     }
     // The converter's NBD daemon starts while the image is inspected (it writes nothing).
-    const conversion = prepareConversion(path, req.disk.path, { uids: req.settings.HELPER_UIDS, user: req.settings.HELPER_USER, timeoutSeconds: req.settings.CONVERT_TIMEOUT });
+    const conversion = prepareConversion(path, req.disk.path, {
+      uids: req.settings.HELPER_UIDS,
+      user: req.settings.HELPER_USER,
+      timeoutSeconds: req.settings.CONVERT_TIMEOUT,
+    });
     conversion.catch(() => undefined); // awaited below, or closed in finally
     try {
       const info = await inspectQemuImage(path, format);
-      if (info.virtualSize > req.disk.sizeBytes) throw new UserError(`img_id: the image (virtual size ${info.virtualSize} bytes) is larger than the disk (${req.disk.sizeBytes} bytes)`);
+      if (info.virtualSize > req.disk.sizeBytes)
+        throw new UserError(
+          `img_id: the image (virtual size ${info.virtualSize} bytes) is larger than the disk (${req.disk.sizeBytes} bytes)`,
+        );
       const prepared = await conversion;
       const progress = new ProgressReporter(info.virtualSize, req.monitor, req.terminal);
       try {
@@ -242,10 +295,19 @@ async function deployQemu(req: DeployRequest, format: QemuFormat, opened: Opened
       progress.finish();
       virtualSize = info.virtualSize;
     } finally {
-      await conversion.then((prepared) => prepared.close(), () => undefined);
+      await conversion.then(
+        (prepared) => prepared.close(),
+        () => undefined,
+      );
     }
-    if (req.settings.WIPE_DISK_TAIL && virtualSize < req.disk.sizeBytes) await zeroDiskRange(req.disk, virtualSize, req.disk.sizeBytes - virtualSize);
-    return { method: 'qemu-img', imageBytes: opened.size ?? 0, diskBytes: virtualSize, seconds: (Date.now() - started) / 1000 };
+    if (req.settings.WIPE_DISK_TAIL && virtualSize < req.disk.sizeBytes)
+      await zeroDiskRange(req.disk, virtualSize, req.disk.sizeBytes - virtualSize);
+    return {
+      method: 'qemu-img',
+      imageBytes: opened.size ?? 0,
+      diskBytes: virtualSize,
+      seconds: (Date.now() - started) / 1000,
+    };
   } finally {
     await tempDir?.remove();
   }
@@ -259,11 +321,23 @@ export async function deployImage(req: DeployRequest): Promise<DeployResult> {
   const cached = source.name === 'http' && req.settings.IMAGE_CACHE;
   let digest = cached ? await expectedDigest(req) : undefined;
   const fromCache: CachedImage | undefined = cached
-    ? await openCachedHttp(req.imgId, sourceSettings(req.settings, req.disk), { dir: req.settings.IMAGE_CACHE_DIR, maxBytes: req.settings.IMAGE_CACHE_MAX_SIZE, verify: req.settings.IMAGE_CACHE_VERIFY }, { digest, needFile: format.qemuFormat !== undefined })
+    ? await openCachedHttp(
+        req.imgId,
+        sourceSettings(req.settings, req.disk),
+        {
+          dir: req.settings.IMAGE_CACHE_DIR,
+          maxBytes: req.settings.IMAGE_CACHE_MAX_SIZE,
+          verify: req.settings.IMAGE_CACHE_VERIFY,
+        },
+        { digest, needFile: format.qemuFormat !== undefined },
+      )
     : undefined;
   const opened = fromCache ?? (await source.open(req.imgId, sourceSettings(req.settings, req.disk)));
   try {
-    log().info({ source: source.name, image: opened.description, bytes: opened.size, format: format.name }, 'image source opened');
+    log().info(
+      { source: source.name, image: opened.description, bytes: opened.size, format: format.name },
+      'image source opened',
+    );
     if (source.name === 'null') {
       req.monitor.send(msg.info('No image to copy (img_id=null): customizing the disk as it is.'));
       return { method: 'none', imageBytes: 0, diskBytes: 0, seconds: 0 };
@@ -272,7 +346,9 @@ export async function deployImage(req: DeployRequest): Promise<DeployResult> {
     if (digest) log().info({ algorithm: digest.algorithm, from: digest.from }, 'image checksum will be verified');
     const toVerify = fromCache ? fromCache.pendingDigest : digest;
     req.monitor.send(msg.info('Starting image copy...'));
-    const result = format.qemuFormat ? await deployQemu(req, format.qemuFormat as QemuFormat, opened, toVerify) : await deployStream(req, format, opened, toVerify);
+    const result = format.qemuFormat
+      ? await deployQemu(req, format.qemuFormat as QemuFormat, opened, toVerify)
+      : await deployStream(req, format, opened, toVerify);
     req.monitor.send(msg.info('Image copy finished.'));
     return result;
   } finally {

@@ -20,7 +20,12 @@ export interface DownloadLimits {
 }
 
 export function downloadLimits(settings: SourceSettings): DownloadLimits {
-  return { maxBytes: settings.downloadMaxBytes, timeoutSeconds: settings.downloadTimeoutSeconds, minSpeed: settings.downloadMinSpeed, windowSeconds: settings.httpTimeoutSeconds };
+  return {
+    maxBytes: settings.downloadMaxBytes,
+    timeoutSeconds: settings.downloadTimeoutSeconds,
+    minSpeed: settings.downloadMinSpeed,
+    windowSeconds: settings.httpTimeoutSeconds,
+  };
 }
 
 /**
@@ -35,19 +40,26 @@ export function downloadByteLimit(diskBytes: number): number {
 
 /** Refuses a download whose announced size (Content-Length, FTP SIZE) is beyond the limit. */
 export function checkAnnouncedSize(shown: string, size: number | undefined, limits: DownloadLimits): void {
-  if (size !== undefined && size > limits.maxBytes) throw new UserError(`img_id: ${shown} is ${size} bytes, more than the ${limits.maxBytes} bytes this disk can take`);
+  if (size !== undefined && size > limits.maxBytes)
+    throw new UserError(`img_id: ${shown} is ${size} bytes, more than the ${limits.maxBytes} bytes this disk can take`);
 }
 
 export function tooLong(shown: string, limits: DownloadLimits): UserError {
-  return new UserError(`img_id: download of ${shown} stopped: it took longer than DOWNLOAD_TIMEOUT (${limits.timeoutSeconds} s)`);
+  return new UserError(
+    `img_id: download of ${shown} stopped: it took longer than DOWNLOAD_TIMEOUT (${limits.timeoutSeconds} s)`,
+  );
 }
 
 export function tooSlow(shown: string, limits: DownloadLimits): UserError {
-  return new UserError(`img_id: download of ${shown} stopped: slower than DOWNLOAD_MIN_SPEED (${limits.minSpeed} bytes/s over ${limits.windowSeconds} s)`);
+  return new UserError(
+    `img_id: download of ${shown} stopped: slower than DOWNLOAD_MIN_SPEED (${limits.minSpeed} bytes/s over ${limits.windowSeconds} s)`,
+  );
 }
 
 export function tooMuch(shown: string, limits: DownloadLimits): UserError {
-  return new UserError(`img_id: download of ${shown} stopped: more than ${limits.maxBytes} bytes, the most this disk can take`);
+  return new UserError(
+    `img_id: download of ${shown} stopped: more than ${limits.maxBytes} bytes, the most this disk can take`,
+  );
 }
 
 /**
@@ -55,7 +67,12 @@ export function tooMuch(shown: string, limits: DownloadLimits): UserError {
  * returning the source iterator, which closes the connection) beyond the byte limit, the
  * total time counted from `started`, or below the minimum speed.
  */
-export async function* limited(input: AsyncIterable<Uint8Array>, shown: string, limits: DownloadLimits, started: number): AsyncGenerator<Uint8Array> {
+export async function* limited(
+  input: AsyncIterable<Uint8Array>,
+  shown: string,
+  limits: DownloadLimits,
+  started: number,
+): AsyncGenerator<Uint8Array> {
   const windowMs = limits.windowSeconds * 1000;
   const iterator = input[Symbol.asyncIterator]();
   let total = 0;

@@ -13,8 +13,16 @@ export interface ImageFormatSpec {
 
 export const IMAGE_FORMATS: readonly ImageFormatSpec[] = [
   { name: 'diskdump', description: 'raw dump of a whole disk (MBR or GPT), optionally gzip/xz/zstd/bzip2 compressed' },
-  { name: 'extdump', description: 'raw dump of one ext2/3/4 filesystem; a partition table is synthesized in front of it', filesystemDump: 'ext' },
-  { name: 'ntfsdump', description: 'raw dump of one NTFS filesystem; a partition table is synthesized in front of it', filesystemDump: 'ntfs' },
+  {
+    name: 'extdump',
+    description: 'raw dump of one ext2/3/4 filesystem; a partition table is synthesized in front of it',
+    filesystemDump: 'ext',
+  },
+  {
+    name: 'ntfsdump',
+    description: 'raw dump of one NTFS filesystem; a partition table is synthesized in front of it',
+    filesystemDump: 'ntfs',
+  },
   { name: 'qcow2', description: 'QEMU qcow2 (no backing file allowed)', qemuFormat: 'qcow2' },
   { name: 'vmdk', description: 'VMware VMDK (monolithic)', qemuFormat: 'vmdk' },
   { name: 'vdi', description: 'VirtualBox VDI', qemuFormat: 'vdi' },

@@ -8,7 +8,10 @@ export type Compression = 'gzip' | 'xz' | 'zstd' | 'bzip2';
 export type Container = 'qcow2' | 'qcow' | 'vmdk' | 'vmdk-descriptor' | 'vdi' | 'vhdx' | 'vhd';
 export type Content = 'mbr-disk' | 'gpt-disk' | 'ext' | 'ntfs' | 'unknown';
 
-export type Detected = { kind: 'compressed'; compression: Compression } | { kind: 'container'; container: Container } | { kind: 'raw'; content: Content };
+export type Detected =
+  | { kind: 'compressed'; compression: Compression }
+  | { kind: 'container'; container: Container }
+  | { kind: 'raw'; content: Content };
 
 /** Bytes needed to tell every kind apart. */
 export const MAGIC_BYTES = 4096;
@@ -25,14 +28,21 @@ export async function readFileHead(path: string): Promise<Buffer> {
   }
 }
 
-const startsWith = (buf: Uint8Array, bytes: readonly number[], offset = 0) => bytes.every((b, i) => buf[offset + i] === b);
-const ascii = (buf: Uint8Array, text: string, offset = 0) => startsWith(buf, [...text].map((c) => c.charCodeAt(0)), offset);
+const startsWith = (buf: Uint8Array, bytes: readonly number[], offset = 0) =>
+  bytes.every((b, i) => buf[offset + i] === b);
+const ascii = (buf: Uint8Array, text: string, offset = 0) =>
+  startsWith(
+    buf,
+    [...text].map((c) => c.charCodeAt(0)),
+    offset,
+  );
 
 export function detect(head: Uint8Array): Detected {
   if (startsWith(head, [0x1f, 0x8b])) return { kind: 'compressed', compression: 'gzip' };
   if (startsWith(head, [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])) return { kind: 'compressed', compression: 'xz' };
   if (startsWith(head, [0x28, 0xb5, 0x2f, 0xfd])) return { kind: 'compressed', compression: 'zstd' };
-  if (ascii(head, 'BZh') && head[3] !== undefined && head[3] >= 0x31 && head[3] <= 0x39) return { kind: 'compressed', compression: 'bzip2' };
+  if (ascii(head, 'BZh') && head[3] !== undefined && head[3] >= 0x31 && head[3] <= 0x39)
+    return { kind: 'compressed', compression: 'bzip2' };
   if (startsWith(head, [0x51, 0x46, 0x49, 0xfb])) {
     const version = head.length >= 8 ? new DataView(head.buffer, head.byteOffset).getUint32(4) : 0;
     return { kind: 'container', container: version >= 2 ? 'qcow2' : 'qcow' };
@@ -51,8 +61,15 @@ export function detect(head: Uint8Array): Detected {
 
 export function describeDetected(d: Detected): string {
   if (d.kind === 'compressed') return `${d.compression}-compressed data`;
-  if (d.kind === 'container') return d.container === 'vmdk-descriptor' ? 'a VMDK descriptor (text) file' : `a ${d.container} image`;
-  return { 'mbr-disk': 'a raw disk with an MBR', 'gpt-disk': 'a raw disk with a GPT', ext: 'an ext2/3/4 filesystem', ntfs: 'an NTFS filesystem', unknown: 'raw data' }[d.content];
+  if (d.kind === 'container')
+    return d.container === 'vmdk-descriptor' ? 'a VMDK descriptor (text) file' : `a ${d.container} image`;
+  return {
+    'mbr-disk': 'a raw disk with an MBR',
+    'gpt-disk': 'a raw disk with a GPT',
+    ext: 'an ext2/3/4 filesystem',
+    ntfs: 'an NTFS filesystem',
+    unknown: 'raw data',
+  }[d.content];
 }
 
 /**

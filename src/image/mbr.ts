@@ -23,7 +23,10 @@ const MAX_MBR_SECTORS = 0xffffffff;
 /** The 1 MiB prefix: MBR (boot code, one partition entry, signature) and zeros. */
 export function synthesizePrefix(filesystemBytes: number, kind: 'ext' | 'ntfs', code: Buffer | undefined): Buffer {
   const sectors = Math.ceil(filesystemBytes / 512);
-  if (sectors > MAX_MBR_SECTORS) throw new UserError(`img_id: the ${kind} filesystem (${filesystemBytes} bytes) is larger than an MBR partition can hold (2 TiB)`);
+  if (sectors > MAX_MBR_SECTORS)
+    throw new UserError(
+      `img_id: the ${kind} filesystem (${filesystemBytes} bytes) is larger than an MBR partition can hold (2 TiB)`,
+    );
   const prefix = Buffer.alloc(PREFIX_BYTES);
   code?.copy(prefix, 0, 0, Math.min(440, code.byteLength));
   const entry = 446;

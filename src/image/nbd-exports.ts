@@ -87,25 +87,40 @@ export async function exportImageAndDisk(imagePath: string, diskPath: string): P
         '--pdeathsig=KILL',
         '--',
         'qemu-storage-daemon',
-        '--blockdev', 'driver=file,node-name=image,filename=/dev/fd/3,read-only=on,cache.direct=on',
-        '--blockdev', `driver=${diskDriver},node-name=disk,filename=/dev/fd/4,cache.direct=on`,
-        '--nbd-server', `addr.type=unix,addr.path=${optionValue(socketPath)},max-connections=2`,
-        '--export', 'type=nbd,id=image,node-name=image,name=image',
-        '--export', 'type=nbd,id=disk,node-name=disk,name=disk,writable=on',
-        '--pidfile', pidFile,
+        '--blockdev',
+        'driver=file,node-name=image,filename=/dev/fd/3,read-only=on,cache.direct=on',
+        '--blockdev',
+        `driver=${diskDriver},node-name=disk,filename=/dev/fd/4,cache.direct=on`,
+        '--nbd-server',
+        `addr.type=unix,addr.path=${optionValue(socketPath)},max-connections=2`,
+        '--export',
+        'type=nbd,id=image,node-name=image,name=image',
+        '--export',
+        'type=nbd,id=disk,node-name=disk,name=disk,writable=on',
+        '--pidfile',
+        pidFile,
       ],
-      { stdio: ['ignore', 'ignore', 'pipe', image.fd, disk.fd], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } },
+      {
+        stdio: ['ignore', 'ignore', 'pipe', image.fd, disk.fd],
+        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
+      },
     );
     daemon.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4096)));
     const spawnFailure = new Promise<Error>((resolve) => daemon?.once('error', resolve));
     const started = Date.now();
     while (!existsSync(pidFile)) {
       if (daemon.exitCode !== null || daemon.signalCode !== null) {
-        throw new UserError(`img_id: qemu-storage-daemon could not serve the image and the disk: ${stderr.trim().split('\n').pop() ?? `exit ${daemon.exitCode ?? daemon.signalCode}`}`);
+        throw new UserError(
+          `img_id: qemu-storage-daemon could not serve the image and the disk: ${stderr.trim().split('\n').pop() ?? `exit ${daemon.exitCode ?? daemon.signalCode}`}`,
+        );
       }
       const failed = await Promise.race([spawnFailure, sleep(10).then(() => undefined)]);
-      if (failed) throw new UserError(`img_id: cannot run qemu-storage-daemon (package qemu-system-common or qemu-storage-daemon): ${failed.message}`);
-      if (Date.now() - started > READY_TIMEOUT_MS) throw new UserError('img_id: qemu-storage-daemon did not start serving the image and the disk');
+      if (failed)
+        throw new UserError(
+          `img_id: cannot run qemu-storage-daemon (package qemu-system-common or qemu-storage-daemon): ${failed.message}`,
+        );
+      if (Date.now() - started > READY_TIMEOUT_MS)
+        throw new UserError('img_id: qemu-storage-daemon did not start serving the image and the disk');
     }
     sockets.push(await connect(socketPath), await connect(socketPath));
     return { image: sockets[0] as Socket, disk: sockets[1] as Socket, close: () => guard.run() };

@@ -13,7 +13,12 @@ import { UserError } from '../util/errors.ts';
 import { allocatePrivateUid, type UidRange } from '../util/private-uid.ts';
 import { describeDetected, detect, readFileHead } from './magic.ts';
 import { exportImageAndDisk, type NbdExports } from './nbd-exports.ts';
-import { resolveUnprivilegedUser, unprivilegedArgv, type ResourceLimits, type UnprivilegedUser } from './unprivileged.ts';
+import {
+  resolveUnprivilegedUser,
+  unprivilegedArgv,
+  type ResourceLimits,
+  type UnprivilegedUser,
+} from './unprivileged.ts';
 
 export type QemuFormat = 'qcow2' | 'vmdk' | 'vdi' | 'vhdx';
 
@@ -32,11 +37,17 @@ export function checkHeader(head: Buffer, declared: QemuFormat): void {
   if (declared === 'qcow2') {
     if (head.byteLength < 104) throw new UserError('img_id: the qcow2 header is truncated');
     const backingOffset = head.readBigUInt64BE(8);
-    if (backingOffset !== 0n) throw new UserError('img_id: the qcow2 image has a backing file; snf-image refuses images that reference other files');
+    if (backingOffset !== 0n)
+      throw new UserError(
+        'img_id: the qcow2 image has a backing file; snf-image refuses images that reference other files',
+      );
     const version = head.readUInt32BE(4);
     if (version >= 3) {
       const incompatible = head.readBigUInt64BE(72);
-      if (incompatible & 0b100n) throw new UserError('img_id: the qcow2 image uses an external data file; snf-image refuses images that reference other files');
+      if (incompatible & 0b100n)
+        throw new UserError(
+          'img_id: the qcow2 image uses an external data file; snf-image refuses images that reference other files',
+        );
     }
   }
 }
@@ -54,20 +65,32 @@ export async function inspectQemuImage(path: string, declared: QemuFormat): Prom
   checkHeader(await readFileHead(path), declared);
   let info: InfoJson;
   try {
-    const r = await execa(PRLIMIT[0] as string, [...PRLIMIT.slice(1), 'qemu-img', 'info', '--output=json', '-f', declared, path], { env: minimalEnv(), extendEnv: false });
+    const r = await execa(
+      PRLIMIT[0] as string,
+      [...PRLIMIT.slice(1), 'qemu-img', 'info', '--output=json', '-f', declared, path],
+      { env: minimalEnv(), extendEnv: false },
+    );
     info = JSON.parse(r.stdout) as InfoJson;
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr ?? (error instanceof Error ? error.message : String(error));
     throw new UserError(`img_id: qemu-img cannot read the ${declared} image: ${stderr.trim().split('\n')[0] ?? ''}`);
   }
-  if (info.format !== declared) throw new UserError(`img_format: declared ${declared} but qemu-img reads it as ${info.format ?? 'unknown'}`);
-  if (info['backing-filename'] || info['full-backing-filename']) throw new UserError(`img_id: the ${declared} image has a backing file; snf-image refuses images that reference other files`);
+  if (info.format !== declared)
+    throw new UserError(`img_format: declared ${declared} but qemu-img reads it as ${info.format ?? 'unknown'}`);
+  if (info['backing-filename'] || info['full-backing-filename'])
+    throw new UserError(
+      `img_id: the ${declared} image has a backing file; snf-image refuses images that reference other files`,
+    );
   const data = info['format-specific']?.data;
   if (data?.['data-file']) throw new UserError(`img_id: the ${declared} image uses an external data file`);
   const extents = data?.extents ?? [];
-  if (extents.some((e) => e.filename !== undefined && e.filename !== path)) throw new UserError('img_id: the vmdk image references other extent files; only monolithic vmdk images are accepted');
+  if (extents.some((e) => e.filename !== undefined && e.filename !== path))
+    throw new UserError(
+      'img_id: the vmdk image references other extent files; only monolithic vmdk images are accepted',
+    );
   const virtualSize = info['virtual-size'];
-  if (typeof virtualSize !== 'number') throw new UserError(`img_id: qemu-img reports no virtual size for the ${declared} image`);
+  if (typeof virtualSize !== 'number')
+    throw new UserError(`img_id: qemu-img reports no virtual size for the ${declared} image`);
   return { virtualSize };
 }
 
@@ -86,7 +109,12 @@ export interface ConvertSandbox {
  * written (its output goes to the NBD socket), few descriptors.
  */
 function convertLimits(timeoutSeconds: number): ResourceLimits {
-  return { addressSpaceBytes: 1024 * 1024 * 1024, cpuSeconds: Math.max(1, Math.ceil(timeoutSeconds)), fileSizeBytes: 0, openFiles: 128 };
+  return {
+    addressSpaceBytes: 1024 * 1024 * 1024,
+    cpuSeconds: Math.max(1, Math.ceil(timeoutSeconds)),
+    fileSizeBytes: 0,
+    openFiles: 128,
+  };
 }
 
 export interface PreparedConversion {
@@ -101,7 +129,11 @@ export interface PreparedConversion {
  * (root and unknown users refused) and the image and the disk served over NBD. The
  * deployment starts it while it inspects the image.
  */
-export async function prepareConversion(path: string, diskPath: string, sandbox: ConvertSandbox): Promise<PreparedConversion> {
+export async function prepareConversion(
+  path: string,
+  diskPath: string,
+  sandbox: ConvertSandbox,
+): Promise<PreparedConversion> {
   const [user, served] = await Promise.allSettled([converterUser(sandbox), exportImageAndDisk(path, diskPath)]);
   if (user.status === 'rejected') {
     if (served.status === 'fulfilled') await served.value.close();
@@ -128,7 +160,10 @@ async function converterUser(sandbox: ConvertSandbox): Promise<UnprivilegedUser 
     const own = await allocatePrivateUid(sandbox.uids);
     return { name: String(own.uid), uid: own.uid, gid: own.uid, release: own.release };
   }
-  return { ...(await resolveUnprivilegedUser(sandbox.user, 'qemu-img converts images')), release: async () => undefined };
+  return {
+    ...(await resolveUnprivilegedUser(sandbox.user, 'qemu-img converts images')),
+    release: async () => undefined,
+  };
 }
 
 /**
@@ -138,11 +173,32 @@ async function converterUser(sandbox: ConvertSandbox): Promise<UnprivilegedUser 
  * image and the disk are NBD exports of a root qemu-storage-daemon (O_DIRECT on both, as
  * -t none -T none did), and qemu-img gets the two connected sockets as descriptors 3 and 4.
  */
-async function runConverter(who: UnprivilegedUser, exports: NbdExports, format: QemuFormat, onProgress: (fraction: number) => void, sandbox: ConvertSandbox): Promise<void> {
+async function runConverter(
+  who: UnprivilegedUser,
+  exports: NbdExports,
+  format: QemuFormat,
+  onProgress: (fraction: number) => void,
+  sandbox: ConvertSandbox,
+): Promise<void> {
   const source = `driver=${format},file.driver=nbd,file.server.type=fd,file.server.str=3,file.export=image`;
   const target = 'driver=raw,file.driver=nbd,file.server.type=fd,file.server.str=4,file.export=disk';
-  const argv = unprivilegedArgv(who, convertLimits(sandbox.timeoutSeconds), ['qemu-img', 'convert', '-p', '-W', '-m', '16', '-n', '--image-opts', '--target-image-opts', source, target]);
-  const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe', exports.image, exports.disk], env: minimalEnv() });
+  const argv = unprivilegedArgv(who, convertLimits(sandbox.timeoutSeconds), [
+    'qemu-img',
+    'convert',
+    '-p',
+    '-W',
+    '-m',
+    '16',
+    '-n',
+    '--image-opts',
+    '--target-image-opts',
+    source,
+    target,
+  ]);
+  const child = spawn(argv[0] as string, argv.slice(1), {
+    stdio: ['ignore', 'pipe', 'pipe', exports.image, exports.disk],
+    env: minimalEnv(),
+  });
   // The converter holds its own copies of the connections.
   exports.image.destroy();
   exports.disk.destroy();
@@ -163,13 +219,26 @@ async function runConverter(who: UnprivilegedUser, exports: NbdExports, format: 
     child.once('close', (code, signal) => resolve({ code, signal }));
   });
   clearTimeout(timer);
-  if (timedOut) throw new UserError(`img_id: qemu-img did not finish converting the ${format} image within CONVERT_TIMEOUT (${sandbox.timeoutSeconds} s)`);
-  if (status.error) throw new UserError(`img_id: cannot run the converter (setpriv, prlimit, qemu-img): ${status.error.message}`);
-  if (status.code !== 0) throw new UserError(`img_id: qemu-img could not convert the ${format} image: ${stderr.trim().split('\n').pop() || `exit ${status.code ?? status.signal}`}`);
+  if (timedOut)
+    throw new UserError(
+      `img_id: qemu-img did not finish converting the ${format} image within CONVERT_TIMEOUT (${sandbox.timeoutSeconds} s)`,
+    );
+  if (status.error)
+    throw new UserError(`img_id: cannot run the converter (setpriv, prlimit, qemu-img): ${status.error.message}`);
+  if (status.code !== 0)
+    throw new UserError(
+      `img_id: qemu-img could not convert the ${format} image: ${stderr.trim().split('\n').pop() || `exit ${status.code ?? status.signal}`}`,
+    );
 }
 
 /** prepareConversion, then the conversion, then the daemon stopped. */
-export async function convertToDisk(path: string, format: QemuFormat, diskPath: string, onProgress: (fraction: number) => void, sandbox: ConvertSandbox): Promise<void> {
+export async function convertToDisk(
+  path: string,
+  format: QemuFormat,
+  diskPath: string,
+  onProgress: (fraction: number) => void,
+  sandbox: ConvertSandbox,
+): Promise<void> {
   const prepared = await prepareConversion(path, diskPath, sandbox);
   try {
     await prepared.run(format, onProgress);

@@ -36,7 +36,10 @@ export async function resolveUnprivilegedUser(user: string, purpose: string): Pr
   const uid = Number(ids[1]);
   const gid = Number(ids[2]);
   if (uid === 0) throw new UserError(`HELPER_USER: ${user} has uid 0; ${purpose} as an unprivileged user`);
-  if (gid === 0) throw new UserError(`HELPER_USER: ${user} has group 0 (root) as its primary group; ${purpose} as an unprivileged user`);
+  if (gid === 0)
+    throw new UserError(
+      `HELPER_USER: ${user} has group 0 (root) as its primary group; ${purpose} as an unprivileged user`,
+    );
   return { name: user, uid, gid };
 }
 

@@ -17,7 +17,14 @@ export interface LineSink {
 
 const stderrSink: LineSink = { write: (line) => void process.stderr.write(line) };
 
-const LEVEL_NAMES: Readonly<Record<number, string>> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const LEVEL_NAMES: Readonly<Record<number, string>> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
 const HIDDEN_FIELDS = new Set(['level', 'time', 'msg']);
 
 /** Formats one pino JSON record as `TIME LEVEL message key=value ...`. */
@@ -46,7 +53,13 @@ function destination(format: LogFormat, sink: LineSink) {
 }
 
 /** Field paths pino censors in addition to Secret's own redaction. */
-const REDACT_PATHS = SECRET_PARAMETER_NAMES.flatMap((name) => [name, `*.${name}`, `params.${name}`, `OSP_${name.toUpperCase()}`, `*.OSP_${name.toUpperCase()}`]);
+const REDACT_PATHS = SECRET_PARAMETER_NAMES.flatMap((name) => [
+  name,
+  `*.${name}`,
+  `params.${name}`,
+  `OSP_${name.toUpperCase()}`,
+  `*.OSP_${name.toUpperCase()}`,
+]);
 
 export function createLogger(options: { format?: LogFormat; level?: LogLevel; sink?: LineSink } = {}): Logger {
   return pino(

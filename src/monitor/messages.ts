@@ -21,7 +21,27 @@ export function copyProgress(position: number, total: number): MonitorMessage {
   return { type: 'image-copy-progress', position, total, progress, timestamp: now() };
 }
 
-export const taskStart = (task: string): MonitorMessage => ({ type: 'image-helper', subtype: 'task-start', task, timestamp: now() });
-export const taskEnd = (task: string): MonitorMessage => ({ type: 'image-helper', subtype: 'task-end', task, timestamp: now() });
-export const helperWarning = (...messages: string[]): MonitorMessage => ({ type: 'image-helper', subtype: 'warning', messages, timestamp: now() });
-export const helperError = (...messages: string[]): MonitorMessage => ({ type: 'image-helper', subtype: 'error', messages, timestamp: now() });
+export const taskStart = (task: string): MonitorMessage => ({
+  type: 'image-helper',
+  subtype: 'task-start',
+  task,
+  timestamp: now(),
+});
+export const taskEnd = (task: string): MonitorMessage => ({
+  type: 'image-helper',
+  subtype: 'task-end',
+  task,
+  timestamp: now(),
+});
+export const helperWarning = (...messages: string[]): MonitorMessage => ({
+  type: 'image-helper',
+  subtype: 'warning',
+  messages,
+  timestamp: now(),
+});
+export const helperError = (...messages: string[]): MonitorMessage => ({
+  type: 'image-helper',
+  subtype: 'error',
+  messages,
+  timestamp: now(),
+});

@@ -82,7 +82,9 @@ export class ProgramMonitor implements MonitorSink {
     this.#killAfterMs = options.killAfterMs ?? 2000;
     this.#maxQueued = options.maxQueued ?? MAX_QUEUED;
     // Registered before the monitor starts: once shutdown has begun this throws and nothing starts.
-    this.#cleanup = registerCleanup('progress monitor', () => this.#stop(Math.min(this.#graceMs, 500)), { sync: () => this.#signal('SIGKILL') });
+    this.#cleanup = registerCleanup('progress monitor', () => this.#stop(Math.min(this.#graceMs, 500)), {
+      sync: () => this.#signal('SIGKILL'),
+    });
     const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
     // Its own process group: what it starts is signalled with it.
     this.#child = spawn(program, [instanceName], { stdio: ['pipe', 'inherit', 'inherit'], env, detached: true });
@@ -154,12 +156,16 @@ export class ProgramMonitor implements MonitorSink {
       this.#signal('SIGTERM');
       if (!(await within(this.#exited, this.#killAfterMs))) {
         this.#signal('SIGKILL');
-        if (!(await within(this.#exited, 5000))) log().error(`progress monitor ${this.#program} still running after SIGKILL`);
+        if (!(await within(this.#exited, 5000)))
+          log().error(`progress monitor ${this.#program} still running after SIGKILL`);
       }
     }
     this.#dropped += this.#queue.length;
     this.#queue.length = 0;
-    if (this.#dropped > 0) log().warn(`progress monitor did not keep up: ${this.#dropped} messages dropped (the oldest progress messages first)`);
+    if (this.#dropped > 0)
+      log().warn(
+        `progress monitor did not keep up: ${this.#dropped} messages dropped (the oldest progress messages first)`,
+      );
   }
 
   async close(): Promise<void> {

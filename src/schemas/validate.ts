@@ -37,7 +37,8 @@ function describe(errors: readonly ErrorObject[], label: string): string[] {
   const lines = chosen.map((e) => {
     const where = e.instancePath === '' ? label : `${label}${e.instancePath.replaceAll('/', '.')}`;
     if (e.keyword === 'additionalProperties') return `${where}: unknown key '${String(e.params.additionalProperty)}'`;
-    if (e.keyword === 'enum') return `${where}: must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    if (e.keyword === 'enum')
+      return `${where}: must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
     if (e.keyword === 'pattern') return `${where}: has an invalid value (${explainPattern(e.schemaPath)})`;
     return `${where}: ${e.message ?? 'is invalid'}`;
   });

@@ -19,8 +19,20 @@ export interface BundleSpec {
 }
 
 export const BUNDLES: Record<BundleName, BundleSpec> = {
-  cli: { entry: 'src/cli/main.ts', source: 'dist/snf-image.cjs', cache: 'dist/snf-image.cache', filename: 'snf-image.cjs', warmArgs: ['--version'] },
-  helper: { entry: 'helper/entry.ts', source: 'dist/helper.cjs', cache: 'dist/helper.cache', filename: 'snf-image-helper.cjs', warmArgs: ['helper'] },
+  cli: {
+    entry: 'src/cli/main.ts',
+    source: 'dist/snf-image.cjs',
+    cache: 'dist/snf-image.cache',
+    filename: 'snf-image.cjs',
+    warmArgs: ['--version'],
+  },
+  helper: {
+    entry: 'helper/entry.ts',
+    source: 'dist/helper.cjs',
+    cache: 'dist/helper.cache',
+    filename: 'snf-image-helper.cjs',
+    warmArgs: ['helper'],
+  },
 };
 
 /** A CommonJS bundle as one function expression, as Node wraps a module. */

@@ -20,6 +20,12 @@ try {
   cachedData = undefined; // built without a cache: compiled from source
 }
 const script = new Script(bundleWrapper(source), { filename: bundle.filename, ...(cachedData ? { cachedData } : {}) });
-const run = script.runInThisContext() as (exports: unknown, require: NodeJS.Require, module: unknown, filename: string, dirname: string) => void;
+const run = script.runInThisContext() as (
+  exports: unknown,
+  require: NodeJS.Require,
+  module: unknown,
+  filename: string,
+  dirname: string,
+) => void;
 const module = { exports: {} };
 run(module.exports, require, module, bundle.filename, '/');

@@ -1,3 +1,8 @@
 declare module 'postject' {
-  export function inject(filename: string, resourceName: string, resourceData: Buffer, options?: { sentinelFuse?: string; machoSegmentName?: string; overwrite?: boolean }): Promise<void>;
+  export function inject(
+    filename: string,
+    resourceName: string,
+    resourceData: Buffer,
+    options?: { sentinelFuse?: string; machoSegmentName?: string; overwrite?: boolean },
+  ): Promise<void>;
 }

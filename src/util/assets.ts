@@ -29,4 +29,9 @@ export function runningAsSea(): boolean {
 }
 
 /** Every asset the build embeds; scripts/build-sea.ts reads this list. */
-export const ASSET_NAMES = ['variants/default.conf', 'dist/directio.node', 'helper/build/build-helper.sh', 'helper/build/initrd-init.sh'] as const;
+export const ASSET_NAMES = [
+  'variants/default.conf',
+  'dist/directio.node',
+  'helper/build/build-helper.sh',
+  'helper/build/initrd-init.sh',
+] as const;

@@ -34,7 +34,11 @@ const LINE_BREAK = /[\n\v\f\r\u0085\u2028\u2029]/;
  * over long runs of blanks (quadratic time on a hostile message).
  */
 export function oneLine(text: string): string {
-  return scrub(text).split(LINE_BREAK).map((line) => line.trim()).filter((line) => line !== '').join(' ');
+  return scrub(text)
+    .split(LINE_BREAK)
+    .map((line) => line.trim())
+    .filter((line) => line !== '')
+    .join(' ');
 }
 
 /** The administrator-facing text of any thrown value. */

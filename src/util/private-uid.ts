@@ -60,7 +60,9 @@ export function uidsInUse(): Set<number> {
 async function readOwner(path: string): Promise<LockOwner | undefined> {
   try {
     const owner = JSON.parse(await readFile(path, 'utf8')) as Partial<LockOwner>;
-    return typeof owner.pid === 'number' && typeof owner.start === 'string' && typeof owner.nonce === 'string' ? (owner as LockOwner) : undefined;
+    return typeof owner.pid === 'number' && typeof owner.start === 'string' && typeof owner.nonce === 'string'
+      ? (owner as LockOwner)
+      : undefined;
   } catch {
     return undefined;
   }
@@ -97,7 +99,11 @@ export async function allocatePrivateUid(range: UidRange, lockDir = LOCK_DIR): P
   await mkdir(lockDir, { recursive: true, mode: 0o700 });
   const size = range.last - range.first + 1;
   const busy = uidsInUse();
-  const owner: LockOwner = { pid: process.pid, start: startTime(process.pid) ?? '', nonce: randomBytes(12).toString('hex') };
+  const owner: LockOwner = {
+    pid: process.pid,
+    start: startTime(process.pid) ?? '',
+    nonce: randomBytes(12).toString('hex'),
+  };
   const offset = randomInt(size);
   for (let i = 0; i < size; i++) {
     const uid = range.first + ((offset + i) % size);
@@ -125,5 +131,7 @@ export async function allocatePrivateUid(range: UidRange, lockDir = LOCK_DIR): P
       },
     };
   }
-  throw new UserError(`HELPER_UIDS: every uid of ${range.first}-${range.last} is in use (by running helper VMs, conversions or other processes); widen the range`);
+  throw new UserError(
+    `HELPER_UIDS: every uid of ${range.first}-${range.last} is in use (by running helper VMs, conversions or other processes); widen the range`,
+  );
 }

@@ -53,28 +53,65 @@ function superminKernel(): Record<string, string> {
     const root = '/var/cache/snf-image-build';
     const deb = readdirSync(root)
       .filter((d) => existsSync(join(root, d, 'rootfs.tar')))
-      .flatMap((d) => readdirSync(join(root, d)).filter((f) => /^linux-image-.*\.deb$/.test(f)).map((f) => join(root, d, f)))[0];
+      .flatMap((d) =>
+        readdirSync(join(root, d))
+          .filter((f) => /^linux-image-.*\.deb$/.test(f))
+          .map((f) => join(root, d, f)),
+      )[0];
     if (!deb) throw new Error('no /boot/vmlinuz-* and no cached helper kernel package: build the helper first');
     execFileSync('dpkg-deb', ['-x', deb, kernelDir]);
   }
   const version = readdirSync(join(kernelDir, 'lib/modules'))[0] as string;
-  if (!existsSync(join(kernelDir, 'lib/modules', version, 'modules.dep'))) execFileSync('depmod', ['-b', kernelDir, version]);
+  if (!existsSync(join(kernelDir, 'lib/modules', version, 'modules.dep')))
+    execFileSync('depmod', ['-b', kernelDir, version]);
   // supermin lstat()s /lib/modules while copying the modules even when SUPERMIN_MODULES points elsewhere.
   mkdirSync('/lib/modules', { recursive: true });
-  return { SUPERMIN_KERNEL: join(kernelDir, 'boot', `vmlinuz-${version}`), SUPERMIN_MODULES: join(kernelDir, 'lib/modules', version) };
+  return {
+    SUPERMIN_KERNEL: join(kernelDir, 'boot', `vmlinuz-${version}`),
+    SUPERMIN_MODULES: join(kernelDir, 'lib/modules', version),
+  };
 }
 
-const key = execFileSync('sh', ['-c', `rm -f ${work}/key ${work}/key.pub && ssh-keygen -q -t ed25519 -N '' -C bench -f ${work}/key && cat ${work}/key.pub`]).toString().trim();
+const key = execFileSync('sh', [
+  '-c',
+  `rm -f ${work}/key ${work}/key.pub && ssh-keygen -q -t ed25519 -N '' -C bench -f ${work}/key && cat ${work}/key.pub`,
+])
+  .toString()
+  .trim();
 writeFileSync(join(work, 'authorized_keys'), `${key}\n`);
 writeFileSync(join(work, 'passwd'), 'Bench-pw-2026', { mode: 0o600 });
 
-const guestfsEnv = { ...process.env, LIBGUESTFS_BACKEND: 'direct', ...(accel === 'kvm' ? {} : { LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' }), ...superminKernel() };
+const guestfsEnv = {
+  ...process.env,
+  LIBGUESTFS_BACKEND: 'direct',
+  ...(accel === 'kvm' ? {} : { LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' }),
+  ...superminKernel(),
+};
 
 function virtCustomize(): number {
   const copy = join(work, 'vc.img');
   execFileSync('cp', ['--sparse=always', imagePath, copy]);
   const started = process.hrtime.bigint();
-  const r = spawnSync('virt-customize', ['-q', '--format', 'raw', '-a', copy, '--no-network', '--root-password', `file:${join(work, 'passwd')}`, '--hostname', 'bench-vm.example.org', '--ssh-inject', `root:file:${join(work, 'authorized_keys')}`, '--delete', '/etc/ssh/ssh_host_*'], { env: guestfsEnv, encoding: 'utf8' });
+  const r = spawnSync(
+    'virt-customize',
+    [
+      '-q',
+      '--format',
+      'raw',
+      '-a',
+      copy,
+      '--no-network',
+      '--root-password',
+      `file:${join(work, 'passwd')}`,
+      '--hostname',
+      'bench-vm.example.org',
+      '--ssh-inject',
+      `root:file:${join(work, 'authorized_keys')}`,
+      '--delete',
+      '/etc/ssh/ssh_host_*',
+    ],
+    { env: guestfsEnv, encoding: 'utf8' },
+  );
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   rmSync(copy, { force: true });
   if (r.status !== 0) throw new Error(`virt-customize failed: ${(r.stderr || r.stdout).slice(-800)}`);
@@ -90,14 +127,36 @@ interface HelperRun {
 const node = join(work, 'node');
 mkdirSync(join(node, 'variants'), { recursive: true });
 writeFileSync(join(node, 'variants', 'default.conf'), '');
-writeFileSync(join(node, 'snf-image.conf'), `HELPER_DIR=${helperDir}\nVARIANTS_DIR=${join(node, 'variants')}\nIMAGE_DIR=${images.dir}\nHELPER_SOFT_TIMEOUT=900\n`);
+writeFileSync(
+  join(node, 'snf-image.conf'),
+  `HELPER_DIR=${helperDir}\nVARIANTS_DIR=${join(node, 'variants')}\nIMAGE_DIR=${images.dir}\nHELPER_SOFT_TIMEOUT=900\n`,
+);
 
 function snfDeploy(): HelperRun {
   const disk = join(work, 'disk0');
   rmSync(disk, { force: true });
   execFileSync('truncate', ['-s', `${image.size + 512 * 1048576}`, disk]);
   const started = process.hrtime.bigint();
-  const r = spawnSync(BINARY, ['deploy', '--disk', disk, '--img-id', image.files.raw, '--img-format', 'diskdump', '--hostname', 'bench-vm.example.org', '--passwd-file', join(work, 'passwd'), '--auth-keys-file', join(work, 'authorized_keys'), '--no-progress'], { env: { ...process.env, SNF_IMAGE_CONFIG: join(node, 'snf-image.conf') }, encoding: 'utf8' });
+  const r = spawnSync(
+    BINARY,
+    [
+      'deploy',
+      '--disk',
+      disk,
+      '--img-id',
+      image.files.raw,
+      '--img-format',
+      'diskdump',
+      '--hostname',
+      'bench-vm.example.org',
+      '--passwd-file',
+      join(work, 'passwd'),
+      '--auth-keys-file',
+      join(work, 'authorized_keys'),
+      '--no-progress',
+    ],
+    { env: { ...process.env, SNF_IMAGE_CONFIG: join(node, 'snf-image.conf') }, encoding: 'utf8' },
+  );
   const total = Number(process.hrtime.bigint() - started) / 1e9;
   rmSync(disk, { force: true });
   if (r.status !== 0) throw new Error(`snf-image deploy failed: ${r.stderr.slice(-800)}`);
@@ -118,10 +177,17 @@ for (let i = 0; i < runs; i++) {
 }
 const vcMedian = median(vc);
 const vmMedian = median(snf.map((s) => s.vm));
-console.log(`customization benchmark (${accel.toUpperCase()}, ${image.partition_table} Debian test image, ${(image.size / 1073741824).toFixed(1)} GiB, median of ${runs}):`);
-console.log(`  virt-customize (password, hostname, ssh key, host keys removed): ${vcMedian.toFixed(2)} s  [${vc.map((v) => v.toFixed(2)).join(' ')}]`);
-console.log(`  snf-image helper VM, full Linux customization, spawn to exit:  ${vmMedian.toFixed(2)} s  [${snf.map((s) => s.vm.toFixed(2)).join(' ')}]`);
+console.log(
+  `customization benchmark (${accel.toUpperCase()}, ${image.partition_table} Debian test image, ${(image.size / 1073741824).toFixed(1)} GiB, median of ${runs}):`,
+);
+console.log(
+  `  virt-customize (password, hostname, ssh key, host keys removed): ${vcMedian.toFixed(2)} s  [${vc.map((v) => v.toFixed(2)).join(' ')}]`,
+);
+console.log(
+  `  snf-image helper VM, full Linux customization, spawn to exit:  ${vmMedian.toFixed(2)} s  [${snf.map((s) => s.vm.toFixed(2)).join(' ')}]`,
+);
 console.log(`  whole snf-image deploy (image write + helper): ${median(snf.map((s) => s.total)).toFixed(2)} s`);
 const names = [...new Set(snf.flatMap((s) => [...s.tasks.keys()]))];
-for (const name of names) console.log(`    ${name.padEnd(26)} ${median(snf.map((s) => s.tasks.get(name) ?? 0)).toFixed(2)} s`);
+for (const name of names)
+  console.log(`    ${name.padEnd(26)} ${median(snf.map((s) => s.tasks.get(name) ?? 0)).toFixed(2)} s`);
 console.log(`  ratio helper / virt-customize: ${(vmMedian / vcMedian).toFixed(2)} (target <= 0.25)`);

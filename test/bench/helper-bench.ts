@@ -23,7 +23,8 @@ const helperDir = ensureHelper();
 const work = '/var/tmp/snf-image-helper-bench';
 mkdirSync(work, { recursive: true });
 const floor = join(work, 'floor.cpio');
-if (!existsSync(floor)) execFileSync('bash', [resolve('helper/build/build-floor.sh'), '--out', floor], { stdio: 'inherit' });
+if (!existsSync(floor))
+  execFileSync('bash', [resolve('helper/build/build-floor.sh'), '--out', floor], { stdio: 'inherit' });
 const probe = (() => {
   try {
     return JSON.parse(readFileSync(join(helperDir, 'accel-probe.json'), 'utf8')) as { accel?: string };
@@ -36,7 +37,36 @@ async function floorRun(accel: string): Promise<number> {
   const s1 = join(work, 's1');
   rmSync(s1, { force: true });
   const started = process.hrtime.bigint();
-  const child = spawn('qemu-system-x86_64', ['-accel', accel, '-machine', 'pc', '-cpu', accel === 'kvm' ? 'host' : 'max', '-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-m', '512', '-smp', '1', '-kernel', bootKernel({ accel: accel === 'kvm' ? 'kvm' : 'tcg', helper: helperFiles(helperDir) }), '-initrd', floor, '-append', 'console=ttyS0 quiet loglevel=3 panic=-1', '-serial', `file:${join(work, 's0')}`, '-serial', `file:${s1}`], { stdio: 'ignore' });
+  const child = spawn(
+    'qemu-system-x86_64',
+    [
+      '-accel',
+      accel,
+      '-machine',
+      'pc',
+      '-cpu',
+      accel === 'kvm' ? 'host' : 'max',
+      '-nodefaults',
+      '-no-user-config',
+      '-nographic',
+      '-no-reboot',
+      '-m',
+      '512',
+      '-smp',
+      '1',
+      '-kernel',
+      bootKernel({ accel: accel === 'kvm' ? 'kvm' : 'tcg', helper: helperFiles(helperDir) }),
+      '-initrd',
+      floor,
+      '-append',
+      'console=ttyS0 quiet loglevel=3 panic=-1',
+      '-serial',
+      `file:${join(work, 's0')}`,
+      '-serial',
+      `file:${s1}`,
+    ],
+    { stdio: 'ignore' },
+  );
   await new Promise<void>((r) => child.once('exit', () => r()));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (!readFileSync(s1, 'utf8').includes('FLOOR-OK')) throw new Error('the floor VM did not write its marker');
@@ -46,14 +76,31 @@ async function floorRun(accel: string): Promise<number> {
 const dir = join(work, 'node');
 mkdirSync(join(dir, 'variants'), { recursive: true });
 writeFileSync(join(dir, 'variants', 'default.conf'), '');
-writeFileSync(join(dir, 'snf-image.conf'), `HELPER_DIR=${helperDir}\nVARIANTS_DIR=${join(dir, 'variants')}\nIMAGE_DIR=${dir}\nHELPER_SOFT_TIMEOUT=600\n`);
+writeFileSync(
+  join(dir, 'snf-image.conf'),
+  `HELPER_DIR=${helperDir}\nVARIANTS_DIR=${join(dir, 'variants')}\nIMAGE_DIR=${dir}\nHELPER_SOFT_TIMEOUT=600\n`,
+);
 const disk = join(dir, 'disk0');
 makeSyntheticGuest(disk);
-const props = JSON.stringify({ OSFAMILY: 'linux', ROOT_PARTITION: '1', EXCLUDE_MOUNTED_TASKS: 'yes', EXCLUDE_TASK_FixPartitionTable: 'yes', EXCLUDE_FILESYSTEMRESIZE_TASKS: 'yes' });
+const props = JSON.stringify({
+  OSFAMILY: 'linux',
+  ROOT_PARTITION: '1',
+  EXCLUDE_MOUNTED_TASKS: 'yes',
+  EXCLUDE_TASK_FixPartitionTable: 'yes',
+  EXCLUDE_FILESYSTEMRESIZE_TASKS: 'yes',
+});
 
 async function helperRun(): Promise<{ vm: number; total: number; accel: string }> {
   const started = process.hrtime.bigint();
-  const r = await runScript('create', { env: { ...CREATE_ENV, DISK_0_PATH: disk, OSP_IMG_ID: 'null', OSP_IMG_PROPERTIES: props, SNF_IMAGE_CONFIG: join(dir, 'snf-image.conf') } });
+  const r = await runScript('create', {
+    env: {
+      ...CREATE_ENV,
+      DISK_0_PATH: disk,
+      OSP_IMG_ID: 'null',
+      OSP_IMG_PROPERTIES: props,
+      SNF_IMAGE_CONFIG: join(dir, 'snf-image.conf'),
+    },
+  });
   const total = Number(process.hrtime.bigint() - started) / 1e9;
   if (r.code !== 0) throw new Error(`no-op helper run failed: ${r.stderr.slice(-800)}`);
   const vm = Number(/helper VM finished: SUCCESS seconds=([\d.]+)/.exec(r.stderr)?.[1]);
@@ -75,7 +122,13 @@ const vmMedian = median(helpers.map((h) => h.vm));
 const totalMedian = median(helpers.map((h) => h.total));
 const overhead = median(helpers.map((h) => h.total - h.vm));
 console.log(`helper VM benchmark (${accel.toUpperCase()}, median of ${runs}):`);
-console.log(`  floor (same kernel, busybox initramfs, marker on ttyS1): ${floorMedian.toFixed(2)} s  [${floors.map((f) => f.toFixed(2)).join(' ')}]`);
-console.log(`  no-op helper, QEMU spawn to exit after SUCCESS:         ${vmMedian.toFixed(2)} s  [${helpers.map((h) => h.vm.toFixed(2)).join(' ')}]`);
+console.log(
+  `  floor (same kernel, busybox initramfs, marker on ttyS1): ${floorMedian.toFixed(2)} s  [${floors.map((f) => f.toFixed(2)).join(' ')}]`,
+);
+console.log(
+  `  no-op helper, QEMU spawn to exit after SUCCESS:         ${vmMedian.toFixed(2)} s  [${helpers.map((h) => h.vm.toFixed(2)).join(' ')}]`,
+);
 console.log(`  ratio helper / floor: ${(vmMedian / floorMedian).toFixed(2)} (target <= 1.5)`);
-console.log(`  whole create (no image): ${totalMedian.toFixed(2)} s; host-side overhead (process start, config, floppy, launch, teardown): ${overhead.toFixed(2)} s (target <= 0.3)`);
+console.log(
+  `  whole create (no image): ${totalMedian.toFixed(2)} s; host-side overhead (process start, config, floppy, launch, teardown): ${overhead.toFixed(2)} s (target <= 0.3)`,
+);

@@ -27,7 +27,18 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { closeSync, constants, createReadStream, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  createReadStream,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -98,19 +109,24 @@ async function writeOne(image: string, targetPath: string): Promise<void> {
   const st = statSync(targetPath);
   const started = process.hrtime.bigint();
   const readSize = parseSize(values['read-size'].split(',')[0] ?? '8M');
-  const source = values.source.split(',')[0] === 'file'
-    ? readImageFile(image, { chunkSize: readSize, minHole: parseSize(values['min-hole'].split(',')[0] ?? '1M') })
-    : readSource(image, readSize);
-  const result = await writeImage(source, {
-    path: targetPath,
-    kind: st.isBlockDevice() ? 'block' : 'file',
-    sizeBytes: st.isBlockDevice() ? directIoSize(targetPath) : st.size,
-  }, {
-    blockSize: parseSize(values['block-size'].split(',')[0] ?? '4M'),
-    zeroBlockSize: parseSize(values['zero-block-size'].split(',')[0] ?? '64K'),
-    inFlight: Number(values['in-flight'].split(',')[0] ?? '3'),
-    minZeroRun: parseSize(values['min-zero-run'].split(',')[0] ?? '0'),
-  });
+  const source =
+    values.source.split(',')[0] === 'file'
+      ? readImageFile(image, { chunkSize: readSize, minHole: parseSize(values['min-hole'].split(',')[0] ?? '1M') })
+      : readSource(image, readSize);
+  const result = await writeImage(
+    source,
+    {
+      path: targetPath,
+      kind: st.isBlockDevice() ? 'block' : 'file',
+      sizeBytes: st.isBlockDevice() ? directIoSize(targetPath) : st.size,
+    },
+    {
+      blockSize: parseSize(values['block-size'].split(',')[0] ?? '4M'),
+      zeroBlockSize: parseSize(values['zero-block-size'].split(',')[0] ?? '64K'),
+      inFlight: Number(values['in-flight'].split(',')[0] ?? '3'),
+      minZeroRun: parseSize(values['min-zero-run'].split(',')[0] ?? '0'),
+    },
+  );
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   console.log(JSON.stringify({ ...result, seconds }));
 }
@@ -127,7 +143,11 @@ function directIoSize(path: string): number {
 // ---- harness -------------------------------------------------------------------------
 
 function run(command: string, args: string[], quiet = false, env?: Record<string, string>): string {
-  const r = spawnSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const r = spawnSync(command, args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   if (r.status !== 0) throw new Error(`${command} ${args.join(' ')}: exit ${r.status ?? r.signal}: ${r.stderr.trim()}`);
   if (!quiet && r.stderr.trim() !== '') process.stderr.write(r.stderr);
   return r.stdout;
@@ -141,7 +161,12 @@ function cachedKiB(): number {
 /** Page-cache pages of these files (fincore), in MiB. */
 function residentMiB(paths: string[]): number {
   const out = run('fincore', ['--bytes', '--noheadings', '--raw', '--output', 'RES', ...paths], true);
-  return out.split('\n').filter((l) => l.trim() !== '').reduce((sum, l) => sum + Number(l.trim()), 0) / MiB;
+  return (
+    out
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .reduce((sum, l) => sum + Number(l.trim()), 0) / MiB
+  );
 }
 
 function dropCaches(): void {
@@ -217,7 +242,9 @@ interface Method {
 
 async function main(): Promise<void> {
   if (values['write-one']) {
-    const [image, target] = process.argv.slice(process.argv.indexOf('--write-one') + 1).filter((a) => !a.startsWith('--'));
+    const [image, target] = process.argv
+      .slice(process.argv.indexOf('--write-one') + 1)
+      .filter((a) => !a.startsWith('--'));
     if (image === undefined || target === undefined) throw new Error('--write-one IMAGE TARGET');
     await writeOne(image, target);
     return;
@@ -235,7 +262,9 @@ async function main(): Promise<void> {
     const size = parseSize(values.size);
     const t0 = Date.now();
     const { dataBytes } = buildSynthetic(image, size);
-    console.log(`synthetic image ${image}: ${size} bytes, data extents ${(dataBytes / MiB).toFixed(0)} MiB (${((100 * dataBytes) / size).toFixed(1)} %), built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(
+      `synthetic image ${image}: ${size} bytes, data extents ${(dataBytes / MiB).toFixed(0)} MiB (${((100 * dataBytes) / size).toFixed(1)} %), built in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
   }
   const imageSize = statSync(image).size;
   const allocated = statSync(image).blocks * 512;
@@ -249,7 +278,9 @@ async function main(): Promise<void> {
   closeSync(bfd);
   fillGarbage(backing, targetSize);
   const loop = run('losetup', ['-f', '--show', `--direct-io=${values['loop-direct-io']}`, backing]).trim();
-  console.log(`target ${loop} over ${backing} (${targetSize} bytes, 0xFF garbage, loop direct-io ${values['loop-direct-io']})`);
+  console.log(
+    `target ${loop} over ${backing} (${targetSize} bytes, 0xFF garbage, loop direct-io ${values['loop-direct-io']})`,
+  );
 
   // Ours runs as one bundled file, like the shipped single executable (no TypeScript
   // stripping or module resolution at start-up); --no-bundle runs it from source.
@@ -271,21 +302,45 @@ async function main(): Promise<void> {
     self = bundled;
   }
   // Every combination of the comma-separated values of the tuning flags is one variant.
-  const knobs = ['source', 'block-size', 'zero-block-size', 'in-flight', 'read-size', 'min-zero-run', 'min-hole', 'threads'] as const;
+  const knobs = [
+    'source',
+    'block-size',
+    'zero-block-size',
+    'in-flight',
+    'read-size',
+    'min-zero-run',
+    'min-hole',
+    'threads',
+  ] as const;
   let combos: Array<Array<[string, string]>> = [[]];
   for (const knob of knobs) {
-    combos = combos.flatMap((combo) => values[knob].split(',').map((v): Array<[string, string]> => [...combo, [knob, v]]));
+    combos = combos.flatMap((combo) =>
+      values[knob].split(',').map((v): Array<[string, string]> => [...combo, [knob, v]]),
+    );
   }
   const varying = knobs.filter((knob) => knob !== 'source' && values[knob].includes(','));
   const ourVariants: Method[] = combos.map((combo) => {
     const get = (knob: string) => combo.find(([k]) => k === knob)?.[1] ?? '';
     const name = `ours-${get('source')}${varying.map((k) => ` ${k}=${get(k)}`).join('')}`;
     const args = combo.filter(([k]) => k !== 'threads').flatMap(([k, v]) => [`--${k}`, v]);
-    return { name, env: { UV_THREADPOOL_SIZE: get('threads') }, command: (img, target) => [process.execPath, [self, '--write-one', img, target, ...args]] };
+    return {
+      name,
+      env: { UV_THREADPOOL_SIZE: get('threads') },
+      command: (img, target) => [process.execPath, [self, '--write-one', img, target, ...args]],
+    };
   });
   const all: Method[] = [
-    { name: 'dd', command: (img, target) => ['dd', [`if=${img}`, `of=${target}`, 'bs=4M', 'oflag=direct', 'status=none']] },
-    { name: 'qemu-img', command: (img, target) => ['qemu-img', ['convert', '-f', 'raw', '-O', 'raw', '-t', 'none', '-T', 'none', '-n', img, target]] },
+    {
+      name: 'dd',
+      command: (img, target) => ['dd', [`if=${img}`, `of=${target}`, 'bs=4M', 'oflag=direct', 'status=none']],
+    },
+    {
+      name: 'qemu-img',
+      command: (img, target) => [
+        'qemu-img',
+        ['convert', '-f', 'raw', '-O', 'raw', '-t', 'none', '-T', 'none', '-n', img, target],
+      ],
+    },
   ];
   const wanted = values.methods.split(',');
   const methods = [...all.filter((m) => wanted.includes(m.name)), ...(wanted.includes('ours') ? ourVariants : [])];
@@ -296,7 +351,10 @@ async function main(): Promise<void> {
   try {
     for (let r = 1; r <= runs; r++) {
       // Rotated each round, so no method always runs right after the same other one.
-      for (const method of [...methods.slice((r - 1) % methods.length), ...methods.slice(0, (r - 1) % methods.length)]) {
+      for (const method of [
+        ...methods.slice((r - 1) % methods.length),
+        ...methods.slice(0, (r - 1) % methods.length),
+      ]) {
         fillGarbage(loop, targetSize);
         dropCaches();
         const before = cachedKiB();
@@ -314,7 +372,9 @@ async function main(): Promise<void> {
           if (c.status !== 0) process.exitCode = 1;
         }
         const inner = method.name.startsWith('ours') ? ` ${out.trim()}` : '';
-        console.log(`run ${r} ${method.name.padEnd(12)} ${seconds.toFixed(3)} s  Cached +${growth.toFixed(0)} MiB (image+backing resident ${filesCached.toFixed(0)} MiB)  ${check}${inner}`);
+        console.log(
+          `run ${r} ${method.name.padEnd(12)} ${seconds.toFixed(3)} s  Cached +${growth.toFixed(0)} MiB (image+backing resident ${filesCached.toFixed(0)} MiB)  ${check}${inner}`,
+        );
         times.set(method.name, [...(times.get(method.name) ?? []), seconds]);
         resident.set(method.name, [...(resident.get(method.name) ?? []), filesCached]);
         cacheGrowth.set(method.name, [...(cacheGrowth.get(method.name) ?? []), growth]);
@@ -332,8 +392,12 @@ async function main(): Promise<void> {
     const t = median(times.get(method.name) ?? []);
     const g = median(cacheGrowth.get(method.name) ?? []);
     const f = median(resident.get(method.name) ?? []);
-    const ratios = method.name.startsWith('ours') ? `  ours/dd ${(t / dd).toFixed(2)}  ours/qemu-img ${(t / qemu).toFixed(2)}` : '';
-    console.log(`  ${method.name.padEnd(34)} ${t.toFixed(3)} s  ${((imageSize / t) / 1e6).toFixed(0)} MB/s  Cached +${g.toFixed(0)} MiB  files ${f.toFixed(0)} MiB${ratios}`);
+    const ratios = method.name.startsWith('ours')
+      ? `  ours/dd ${(t / dd).toFixed(2)}  ours/qemu-img ${(t / qemu).toFixed(2)}`
+      : '';
+    console.log(
+      `  ${method.name.padEnd(34)} ${t.toFixed(3)} s  ${(imageSize / t / 1e6).toFixed(0)} MB/s  Cached +${g.toFixed(0)} MiB  files ${f.toFixed(0)} MiB${ratios}`,
+    );
   }
 }
 

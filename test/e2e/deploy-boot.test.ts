@@ -24,7 +24,13 @@ const MAC = 'aa:00:00:12:34:56';
 const PASSWORD = 'E2e-new-Passw0rd!';
 const MOTD = 'Deployed by snf-image end-to-end test\n';
 
-function env(disk: string, imgId: string, format: string, hostname: string, extra: Record<string, string> = {}): Record<string, string> {
+function env(
+  disk: string,
+  imgId: string,
+  format: string,
+  hostname: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     ...CREATE_ENV,
     INSTANCE_NAME: hostname,
@@ -38,7 +44,9 @@ function env(disk: string, imgId: string, format: string, hostname: string, extr
     OSP_IMG_FORMAT: format,
     OSP_IMG_PASSWD: PASSWORD,
     OSP_AUTH_KEYS: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2eTestKeyMaterialForSnfImage0000000000 e2e@test',
-    OSP_IMG_PERSONALITY: JSON.stringify([{ path: '/etc/motd', contents: Buffer.from(MOTD).toString('base64'), owner: 'root', group: 'root', mode: 0o644 }]),
+    OSP_IMG_PERSONALITY: JSON.stringify([
+      { path: '/etc/motd', contents: Buffer.from(MOTD).toString('base64'), owner: 'root', group: 'root', mode: 0o644 },
+    ]),
     SNF_IMAGE_CONFIG: node.configFile,
     ...extra,
   };
@@ -48,7 +56,13 @@ function report(label: string, checks: CheckResult[]): void {
   for (const c of checks) console.log(`# ${label}: ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`);
 }
 
-async function deployAndCheck(label: string, image: 'debian-mbr' | 'debian-gpt', form: 'raw' | 'zst' | 'qcow2', target: 'file' | 'loop', extra: Record<string, string> = {}): Promise<{ checks: CheckResult[]; expected: ExpectedState }> {
+async function deployAndCheck(
+  label: string,
+  image: 'debian-mbr' | 'debian-gpt',
+  form: 'raw' | 'zst' | 'qcow2',
+  target: 'file' | 'loop',
+  extra: Record<string, string> = {},
+): Promise<{ checks: CheckResult[]; expected: ExpectedState }> {
   const meta = images.images[image];
   const backing = join(node.root, `${label}.disk`);
   execFileSync('truncate', ['-s', '4G', backing]);
@@ -56,9 +70,14 @@ async function deployAndCheck(label: string, image: 'debian-mbr' | 'debian-gpt',
   const hostname = `${label}.e2e.test`;
   try {
     const started = Date.now();
-    const r = await runScript('create', { env: env(loop ?? backing, meta.files[form], form === 'qcow2' ? 'qcow2' : 'diskdump', hostname, extra) });
+    const r = await runScript('create', {
+      env: env(loop ?? backing, meta.files[form], form === 'qcow2' ? 'qcow2' : 'diskdump', hostname, extra),
+    });
     console.log(`# ${label}: create took ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    for (const line of r.stderr.split('\n').filter((l) => /image deployed|helper task timing|helper VM finished|starting the helper/.test(l))) console.log(`# ${label}: ${line.replace(/^\S+ /, '')}`);
+    for (const line of r.stderr
+      .split('\n')
+      .filter((l) => /image deployed|helper task timing|helper VM finished|starting the helper/.test(l)))
+      console.log(`# ${label}: ${line.replace(/^\S+ /, '')}`);
     assert.equal(r.code, 0, r.stderr.split('\n').slice(-20).join('\n'));
     assert.ok(!r.stderr.includes(PASSWORD), 'password not in the log');
   } finally {
@@ -74,7 +93,10 @@ async function deployAndCheck(label: string, image: 'debian-mbr' | 'debian-gpt',
     files: { '/etc/motd': MOTD },
     address: { mac: MAC, cidr: '192.0.2.10/24' },
   };
-  const { checks, bootSeconds } = await checkDeployedDisk({ disk: backing, nic: { mac: MAC }, probeKernel: join(helperDir, 'kernel') }, expected);
+  const { checks, bootSeconds } = await checkDeployedDisk(
+    { disk: backing, nic: { mac: MAC }, probeKernel: join(helperDir, 'kernel') },
+    expected,
+  );
   console.log(`# ${label}: guest booted to a login prompt in ${bootSeconds.toFixed(1)} s`);
   report(label, checks);
   return { checks, expected };
@@ -102,7 +124,9 @@ describe('end to end: deploy real Debian images and boot them', { skip, timeout:
   });
 
   it('the checks catch a missing customization (ChangePassword and AssignHostname excluded)', async () => {
-    const { checks } = await deployAndCheck('negative', 'debian-mbr', 'raw', 'file', { OSP_IMG_PROPERTIES: '{"EXCLUDE_TASK_ChangePassword": "yes", "EXCLUDE_TASK_AssignHostname": "yes"}' });
+    const { checks } = await deployAndCheck('negative', 'debian-mbr', 'raw', 'file', {
+      OSP_IMG_PROPERTIES: '{"EXCLUDE_TASK_ChangePassword": "yes", "EXCLUDE_TASK_AssignHostname": "yes"}',
+    });
     const failing = failed(checks).map((f) => f.split(':')[0]);
     assert.ok(failing.includes('old password rejected'), 'the template password still works');
     assert.ok(failing.includes('new password accepted'), 'the new password is rejected by the booted guest');

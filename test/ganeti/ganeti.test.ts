@@ -48,7 +48,8 @@ function skipReason(): string | false {
   const installed = spawnSync('dpkg', ['-s', 'ganeti'], { stdio: 'ignore' }).status === 0;
   if (!installed) {
     const policy = spawnSync('apt-cache', ['policy', 'ganeti'], { encoding: 'utf8' }).stdout ?? '';
-    if (!/Candidate: (?!\(none\))/.test(policy)) return "Debian's ganeti package is not installable here (apt-cache policy ganeti has no candidate)";
+    if (!/Candidate: (?!\(none\))/.test(policy))
+      return "Debian's ganeti package is not installable here (apt-cache policy ganeti has no candidate)";
   }
   return false;
 }
@@ -73,13 +74,33 @@ async function gntWatched(args: string[], secret: string): Promise<SecretWatchRe
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number | null>((done) => child.on('close', done));
   const report = watch.stop();
-  console.log(`# ${args.slice(0, 2).join(' ')}: ${((Date.now() - started) / 1000).toFixed(1)} s, ${report.scans} scans of /proc`);
+  console.log(
+    `# ${args.slice(0, 2).join(' ')}: ${((Date.now() - started) / 1000).toFixed(1)} s, ${report.scans} scans of /proc`,
+  );
   assert.equal(code, 0, `${args.join(' ')}\n${out}`);
   return report;
 }
 
 function addArgs(instance: string, params: string, extra: string[] = []): string[] {
-  return ['gnt-instance', 'add', '-n', NODE, '-o', 'snf-image+default', '-t', 'file', '--disk', `0:size=${DISK_SIZE}`, '-O', params, ...extra, '--no-start', '--no-ip-check', '--no-name-check', instance];
+  return [
+    'gnt-instance',
+    'add',
+    '-n',
+    NODE,
+    '-o',
+    'snf-image+default',
+    '-t',
+    'file',
+    '--disk',
+    `0:size=${DISK_SIZE}`,
+    '-O',
+    params,
+    ...extra,
+    '--no-start',
+    '--no-ip-check',
+    '--no-name-check',
+    instance,
+  ];
 }
 
 function diskOf(instance: string): string {
@@ -155,7 +176,10 @@ describe('real Ganeti 3.0 with the snf-image Debian package', { skip, timeout: 3
     assert.match(out, /OS: snf-image \[global status: valid\]/);
     assert.match(out, /Variants: \[default\]/);
     assert.ok(out.includes(`(path: ${PACKAGED_OS_DIR})`), out);
-    assert.match(out, /\[parameters: img_id, img_format, img_passwd, img_passwd_hash, img_properties, inst_properties, img_personality, auth_keys, config_url, os_product_key, os_answer_file, cloud_userdata\]/);
+    assert.match(
+      out,
+      /\[parameters: img_id, img_format, img_passwd, img_passwd_hash, img_properties, inst_properties, img_personality, auth_keys, config_url, os_product_key, os_answer_file, cloud_userdata\]/,
+    );
     const listeners = execFileSync('ss', ['-Hltunp'], { encoding: 'utf8' });
     assert.doesNotMatch(listeners, /ganeti/, `Ganeti listens in the host's network namespace:\n${listeners}`);
   });
@@ -163,7 +187,9 @@ describe('real Ganeti 3.0 with the snf-image Debian package', { skip, timeout: 3
   it('gnt-os info lists the twelve parameters with descriptions', (t) => {
     if (guard(t)) return;
     const { out } = gnt(['gnt-os', 'info', 'snf-image']);
-    const params = out.split('\n').filter((l) => /^\s+- [a-z_]+: \S/.test(l) && /img_|auth_keys|config_url|os_|cloud_/.test(l));
+    const params = out
+      .split('\n')
+      .filter((l) => /^\s+- [a-z_]+: \S/.test(l) && /img_|auth_keys|config_url|os_|cloud_/.test(l));
     assert.equal(params.length, 12, out);
   });
 
@@ -174,12 +200,18 @@ describe('real Ganeti 3.0 with the snf-image Debian package', { skip, timeout: 3
     assert.match(format.out, /OS Parameters validation failed .*img_format: 'bogus' is not a supported format/);
     const missing = gnt(addArgs('inst9.gnt.test', 'img_id=no-such-image.img,img_format=diskdump'), false);
     assert.notEqual(missing.code, 0);
-    assert.match(missing.out, /OS Parameters validation failed .*img_id: local image 'no-such-image\.img' not found in IMAGE_DIR \/var\/lib\/snf-image/);
+    assert.match(
+      missing.out,
+      /OS Parameters validation failed .*img_id: local image 'no-such-image\.img' not found in IMAGE_DIR \/var\/lib\/snf-image/,
+    );
   });
 
   it('gnt-instance add deploys the Debian image, the secret in no process but the OS script; the booted disk has the new password, the hostname, a grown root and new host keys', async (t) => {
     if (guard(t)) return;
-    const watched = await gntWatched(addArgs('inst1.gnt.test', IMAGE_PARAMS, ['--os-parameters-secret', `img_passwd=${SECRET}`]), SECRET);
+    const watched = await gntWatched(
+      addArgs('inst1.gnt.test', IMAGE_PARAMS, ['--os-parameters-secret', `img_passwd=${SECRET}`]),
+      SECRET,
+    );
     // The watch saw the secret where Ganeti puts it (the OS scripts' environment), so it
     // would have seen it anywhere else.
     assert.ok(watched.allowedHolders >= 1, `the watch never saw the create or verify process (${watched.scans} scans)`);
@@ -219,12 +251,34 @@ describe('real Ganeti 3.0 with the snf-image Debian package', { skip, timeout: 3
     const dumps = readdirSync(exportDir).filter((f) => f !== 'config.ini');
     assert.equal(dumps.length, 1, `one disk dump in ${exportDir}: ${dumps.join(', ')}`);
     execFileSync('cmp', [diskOf('inst1.gnt.test'), join(exportDir, dumps[0] as string)]);
-    gnt(['gnt-backup', 'import', '-n', NODE, '--src-node', NODE, '--src-dir', exportDir, '-t', 'file', '--disk', `0:size=${DISK_SIZE}`, '--net', '0:mac=generate', '--no-ip-check', '--no-name-check', 'inst2.gnt.test']);
+    gnt([
+      'gnt-backup',
+      'import',
+      '-n',
+      NODE,
+      '--src-node',
+      NODE,
+      '--src-dir',
+      exportDir,
+      '-t',
+      'file',
+      '--disk',
+      `0:size=${DISK_SIZE}`,
+      '--net',
+      '0:mac=generate',
+      '--no-ip-check',
+      '--no-name-check',
+      'inst2.gnt.test',
+    ]);
     // Ganeti runs the rename script after an import (inst1 -> inst2): only the hostname changes.
     const disk = diskOf('inst2.gnt.test');
     assert.equal(hostname('inst2.gnt.test'), 'inst2.gnt.test');
     assert.deepEqual(guestHostKeyFingerprints(disk, ROOT_PARTITION), inst1.hostKeys, 'the same host keys as inst1');
-    assert.equal(readGuestFile(disk, ROOT_PARTITION, '/etc/machine-id').trim(), inst1.machineId, 'the same machine id as inst1');
+    assert.equal(
+      readGuestFile(disk, ROOT_PARTITION, '/etc/machine-id').trim(),
+      inst1.machineId,
+      'the same machine id as inst1',
+    );
     assert.ok(guestPasswordMatches(disk, ROOT_PARTITION, 'root', SECRET), "inst1's password");
   });
 
@@ -249,25 +303,46 @@ describe('real Ganeti 3.0 with the snf-image Debian package', { skip, timeout: 3
     // Ganeti 3.0.2 clears them.
     gnt(['gnt-instance', 'reinstall', '-f', 'inst1.gnt.test']);
     const disk = diskOf('inst1.gnt.test');
-    assert.ok(guestPasswordMatches(disk, ROOT_PARTITION, 'root', image.template_password), 'no password given: the image password stays');
+    assert.ok(
+      guestPasswordMatches(disk, ROOT_PARTITION, 'root', image.template_password),
+      'no password given: the image password stays',
+    );
     const second = gnt(['gnt-instance', 'reinstall', '-f', 'inst1.gnt.test'], false);
     assert.notEqual(second.code, 0);
     assert.match(second.out, /Ganeti 3\.0\.2 forgets the stored OS parameters after a reinstall/);
-    gnt(['gnt-instance', 'reinstall', '-f', '-O', IMAGE_PARAMS, '--os-parameters-secret', `img_passwd=${SECRET2}`, 'inst1.gnt.test']);
+    gnt([
+      'gnt-instance',
+      'reinstall',
+      '-f',
+      '-O',
+      IMAGE_PARAMS,
+      '--os-parameters-secret',
+      `img_passwd=${SECRET2}`,
+      'inst1.gnt.test',
+    ]);
     assert.ok(guestPasswordMatches(disk, ROOT_PARTITION, 'root', SECRET2), 'the new password');
     assert.ok(!guestPasswordMatches(disk, ROOT_PARTITION, 'root', SECRET), 'not the first password');
     assert.equal(hostname('inst1.gnt.test'), 'inst1.gnt.test');
     const keys = guestHostKeyFingerprints(disk, ROOT_PARTITION);
-    assert.deepEqual(keys.filter((k) => inst1.hostKeys.includes(k)), [], 'new host keys');
+    assert.deepEqual(
+      keys.filter((k) => inst1.hostKeys.includes(k)),
+      [],
+      'new host keys',
+    );
   });
 
   it('the secret passwords appear in no file under /var/log/ganeti or /var/lib/ganeti and in no job', (t) => {
     if (guard(t)) return;
     for (const secret of [SECRET, SECRET2]) {
-      const grep = spawnSync('grep', ['-rlF', '--', secret, '/var/log/ganeti', '/var/lib/ganeti'], { encoding: 'utf8' });
+      const grep = spawnSync('grep', ['-rlF', '--', secret, '/var/log/ganeti', '/var/lib/ganeti'], {
+        encoding: 'utf8',
+      });
       assert.equal(grep.stdout.trim(), '', `secret found in: ${grep.stdout}`);
     }
-    const ids = gnt(['gnt-job', 'list', '--no-headers', '-o', 'id']).out.split('\n').map((l) => l.trim()).filter((l) => /^\d+$/.test(l));
+    const ids = gnt(['gnt-job', 'list', '--no-headers', '-o', 'id'])
+      .out.split('\n')
+      .map((l) => l.trim())
+      .filter((l) => /^\d+$/.test(l));
     assert.ok(ids.length > 5, `jobs: ${ids.join(' ')}`);
     const jobs = gnt(['gnt-job', 'info', ...ids]).out;
     assert.match(jobs, /OP_INSTANCE_CREATE/);

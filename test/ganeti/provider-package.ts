@@ -52,7 +52,11 @@ export function installBlockedReason(): string | false {
   } else if (state !== 'not-installed') {
     return `the snf-image package is in state ${state}; not touching it`;
   }
-  for (const dir of ['/srv/ganeti/os/snf-image', '/usr/local/lib/ganeti/os/snf-image', '/usr/lib/ganeti/os/snf-image']) {
+  for (const dir of [
+    '/srv/ganeti/os/snf-image',
+    '/usr/local/lib/ganeti/os/snf-image',
+    '/usr/lib/ganeti/os/snf-image',
+  ]) {
     if (existsSync(dir)) return `${dir} exists and would hide the packaged OS definition from Ganeti; not touching it`;
   }
   return false;
@@ -88,7 +92,11 @@ export class ProviderInstallation {
     this.#installedPackage = true;
     const { out } = run('apt-get', ['install', '-y', '--no-install-recommends', '-o', 'DPkg::Lock::Timeout=600', deb]);
     assert.equal(packageState(), 'installed', out);
-    assert.equal(spawnSync('cmp', ['-s', '/usr/bin/snf-image', BINARY]).status, 0, '/usr/bin/snf-image from the .deb is not dist/snf-image, the executable the helper VM was built for');
+    assert.equal(
+      spawnSync('cmp', ['-s', '/usr/bin/snf-image', BINARY]).status,
+      0,
+      '/usr/bin/snf-image from the .deb is not dist/snf-image, the executable the helper VM was built for',
+    );
     return out;
   }
 
@@ -126,12 +134,15 @@ export class ProviderInstallation {
       }
     };
     for (const image of this.#linkedImages) step(`remove ${image}`, () => rmSync(image, { force: true }));
-    if (this.#placedHelper) step(`remove ${DEFAULT_HELPER_DIR}`, () => rmSync(DEFAULT_HELPER_DIR, { recursive: true, force: true }));
-    if (this.#installedPackage && packageState() !== 'not-installed') step('dpkg --purge snf-image', () => this.#purge());
+    if (this.#placedHelper)
+      step(`remove ${DEFAULT_HELPER_DIR}`, () => rmSync(DEFAULT_HELPER_DIR, { recursive: true, force: true }));
+    if (this.#installedPackage && packageState() !== 'not-installed')
+      step('dpkg --purge snf-image', () => this.#purge());
     for (const dir of PURGED_CACHES) {
       if (!this.#cachesBefore.includes(dir)) step(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
     }
-    if (this.#debDir) step(`remove ${this.#debDir}`, () => rmSync(this.#debDir as string, { recursive: true, force: true }));
+    if (this.#debDir)
+      step(`remove ${this.#debDir}`, () => rmSync(this.#debDir as string, { recursive: true, force: true }));
     if (errors.length > 0) throw new Error(`undoing the provider installation: ${errors.join('; ')}`);
   }
 

@@ -17,7 +17,10 @@ describe('the executable ignores NODE_OPTIONS', { skip: binaryMissingReason() },
       const marker = join(dir, 'ran');
       const payload = join(dir, 'payload.cjs');
       writeFileSync(payload, `require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'x');\n`);
-      const r = spawnSync(BINARY, ['--version'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_OPTIONS: `--require ${payload}` } });
+      const r = spawnSync(BINARY, ['--version'], {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_OPTIONS: `--require ${payload}` },
+      });
       assert.equal(r.status, 0, r.stderr);
       assert.match(r.stdout, /^\d+\.\d+\.\d+/);
       assert.equal(existsSync(marker), false, 'the injected module ran');

@@ -17,7 +17,14 @@ import { diskPartitions as partitions } from '../support/partition-table.ts';
 import { runScript } from '../support/binary.ts';
 import { ensureHelper, helperSkipReason } from '../support/helper-image.ts';
 import { makeNode, type NodeFixture } from '../support/node-fixture.ts';
-import { bsdToolsSkipReason, LAYOUTS, makeBsdGuest, OPENBSD_DUID, readSector, type BsdGuestLayout } from '../support/bsd-guest.ts';
+import {
+  bsdToolsSkipReason,
+  LAYOUTS,
+  makeBsdGuest,
+  OPENBSD_DUID,
+  readSector,
+  type BsdGuestLayout,
+} from '../support/bsd-guest.ts';
 import { CREATE_ENV } from '../fixtures/ganeti-env.ts';
 import { parseDisklabel, usedPartitions } from '../../helper/bsd/disklabel.ts';
 import { readUfsSuperblock, UFS_WRITE_UNAVAILABLE, ufsTypeOf } from '../../helper/bsd/ufs.ts';
@@ -40,22 +47,47 @@ async function deploy(node: NodeFixture, layout: BsdGuestLayout, env: Record<str
   const disk = join(node.root, 'disk0');
   execFileSync('truncate', ['-s', `${DISK_MIB}M`, disk]);
   const r = await runScript('create', {
-    env: { ...CREATE_ENV, OSP_IMG_ID: 'bsd.img', OSP_IMG_FORMAT: 'diskdump', OSP_IMG_PASSWD: PASSWORD, DISK_0_PATH: disk, INSTANCE_NAME: 'bsd1.example.org', SNF_IMAGE_CONFIG: node.configFile, ...env },
+    env: {
+      ...CREATE_ENV,
+      OSP_IMG_ID: 'bsd.img',
+      OSP_IMG_FORMAT: 'diskdump',
+      OSP_IMG_PASSWD: PASSWORD,
+      DISK_0_PATH: disk,
+      INSTANCE_NAME: 'bsd1.example.org',
+      SNF_IMAGE_CONFIG: node.configFile,
+      ...env,
+    },
   });
   return { code: r.code, stderr: r.stderr, disk };
 }
 
 /** The CUSTOM_TASK of the read-back run: /etc and /root of the guest as one base64 line of a .tar.gz. */
-const READ_BACK = Buffer.from('#!/bin/sh\nexport PATH=/usr/sbin:/usr/bin:/sbin:/bin\ncd "$TARGET"\ntar -czf - --numeric-owner etc root | base64 -w0\necho\n').toString('base64');
+const READ_BACK = Buffer.from(
+  '#!/bin/sh\nexport PATH=/usr/sbin:/usr/bin:/sbin:/bin\ncd "$TARGET"\ntar -czf - --numeric-owner etc root | base64 -w0\necho\n',
+).toString('base64');
 const READ_BACK_ONLY = {
   CUSTOM_TASK: READ_BACK,
-  ...Object.fromEntries(['FixPartitionTable', 'FilesystemResizeMounted', 'AssignHostname', 'ConfigureNetwork', 'DeleteSSHKeys'].map((t) => [`EXCLUDE_TASK_${t}`, 'yes'])),
+  ...Object.fromEntries(
+    ['FixPartitionTable', 'FilesystemResizeMounted', 'AssignHostname', 'ConfigureNetwork', 'DeleteSSHKeys'].map((t) => [
+      `EXCLUDE_TASK_${t}`,
+      'yes',
+    ]),
+  ),
 };
 
 /** Mounts the deployed disk in the helper again and returns a directory holding its /etc and /root. */
 async function readBack(node: NodeFixture, disk: string): Promise<{ dir: string; stderr: string }> {
   const r = await runScript('create', {
-    env: { ...CREATE_ENV, OSP_IMG_ID: 'null', OSP_IMG_FORMAT: 'diskdump', OSP_IMG_PROPERTIES: JSON.stringify(READ_BACK_ONLY), DISK_0_PATH: disk, INSTANCE_NAME: 'reader.example.org', NIC_COUNT: '0', SNF_IMAGE_CONFIG: node.configFile },
+    env: {
+      ...CREATE_ENV,
+      OSP_IMG_ID: 'null',
+      OSP_IMG_FORMAT: 'diskdump',
+      OSP_IMG_PROPERTIES: JSON.stringify(READ_BACK_ONLY),
+      DISK_0_PATH: disk,
+      INSTANCE_NAME: 'reader.example.org',
+      NIC_COUNT: '0',
+      SNF_IMAGE_CONFIG: node.configFile,
+    },
   });
   assert.equal(r.code, 0, `read-back run: ${r.stderr.split('\n').slice(-6).join('\n')}`);
   const line = /CUSTOM_TASK finished: ([A-Za-z0-9+/=]+)$/m.exec(r.stderr)?.[1];
@@ -69,15 +101,25 @@ async function readBack(node: NodeFixture, disk: string): Promise<{ dir: string;
 const STATIC_NIC = { NIC_0_IP: '192.0.2.10', NIC_0_NETWORK_SUBNET: '192.0.2.0/24', NIC_0_NETWORK_GATEWAY: '192.0.2.1' };
 const AUTH_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBsdTestKeyForTheBsdFixtures000000000000 bsd-test';
 const MOTD = 'Deployed by snf-image\n';
-const PERSONALITY = JSON.stringify([{ path: '/etc/motd', contents: Buffer.from(MOTD).toString('base64'), owner: 'root', group: 'operator', mode: 0o640 }]);
+const PERSONALITY = JSON.stringify([
+  { path: '/etc/motd', contents: Buffer.from(MOTD).toString('base64'), owner: 'root', group: 'operator', mode: 0o640 },
+]);
 /** What ConfigureNetwork writes for the static NIC (paravirtual: vtnet0 / vio0 / vioif0). */
 const NETWORK: Record<BsdFamily, Array<[string, RegExp]>> = {
-  freebsd: [['etc/rc.conf', /^ifconfig_vtnet0="inet 192\.0\.2\.10 netmask 255\.255\.255\.0"$/m], ['etc/rc.conf', /^defaultrouter="192\.0\.2\.1"$/m]],
-  openbsd: [['etc/hostname.vio0', /^inet 192\.0\.2\.10 255\.255\.255\.0 NONE$/m], ['etc/mygate', /^192\.0\.2\.1$/m]],
-  netbsd: [['etc/ifconfig.vioif0', /192\.0\.2\.10/], ['etc/rc.conf', /^defaultroute="192\.0\.2\.1"$/m]],
+  freebsd: [
+    ['etc/rc.conf', /^ifconfig_vtnet0="inet 192\.0\.2\.10 netmask 255\.255\.255\.0"$/m],
+    ['etc/rc.conf', /^defaultrouter="192\.0\.2\.1"$/m],
+  ],
+  openbsd: [
+    ['etc/hostname.vio0', /^inet 192\.0\.2\.10 255\.255\.255\.0 NONE$/m],
+    ['etc/mygate', /^192\.0\.2\.1$/m],
+  ],
+  netbsd: [
+    ['etc/ifconfig.vioif0', /192\.0\.2\.10/],
+    ['etc/rc.conf', /^defaultroute="192\.0\.2\.1"$/m],
+  ],
 };
 const HASH_PREFIX: Record<BsdFamily, string> = { freebsd: '$6$', openbsd: '$2b$', netbsd: '$2a$' };
-
 
 const SKIP_MOUNTED = { OSP_IMG_PROPERTIES: '{"EXCLUDE_MOUNTED_TASKS": "yes"}' };
 
@@ -95,13 +137,20 @@ describe('BSD guests (real helper VM)', { skip, timeout: 2_400_000 }, () => {
       assert.match(r.stderr, new RegExp(`OSFAMILY=${family} ROOT_PARTITION=1`));
       assert.ok(!r.stderr.includes(PASSWORD), 'no secret in the log');
       const [slice] = partitions(r.disk);
-      assert.deepEqual([slice?.start, slice?.size], [layout.rootStart, DISK_SECTORS - layout.rootStart], 'slice grown to the last sector');
+      assert.deepEqual(
+        [slice?.start, slice?.size],
+        [layout.rootStart, DISK_SECTORS - layout.rootStart],
+        'slice grown to the last sector',
+      );
       const label = parseDisklabel(readSector(r.disk, layout.rootStart + 1), family);
       const used = usedPartitions(label, layout.rootStart);
-      assert.deepEqual(used.map((p) => [p.letter, p.start, p.size]), [
-        ['a', layout.rootStart, layout.rootSize - 8192],
-        ['b', layout.rootStart + layout.rootSize - 8192, DISK_SECTORS - (layout.rootStart + layout.rootSize - 8192)],
-      ]);
+      assert.deepEqual(
+        used.map((p) => [p.letter, p.start, p.size]),
+        [
+          ['a', layout.rootStart, layout.rootSize - 8192],
+          ['b', layout.rootStart + layout.rootSize - 8192, DISK_SECTORS - (layout.rootStart + layout.rootSize - 8192)],
+        ],
+      );
       assert.equal(label.secperunit, DISK_SECTORS);
       assert.equal(label.duid, family === 'openbsd' ? OPENBSD_DUID : '');
       assert.equal(ufsTypeOf(readSector(r.disk, layout.rootStart, 136)), '44bsd', 'the FFS superblock is intact');
@@ -112,7 +161,11 @@ describe('BSD guests (real helper VM)', { skip, timeout: 2_400_000 }, () => {
     const layout = { ...LAYOUTS.freebsd, varFirst: true };
     const r = await deploy(node(), layout, SKIP_MOUNTED);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /OSFAMILY=freebsd ROOT_PARTITION=3/, 'neither freebsd-boot (1) nor the /var UFS without /etc/fstab (2) is the root');
+    assert.match(
+      r.stderr,
+      /OSFAMILY=freebsd ROOT_PARTITION=3/,
+      'neither freebsd-boot (1) nor the /var UFS without /etc/fstab (2) is the root',
+    );
     const parts = partitions(r.disk);
     assert.equal(parts.length, 4);
     assert.equal(parts[3]!.start + parts[3]!.size, DISK_SECTORS - 33, 'the last partition reaches the backup GPT');
@@ -123,10 +176,23 @@ describe('BSD guests (real helper VM)', { skip, timeout: 2_400_000 }, () => {
     it(`${family} (root last): every mounted task, read back from the unmounted filesystem file by file`, async () => {
       const n = node();
       const layout = { ...LAYOUTS[family], rootLast: true };
-      const r = await deploy(n, layout, { ...STATIC_NIC, OSP_AUTH_KEYS: `${AUTH_KEY}\n`, OSP_IMG_PERSONALITY: PERSONALITY });
+      const r = await deploy(n, layout, {
+        ...STATIC_NIC,
+        OSP_AUTH_KEYS: `${AUTH_KEY}\n`,
+        OSP_IMG_PERSONALITY: PERSONALITY,
+      });
       assert.equal(r.code, 0, r.stderr.split('\n').slice(-8).join('\n'));
       assert.ok(!r.stderr.includes(PASSWORD), 'no secret in the log');
-      for (const task of ['MountImage', 'FilesystemResizeMounted', 'AssignHostname', 'ChangePassword', 'ConfigureNetwork', 'DeleteSSHKeys', 'EnforcePersonality', 'UmountImage']) {
+      for (const task of [
+        'MountImage',
+        'FilesystemResizeMounted',
+        'AssignHostname',
+        'ChangePassword',
+        'ConfigureNetwork',
+        'DeleteSSHKeys',
+        'EnforcePersonality',
+        'UmountImage',
+      ]) {
         assert.match(r.stderr, new RegExp(`task=${task} `), `${task} ran`);
       }
       const sb = readUfsSuperblock(readSector(r.disk, layout.rootStart, 136));
@@ -136,8 +202,13 @@ describe('BSD guests (real helper VM)', { skip, timeout: 2_400_000 }, () => {
         const etc = (f: string) => readFileSync(join(dir, 'etc', f), 'utf8');
         if (family !== 'openbsd') assert.match(etc('rc.conf'), /^hostname="bsd1\.example\.org"$/m);
         if (family !== 'freebsd') assert.equal(etc('myname'), 'bsd1.example.org\n');
-        const rootLine = etc('master.passwd').split('\n').find((l) => l.startsWith('root:')) as string;
-        assert.ok(rootLine.split(':')[1]?.startsWith(HASH_PREFIX[family]), `root has a ${HASH_PREFIX[family]} hash: ${rootLine.split(':')[1]?.slice(0, 4)}`);
+        const rootLine = etc('master.passwd')
+          .split('\n')
+          .find((l) => l.startsWith('root:')) as string;
+        assert.ok(
+          rootLine.split(':')[1]?.startsWith(HASH_PREFIX[family]),
+          `root has a ${HASH_PREFIX[family]} hash: ${rootLine.split(':')[1]?.slice(0, 4)}`,
+        );
         assert.equal(statSync(join(dir, 'etc/master.passwd')).mode & 0o777, 0o600);
         assert.ok(!existsSync(join(dir, 'etc/spwd.db')), 'the stale spwd.db is gone');
         assert.match(etc('rc.local'), /pwd_mkdb -p \/etc\/master\.passwd/);
@@ -147,7 +218,11 @@ describe('BSD guests (real helper VM)', { skip, timeout: 2_400_000 }, () => {
         for (const [file, pattern] of NETWORK[family]) assert.match(etc(file.slice(4)), pattern, file);
         assert.equal(etc('motd'), MOTD);
         const motd = statSync(join(dir, 'etc/motd'));
-        assert.deepEqual([motd.uid, motd.gid, motd.mode & 0o777], [0, 5, 0o640], 'personality file owner, group and mode');
+        assert.deepEqual(
+          [motd.uid, motd.gid, motd.mode & 0o777],
+          [0, 5, 0o640],
+          'personality file owner, group and mode',
+        );
         if (family === 'freebsd') assert.match(etc('rc.conf'), /^growfs_enable="YES"$/m);
         if (family === 'netbsd') assert.match(etc('rc.conf'), /^resize_root="YES"$/m);
         if (family === 'openbsd') assert.match(r.stderr, /OpenBSD cannot grow a mounted root/);
@@ -170,25 +245,63 @@ describe('BSD guests (real helper VM)', { skip, timeout: 2_400_000 }, () => {
     execFileSync('dd', [`of=${image}`, 'bs=1', `seek=${sbAt}`, 'conv=notrunc', 'status=none'], { input: sb });
     const disk = join(n.root, 'disk0');
     execFileSync('truncate', ['-s', `${DISK_MIB}M`, disk]);
-    const r = await runScript('create', { env: { ...CREATE_ENV, OSP_IMG_ID: 'hashed.img', OSP_IMG_FORMAT: 'diskdump', OSP_IMG_PASSWD: PASSWORD, DISK_0_PATH: disk, SNF_IMAGE_CONFIG: n.configFile } });
+    const r = await runScript('create', {
+      env: {
+        ...CREATE_ENV,
+        OSP_IMG_ID: 'hashed.img',
+        OSP_IMG_FORMAT: 'diskdump',
+        OSP_IMG_PASSWD: PASSWORD,
+        DISK_0_PATH: disk,
+        SNF_IMAGE_CONFIG: n.configFile,
+      },
+    });
     assert.equal(r.code, 0, r.stderr.split('\n').slice(-6).join('\n'));
     assert.match(r.stderr, /FreeBSD metadata check hashes \(fs_metackhash 0x7\) turned off/);
     const after = readUfsSuperblock(readSector(disk, layout.rootStart, 136));
-    assert.deepEqual([after?.metackhash, (after?.flags ?? 0) & 0x202, after?.clean], [0, 0x2, 1], 'hashes off, soft updates kept, clean');
+    assert.deepEqual(
+      [after?.metackhash, (after?.flags ?? 0) & 0x202, after?.clean],
+      [0, 0x2, 1],
+      'hashes off, soft updates kept, clean',
+    );
 
     const dirty = join(n.imageDir, 'dirty.img');
     makeBsdGuest(dirty, { ...LAYOUTS.netbsd, rootLast: true });
-    execFileSync('dd', [`of=${dirty}`, 'bs=1', `seek=${LAYOUTS.netbsd.rootStart * 512 + 8192 + 209}`, 'conv=notrunc', 'status=none'], { input: Buffer.from([0]) });
-    const d = await runScript('create', { env: { ...CREATE_ENV, OSP_IMG_ID: 'dirty.img', OSP_IMG_FORMAT: 'diskdump', OSP_IMG_PASSWD: PASSWORD, DISK_0_PATH: disk, SNF_IMAGE_CONFIG: n.configFile } });
+    execFileSync(
+      'dd',
+      [`of=${dirty}`, 'bs=1', `seek=${LAYOUTS.netbsd.rootStart * 512 + 8192 + 209}`, 'conv=notrunc', 'status=none'],
+      { input: Buffer.from([0]) },
+    );
+    const d = await runScript('create', {
+      env: {
+        ...CREATE_ENV,
+        OSP_IMG_ID: 'dirty.img',
+        OSP_IMG_FORMAT: 'diskdump',
+        OSP_IMG_PASSWD: PASSWORD,
+        DISK_0_PATH: disk,
+        SNF_IMAGE_CONFIG: n.configFile,
+      },
+    });
     assert.notEqual(d.code, 0);
-    assert.match(d.stderr, /the netbsd filesystem on \/dev\/\w+ was not cleanly unmounted \(fs_clean 0\): run fsck_ffs on it in netbsd/);
+    assert.match(
+      d.stderr,
+      /the netbsd filesystem on \/dev\/\w+ was not cleanly unmounted \(fs_clean 0\): run fsck_ffs on it in netbsd/,
+    );
   });
 
-  it('a helper built with --no-ufs-write (Debian\'s read-only ufs module) stops create with one line saying so; its manifest says ufsWrite false', async () => {
+  it("a helper built with --no-ufs-write (Debian's read-only ufs module) stops create with one line saying so; its manifest says ufsWrite false", async () => {
     const stock = ensureHelper({ ufsWrite: false });
-    assert.equal((JSON.parse(readFileSync(join(stock, 'manifest.json'), 'utf8')) as { ufsWrite?: boolean }).ufsWrite, false);
-    assert.equal((JSON.parse(readFileSync(join(helperDir, 'manifest.json'), 'utf8')) as { ufsWrite?: boolean }).ufsWrite, true);
-    const r = await deploy(makeNode(`HELPER_DIR=${stock}\nHELPER_SOFT_TIMEOUT=900\n`), { ...LAYOUTS.openbsd, rootLast: true });
+    assert.equal(
+      (JSON.parse(readFileSync(join(stock, 'manifest.json'), 'utf8')) as { ufsWrite?: boolean }).ufsWrite,
+      false,
+    );
+    assert.equal(
+      (JSON.parse(readFileSync(join(helperDir, 'manifest.json'), 'utf8')) as { ufsWrite?: boolean }).ufsWrite,
+      true,
+    );
+    const r = await deploy(makeNode(`HELPER_DIR=${stock}\nHELPER_SOFT_TIMEOUT=900\n`), {
+      ...LAYOUTS.openbsd,
+      rootLast: true,
+    });
     assert.notEqual(r.code, 0);
     assert.ok(r.stderr.includes(UFS_WRITE_UNAVAILABLE), r.stderr.split('\n').slice(-6).join('\n'));
     assert.ok(!r.stderr.includes(PASSWORD), 'no secret in the log');

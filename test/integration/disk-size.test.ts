@@ -57,7 +57,14 @@ describe('block devices with a minor >= 256', { skip }, () => {
     const image = Buffer.alloc(4 * MiB, 0x5a);
     writeFileSync(join(fixture.imageDir, 'small.img'), image);
     const r = await runScript('create', {
-      env: { ...CREATE_ENV, OSP_IMG_ID: 'small.img', OSP_IMG_FORMAT: 'diskdump', OSP_IMG_PROPERTIES: JSON.stringify({ EXCLUDE_ALL_TASKS: 'yes' }), DISK_0_PATH: node, SNF_IMAGE_CONFIG: fixture.configFile },
+      env: {
+        ...CREATE_ENV,
+        OSP_IMG_ID: 'small.img',
+        OSP_IMG_FORMAT: 'diskdump',
+        OSP_IMG_PROPERTIES: JSON.stringify({ EXCLUDE_ALL_TASKS: 'yes' }),
+        DISK_0_PATH: node,
+        SNF_IMAGE_CONFIG: fixture.configFile,
+      },
     });
     assert.equal(r.code, 0, r.stderr);
     const disk = readFileSync(node);

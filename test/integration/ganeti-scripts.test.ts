@@ -32,7 +32,10 @@ describe('verify (built binary, Ganeti environment)', { skip: skipBinary }, () =
   });
 
   it('prints one line per problem on stdout and exits 1', async () => {
-    const r = await runScript('verify', { env: withConfig({ ...VERIFY_ENV, OSP_IMG_FORMAT: 'bogus', OSP_IMG_ID: 'local://../x' }), args: ['parameters'] });
+    const r = await runScript('verify', {
+      env: withConfig({ ...VERIFY_ENV, OSP_IMG_FORMAT: 'bogus', OSP_IMG_ID: 'local://../x' }),
+      args: ['parameters'],
+    });
     assert.equal(r.code, 1);
     const lines = r.stdout.toString().trim().split('\n');
     assert.equal(lines.length, 2);
@@ -59,7 +62,10 @@ describe('install-os', { skip: skipBinary }, () => {
     const dir = join(node.root, 'os', 'snf-image');
     const variantsDir = join(node.root, 'etc-variants');
     const configFile = join(node.root, 'etc', 'snf-image.conf');
-    const r = await runScript('snf-image', { env: { PATH: process.env.PATH ?? '', SNF_IMAGE_CONFIG: node.configFile }, args: ['install-os', dir, '--variants-dir', variantsDir] });
+    const r = await runScript('snf-image', {
+      env: { PATH: process.env.PATH ?? '', SNF_IMAGE_CONFIG: node.configFile },
+      args: ['install-os', dir, '--variants-dir', variantsDir],
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(readFileSync(join(dir, 'ganeti_api_version'), 'utf8'), '20\n');
     assert.equal(readFileSync(join(dir, 'variants.list'), 'utf8'), 'default\n');
@@ -74,7 +80,10 @@ describe('install-os', { skip: skipBinary }, () => {
     assert.ok(existsSync(join(variantsDir, 'default.conf')));
     assert.ok(!existsSync(configFile));
     // The installed verify works from the OS directory, as Ganeti runs it.
-    const viaLink = spawnSync(join(dir, 'verify'), ['parameters'], { env: withConfig({ ...VERIFY_ENV, OSP_IMG_FORMAT: 'nope' }), cwd: dir });
+    const viaLink = spawnSync(join(dir, 'verify'), ['parameters'], {
+      env: withConfig({ ...VERIFY_ENV, OSP_IMG_FORMAT: 'nope' }),
+      cwd: dir,
+    });
     assert.equal(viaLink.status, 1);
     assert.match(viaLink.stdout.toString(), /^img_format: 'nope' is not a supported format/);
   });
@@ -82,7 +91,9 @@ describe('install-os', { skip: skipBinary }, () => {
 
 describe('rename (built binary)', { skip: skipBinary }, () => {
   it('leaves the guest alone when customization is excluded, and exits 0', async () => {
-    const r = await runScript('rename', { env: withConfig({ ...RENAME_ENV, OSP_IMG_PROPERTIES: '{"EXCLUDE_ALL_TASKS": "yes"}' }) });
+    const r = await runScript('rename', {
+      env: withConfig({ ...RENAME_ENV, OSP_IMG_PROPERTIES: '{"EXCLUDE_ALL_TASKS": "yes"}' }),
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /instance renamed from=inst1\.gnt\.test to=inst2\.gnt\.test/);
     assert.match(r.stderr, /customization is excluded for this instance/);
@@ -98,10 +109,15 @@ describe('rename (built binary)', { skip: skipBinary }, () => {
 describe('create input validation (built binary)', { skip: skipBinary }, () => {
   it('refuses bad parameters with one line naming each, before touching the disk', async () => {
     const disk = diskFile('create-disk', 1 << 20);
-    const r = await runScript('create', { env: withConfig({ ...CREATE_ENV, DISK_0_PATH: disk, OSP_IMG_FORMAT: 'bogus' }) });
+    const r = await runScript('create', {
+      env: withConfig({ ...CREATE_ENV, DISK_0_PATH: disk, OSP_IMG_FORMAT: 'bogus' }),
+    });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /ERROR img_format: 'bogus' is not a supported format/);
-    assert.equal(readFileSync(disk).every((b) => b === 0), true);
+    assert.equal(
+      readFileSync(disk).every((b) => b === 0),
+      true,
+    );
   });
 
   it('names a bad environment variable', async () => {
@@ -113,11 +129,18 @@ describe('create input validation (built binary)', { skip: skipBinary }, () => {
 
 async function exportImportRoundTrip(source: string, target: string): Promise<void> {
   const dump = join(node.root, `dump-${Date.now()}`);
-  const exp = await runScript('export', { env: withConfig({ ...EXPORT_ENV, EXPORT_DISK_PATH: source, EXPORT_DEVICE: source }), stdoutFile: dump, withSizeFd: true });
+  const exp = await runScript('export', {
+    env: withConfig({ ...EXPORT_ENV, EXPORT_DISK_PATH: source, EXPORT_DEVICE: source }),
+    stdoutFile: dump,
+    withSizeFd: true,
+  });
   assert.equal(exp.code, 0, exp.stderr);
   const size = statSync(dump).size;
   assert.equal(exp.sizeFdText, `${size}\n`);
-  const imp = await runScript('import', { env: withConfig({ ...IMPORT_ENV, IMPORT_DISK_PATH: target, IMPORT_DEVICE: target }), stdinFile: dump });
+  const imp = await runScript('import', {
+    env: withConfig({ ...IMPORT_ENV, IMPORT_DISK_PATH: target, IMPORT_DEVICE: target }),
+    stdinFile: dump,
+  });
   assert.equal(imp.code, 0, imp.stderr);
   execFileSync('cmp', [source, target]);
 }
@@ -133,14 +156,19 @@ describe('export / import (built binary)', { skip: skipBinary }, () => {
   it('import refuses more data than the disk holds', async () => {
     const big = diskFile('big.dump', 3 * 1024 * 1024, true);
     const small = diskFile('small.disk', 2 * 1024 * 1024);
-    const r = await runScript('import', { env: withConfig({ ...IMPORT_ENV, IMPORT_DISK_PATH: small, IMPORT_DEVICE: small }), stdinFile: big });
+    const r = await runScript('import', {
+      env: withConfig({ ...IMPORT_ENV, IMPORT_DISK_PATH: small, IMPORT_DEVICE: small }),
+      stdinFile: big,
+    });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /IMPORT_DISK_PATH: the input is larger than the disk \(2097152 bytes\)/);
     assert.equal(statSync(small).size, 2 * 1024 * 1024);
   });
 
   it('export refuses a path that is neither a block device nor a file', async () => {
-    const r = await runScript('export', { env: withConfig({ ...EXPORT_ENV, EXPORT_DISK_PATH: node.root, EXPORT_DEVICE: node.root }) });
+    const r = await runScript('export', {
+      env: withConfig({ ...EXPORT_ENV, EXPORT_DISK_PATH: node.root, EXPORT_DEVICE: node.root }),
+    });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /EXPORT_DISK_PATH .*: is neither a block device nor a regular file/);
   });

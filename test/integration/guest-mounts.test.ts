@@ -17,11 +17,16 @@ import { umountImage } from '../../helper/tasks/mount.ts';
 import { mountNtfs, umountNtfs } from '../../helper/windows/ntfs.ts';
 import { notRootReason } from '../support/binary.ts';
 
-const ntfsMissing = spawnSync('sh', ['-c', 'command -v mkntfs && command -v lowntfs-3g']).status === 0 ? false : 'mkntfs and lowntfs-3g are not installed (apt-get install ntfs-3g)';
+const ntfsMissing =
+  spawnSync('sh', ['-c', 'command -v mkntfs && command -v lowntfs-3g']).status === 0
+    ? false
+    : 'mkntfs and lowntfs-3g are not installed (apt-get install ntfs-3g)';
 
 /** Options of the mount at `where` (mount options and superblock options). */
 function mountOptions(where: string): string[] {
-  const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === where);
+  const line = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .find((l) => l.split(' ')[4] === where);
   assert.ok(line, `${where} is mounted`);
   const fields = line.split(' ');
   return [...(fields[5] ?? '').split(','), ...(fields[fields.indexOf('-') + 3] ?? '').split(',')];
@@ -51,7 +56,8 @@ describe('guest mount options (this machine)', { skip: notRootReason() }, () => 
       await mountNtfs(dev, where, readOnly);
       try {
         const options = mountOptions(where);
-        for (const wanted of ['nosuid', 'nodev', 'noexec', readOnly ? 'ro' : 'rw']) assert.ok(options.includes(wanted), `${wanted} in ${options.join(',')}`);
+        for (const wanted of ['nosuid', 'nodev', 'noexec', readOnly ? 'ro' : 'rw'])
+          assert.ok(options.includes(wanted), `${wanted} in ${options.join(',')}`);
       } finally {
         await umountNtfs(where);
       }
@@ -64,12 +70,16 @@ describe('guest mount options (this machine)', { skip: notRootReason() }, () => 
     const dev = loop(image);
     const where = join(work, 'probe');
     const seen = await withProbeMount(dev, 'ext4', where, () => mountOptions(where));
-    for (const wanted of ['ro', 'nosuid', 'nodev', 'noexec', 'norecovery']) assert.ok(seen?.includes(wanted), `${wanted} in ${seen?.join(',')}`);
+    for (const wanted of ['ro', 'nosuid', 'nodev', 'noexec', 'norecovery'])
+      assert.ok(seen?.includes(wanted), `${wanted} in ${seen?.join(',')}`);
     assert.equal(readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${where} `), false, 'unmounted afterwards');
   });
 
   it('UmountImage unmounts what MountImage mounted even when an ancestor of a mount point became a link out of the guest', async () => {
-    const mounted = (where: string) => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === where);
+    const mounted = (where: string) =>
+      readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .some((l) => l.split(' ')[4] === where);
     const target = join(work, 'target');
     const decoy = join(work, 'decoy');
     mkdirSync(target);
@@ -83,7 +93,13 @@ describe('guest mount options (this machine)', { skip: notRootReason() }, () => 
       // holding a mount point aside and put a link out of the guest in its place.
       renameSync(join(target, 'var/x'), join(target, 'var/y'));
       symlinkSync(decoy, join(target, 'var/x'));
-      const ctx = { target, mounts: [target, join(target, 'var/x/run')], properties: {}, warn: () => undefined, info: () => undefined } as unknown as HelperContext;
+      const ctx = {
+        target,
+        mounts: [target, join(target, 'var/x/run')],
+        properties: {},
+        warn: () => undefined,
+        info: () => undefined,
+      } as unknown as HelperContext;
       await umountImage(ctx);
       assert.ok(mounted(join(decoy, 'run')), 'the mount the link points at is left alone');
       assert.equal(mounted(target), false, 'the guest root is unmounted');

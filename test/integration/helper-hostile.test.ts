@@ -31,7 +31,16 @@ async function deploy(guest: GuestOptions, env: Record<string, string> = {}, dam
   const disk = join(node.root, 'disk0');
   execFileSync('truncate', ['-s', '96M', disk]);
   const r = await runScript('create', {
-    env: { ...CREATE_ENV, OSP_IMG_ID: 'guest.img', OSP_IMG_FORMAT: 'diskdump', OSP_IMG_PASSWD: 'Hostile-pw-3', DISK_0_PATH: disk, INSTANCE_NAME: 'vm1.example.org', SNF_IMAGE_CONFIG: node.configFile, ...env },
+    env: {
+      ...CREATE_ENV,
+      OSP_IMG_ID: 'guest.img',
+      OSP_IMG_FORMAT: 'diskdump',
+      OSP_IMG_PASSWD: 'Hostile-pw-3',
+      DISK_0_PATH: disk,
+      INSTANCE_NAME: 'vm1.example.org',
+      SNF_IMAGE_CONFIG: node.configFile,
+      ...env,
+    },
   });
   return { ...r, disk };
 }
@@ -58,19 +67,36 @@ describe('hostile images in the helper VM (real QEMU)', { skip, timeout: 1_800_0
   it('/etc/shadow linked to a path outside the root: the error names the missing file, nothing is written through the link', async () => {
     const r = await deploy({ links: { 'etc/shadow': '/../../../../../etc/host-shadow' } });
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /ERROR the image's \/etc\/shadow \(a link to \/etc\/host-shadow inside the image\) does not exist$/m);
+    assert.match(
+      r.stderr,
+      /ERROR the image's \/etc\/shadow \(a link to \/etc\/host-shadow inside the image\) does not exist$/m,
+    );
   });
 
   it('a personality file through a planted directory link lands inside the guest', async () => {
-    const personality = JSON.stringify([{ path: '/etc/motd.d/banner', contents: Buffer.from('hello\n').toString('base64'), mode: 420 }]);
-    const r = await deploy({ links: { 'etc/motd.d': '/../../../../../var/planted' } }, { OSP_IMG_PERSONALITY: personality });
+    const personality = JSON.stringify([
+      { path: '/etc/motd.d/banner', contents: Buffer.from('hello\n').toString('base64'), mode: 420 },
+    ]);
+    const r = await deploy(
+      { links: { 'etc/motd.d': '/../../../../../var/planted' } },
+      { OSP_IMG_PERSONALITY: personality },
+    );
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(readGuestFile(r.disk, '/var/planted/banner'), 'hello\n', 'written where the link points inside the guest');
+    assert.equal(
+      readGuestFile(r.disk, '/var/planted/banner'),
+      'hello\n',
+      'written where the link points inside the guest',
+    );
   });
 
-  it('a corrupt ext4 root stops the deployment with e2fsck\'s verdict in one line', async () => {
-    const r = await deploy({}, { OSP_IMG_PROPERTIES: '{"OSFAMILY": "linux", "ROOT_PARTITION": "1"}' }, (image) => debugfsWrite(image, 'clri <2>'));
+  it("a corrupt ext4 root stops the deployment with e2fsck's verdict in one line", async () => {
+    const r = await deploy({}, { OSP_IMG_PROPERTIES: '{"OSFAMILY": "linux", "ROOT_PARTITION": "1"}' }, (image) =>
+      debugfsWrite(image, 'clri <2>'),
+    );
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /ERROR The ext4 filesystem on \/dev\/vd[a-z]1 has errors e2fsck cannot fix automatically \(exit \d+\)/);
+    assert.match(
+      r.stderr,
+      /ERROR The ext4 filesystem on \/dev\/vd[a-z]1 has errors e2fsck cannot fix automatically \(exit \d+\)/,
+    );
   });
 });

@@ -26,7 +26,9 @@ interface QemuProcess {
 /** The helper QEMU process (not its timeout(1) wrapper) given `disk`. */
 function qemuOf(disk: string): QemuProcess | undefined {
   const r = spawnSync('ps', ['-eo', 'pid,uid,args', '--no-headers'], { encoding: 'utf8' });
-  const line = r.stdout.split('\n').find((l) => /^\s*\d+\s+\d+\s+(\S*\/)?qemu-system/.test(l) && l.includes(`file=${disk},`));
+  const line = r.stdout
+    .split('\n')
+    .find((l) => /^\s*\d+\s+\d+\s+(\S*\/)?qemu-system/.test(l) && l.includes(`file=${disk},`));
   if (!line) return undefined;
   const [pid, uid] = line.trim().split(/\s+/);
   return { pid: Number(pid), uid: Number(uid) };
@@ -49,7 +51,16 @@ function deployment(): { node: NodeFixture; disk: string; tmp: string; env: Reco
   execFileSync('truncate', ['-s', '96M', disk]);
   const tmp = join(node.root, 'tmp');
   mkdirSync(tmp);
-  const env = { ...CREATE_ENV, OSP_IMG_ID: 'guest.img', OSP_IMG_FORMAT: 'diskdump', OSP_IMG_PASSWD: SECRET, DISK_0_PATH: disk, INSTANCE_NAME: 'vm1.example.org', SNF_IMAGE_CONFIG: node.configFile, TMPDIR: tmp };
+  const env = {
+    ...CREATE_ENV,
+    OSP_IMG_ID: 'guest.img',
+    OSP_IMG_FORMAT: 'diskdump',
+    OSP_IMG_PASSWD: SECRET,
+    DISK_0_PATH: disk,
+    INSTANCE_NAME: 'vm1.example.org',
+    SNF_IMAGE_CONFIG: node.configFile,
+    TMPDIR: tmp,
+  };
   return { node, disk, tmp, env };
 }
 
@@ -75,7 +86,11 @@ describe('helper VM isolation on the host (real QEMU)', { skip, timeout: 1_800_0
     clearInterval(watcher);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(qemuSeen && looks.length > 0, 'QEMU was observed running');
-    assert.deepEqual(looks.filter((l) => l.length > 0), [], 'no floppy file by name, no file with the password, while QEMU ran');
+    assert.deepEqual(
+      looks.filter((l) => l.length > 0),
+      [],
+      'no floppy file by name, no file with the password, while QEMU ran',
+    );
   });
 
   it('two concurrent helper VMs run under different unprivileged uids', async () => {

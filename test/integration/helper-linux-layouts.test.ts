@@ -17,12 +17,14 @@ import { makeSyntheticGuest, readGuestFile, rootStartSector, type GuestOptions }
 import { CREATE_ENV } from '../fixtures/ganeti-env.ts';
 
 const skip = helperSkipReason();
-const missing = (tool: string, pkg: string): string | false => (spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0 ? false : `${tool} is not installed (apt-get install ${pkg})`);
+const missing = (tool: string, pkg: string): string | false =>
+  spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0
+    ? false
+    : `${tool} is not installed (apt-get install ${pkg})`;
 const DISK_MIB = 160;
 const STATIC_NIC = { NIC_0_IP: '192.0.2.10', NIC_0_NETWORK_SUBNET: '192.0.2.0/24', NIC_0_NETWORK_GATEWAY: '192.0.2.1' };
 let helperDir = '';
 const nodes: NodeFixture[] = [];
-
 
 /** Runs `inspect` on a copy of one partition of the disk (nothing is mounted). */
 function onPartition<T>(disk: string, part: SfdiskPartition, inspect: (file: string) => T): T {
@@ -36,7 +38,10 @@ function onPartition<T>(disk: string, part: SfdiskPartition, inspect: (file: str
 }
 
 function filesystemBytes(type: 'btrfs' | 'xfs' | 'ext4', file: string): number {
-  if (type === 'btrfs') return Number(/^total_bytes\s+(\d+)/m.exec(execFileSync('btrfs', ['inspect-internal', 'dump-super', file]).toString())?.[1]);
+  if (type === 'btrfs')
+    return Number(
+      /^total_bytes\s+(\d+)/m.exec(execFileSync('btrfs', ['inspect-internal', 'dump-super', file]).toString())?.[1],
+    );
   if (type === 'xfs') {
     const out = execFileSync('xfs_db', ['-r', '-c', 'sb 0', '-c', 'p dblocks', '-c', 'p blocksize', file]).toString();
     return Number(/dblocks = (\d+)/.exec(out)?.[1]) * Number(/blocksize = (\d+)/.exec(out)?.[1]);
@@ -52,7 +57,16 @@ async function deploy(guest: GuestOptions, env: Record<string, string> = {}, dis
   const disk = join(node.root, 'disk0');
   execFileSync('truncate', ['-s', `${diskMiB}M`, disk]);
   const r = await runScript('create', {
-    env: { ...CREATE_ENV, OSP_IMG_ID: 'guest.img', OSP_IMG_FORMAT: 'diskdump', OSP_IMG_PASSWD: 'Layouts-pw-1', DISK_0_PATH: disk, INSTANCE_NAME: 'vm1.example.org', SNF_IMAGE_CONFIG: node.configFile, ...env },
+    env: {
+      ...CREATE_ENV,
+      OSP_IMG_ID: 'guest.img',
+      OSP_IMG_FORMAT: 'diskdump',
+      OSP_IMG_PASSWD: 'Layouts-pw-1',
+      DISK_0_PATH: disk,
+      INSTANCE_NAME: 'vm1.example.org',
+      SNF_IMAGE_CONFIG: node.configFile,
+      ...env,
+    },
   });
   return { ...r, disk };
 }
@@ -70,7 +84,9 @@ describe('Linux layouts and distributions in the helper VM (real QEMU)', { skip,
   for (const type of ['btrfs', 'xfs'] as const) {
     // The kernel resizes btrfs to 256 MiB or more only.
     const diskMiB = type === 'btrfs' ? 320 : DISK_MIB;
-    it(`a ${type} root grows to the end of the disk while mounted`, { skip: type === 'xfs' ? missing('mkfs.xfs', 'xfsprogs') : missing('mkfs.btrfs', 'btrfs-progs') }, async () => {
+    it(`a ${type} root grows to the end of the disk while mounted`, {
+      skip: type === 'xfs' ? missing('mkfs.xfs', 'xfsprogs') : missing('mkfs.btrfs', 'btrfs-progs'),
+    }, async () => {
       const r = await deploy({ rootFs: type, rootMiB: 64 }, {}, diskMiB);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /task FilesystemResizeMounted finished/);
@@ -97,7 +113,9 @@ describe('Linux layouts and distributions in the helper VM (real QEMU)', { skip,
     assert.equal(read(r.disk, guest, '/etc/hostname'), 'vm1.example.org\n');
   });
 
-  it('an LVM root (fstab: /dev/mapper/...) grows: partition, pvresize, lvextend +100%FREE, then ext4; detected without ROOT_PARTITION', { skip: missing('lvm', 'lvm2') }, async () => {
+  it('an LVM root (fstab: /dev/mapper/...) grows: partition, pvresize, lvextend +100%FREE, then ext4; detected without ROOT_PARTITION', {
+    skip: missing('lvm', 'lvm2'),
+  }, async () => {
     const guest: GuestOptions = { lvmVolumeGroup: 'snf-vg' };
     const r = await deploy(guest);
     assert.equal(r.code, 0, r.stderr);
@@ -107,7 +125,9 @@ describe('Linux layouts and distributions in the helper VM (real QEMU)', { skip,
     assert.ok(pv);
     assert.equal(pv.start + pv.size, DISK_MIB * 2048);
     // The logical volume starts 1 MiB into the physical volume (pe_start); it now spans the rest.
-    const bytes = onPartition(r.disk, { ...pv, start: pv.start + 2048, size: pv.size - 2048 }, (file) => filesystemBytes('ext4', file));
+    const bytes = onPartition(r.disk, { ...pv, start: pv.start + 2048, size: pv.size - 2048 }, (file) =>
+      filesystemBytes('ext4', file),
+    );
     assert.ok(bytes > 150 * 1048576, `ext4 on the volume grown to ${bytes} bytes`);
     assert.equal(readGuestFile(r.disk, '/etc/hostname', pv.start + 2048), 'vm1.example.org\n');
   });
@@ -115,7 +135,10 @@ describe('Linux layouts and distributions in the helper VM (real QEMU)', { skip,
   it('Red Hat family: hostname in /etc/hostname and /etc/sysconfig/network, ifcfg file, SELinux relabel', async () => {
     const guest: GuestOptions = {
       osRelease: 'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.3"\n',
-      files: { 'etc/sysconfig/network': 'NETWORKING=yes\nHOSTNAME=template-host\n', 'etc/sysconfig/network-scripts/ifcfg-lo': 'DEVICE=lo\n' },
+      files: {
+        'etc/sysconfig/network': 'NETWORKING=yes\nHOSTNAME=template-host\n',
+        'etc/sysconfig/network-scripts/ifcfg-lo': 'DEVICE=lo\n',
+      },
       executables: { 'usr/lib/systemd/systemd-udevd': '' },
     };
     const r = await deploy(guest, STATIC_NIC);
@@ -130,7 +153,10 @@ describe('Linux layouts and distributions in the helper VM (real QEMU)', { skip,
   });
 
   it('SUSE: /etc/HOSTNAME and a NetworkManager connection', async () => {
-    const guest: GuestOptions = { osRelease: 'NAME="openSUSE Leap"\nID="opensuse-leap"\nID_LIKE="suse opensuse"\nVERSION_ID="15.5"\n', executables: { 'usr/sbin/NetworkManager': '' } };
+    const guest: GuestOptions = {
+      osRelease: 'NAME="openSUSE Leap"\nID="opensuse-leap"\nID_LIKE="suse opensuse"\nVERSION_ID="15.5"\n',
+      executables: { 'usr/sbin/NetworkManager': '' },
+    };
     const r = await deploy(guest, STATIC_NIC);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(read(r.disk, guest, '/etc/HOSTNAME'), 'vm1.example.org\n');
@@ -140,7 +166,13 @@ describe('Linux layouts and distributions in the helper VM (real QEMU)', { skip,
   });
 
   it('Arch: /etc/hostname and a systemd-networkd file when networkd is enabled', async () => {
-    const guest: GuestOptions = { osRelease: 'NAME="Arch Linux"\nID=arch\n', links: { 'etc/systemd/system/multi-user.target.wants/systemd-networkd.service': '/usr/lib/systemd/system/systemd-networkd.service' } };
+    const guest: GuestOptions = {
+      osRelease: 'NAME="Arch Linux"\nID=arch\n',
+      links: {
+        'etc/systemd/system/multi-user.target.wants/systemd-networkd.service':
+          '/usr/lib/systemd/system/systemd-networkd.service',
+      },
+    };
     const r = await deploy(guest, STATIC_NIC);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(read(r.disk, guest, '/etc/hostname'), 'vm1.example.org\n');
@@ -152,13 +184,20 @@ describe('Linux layouts and distributions in the helper VM (real QEMU)', { skip,
 
   it('Alpine: /etc/hostname and /etc/network/interfaces', async () => {
     // eudev: NICs named by a udev rule.
-    const guest: GuestOptions = { osRelease: 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\n', files: { 'etc/network/interfaces': 'auto lo\niface lo inet loopback\n' }, executables: { 'sbin/udevd': '' } };
+    const guest: GuestOptions = {
+      osRelease: 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\n',
+      files: { 'etc/network/interfaces': 'auto lo\niface lo inet loopback\n' },
+      executables: { 'sbin/udevd': '' },
+    };
     const r = await deploy(guest, STATIC_NIC);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(read(r.disk, guest, '/etc/hostname'), 'vm1.example.org\n');
     const interfaces = read(r.disk, guest, '/etc/network/interfaces');
     assert.match(interfaces, /iface snf0 inet static/);
     assert.match(interfaces, /address 192\.0\.2\.10/);
-    assert.match(read(r.disk, guest, '/etc/udev/rules.d/70-snf-image-net.rules'), /ATTR\{address\}=="aa:00:00:6b:74:80".*NAME="snf0"/);
+    assert.match(
+      read(r.disk, guest, '/etc/udev/rules.d/70-snf-image-net.rules'),
+      /ATTR\{address\}=="aa:00:00:6b:74:80".*NAME="snf0"/,
+    );
   });
 });

@@ -31,17 +31,31 @@ async function deploy(guest: GuestOptions, properties: Record<string, string> = 
   const disk = join(node.root, 'disk0');
   execFileSync('truncate', ['-s', '96M', disk]);
   const r = await runScript('create', {
-    env: { ...CREATE_ENV, OSP_IMG_ID: 'guest.img', OSP_IMG_FORMAT: 'diskdump', OSP_IMG_PASSWD: 'Trust-pw-5150', OSP_IMG_PROPERTIES: JSON.stringify(properties), DISK_0_PATH: disk, INSTANCE_NAME: 'vm1.example.org', SNF_IMAGE_CONFIG: node.configFile },
+    env: {
+      ...CREATE_ENV,
+      OSP_IMG_ID: 'guest.img',
+      OSP_IMG_FORMAT: 'diskdump',
+      OSP_IMG_PASSWD: 'Trust-pw-5150',
+      OSP_IMG_PROPERTIES: JSON.stringify(properties),
+      DISK_0_PATH: disk,
+      INSTANCE_NAME: 'vm1.example.org',
+      SNF_IMAGE_CONFIG: node.configFile,
+    },
   });
   return { ...r, disk };
 }
 
 /** debugfs stat of a guest path on the deployed disk's first partition: type, link target, mode, owner. */
-function guestStat(disk: string, guestPath: string): { type: string; link?: string; mode: number; uid: number; gid: number } {
+function guestStat(
+  disk: string,
+  guestPath: string,
+): { type: string; link?: string; mode: number; uid: number; gid: number } {
   const part = `${disk}.p1`;
   execFileSync('dd', [`if=${disk}`, `of=${part}`, 'bs=512', 'skip=2048', 'status=none']);
   try {
-    const out = execFileSync('debugfs', ['-R', `stat ${guestPath}`, part], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    const out = execFileSync('debugfs', ['-R', `stat ${guestPath}`, part], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).toString();
     const type = /Type: (\S+)/.exec(out)?.[1] ?? 'missing';
     const link = /Fast link dest: "(.*)"/.exec(out)?.[1];
     const mode = parseInt(/Mode:\s+(\d+)/.exec(out)?.[1] ?? '0', 8);
@@ -54,7 +68,10 @@ function guestStat(disk: string, guestPath: string): { type: string; link?: stri
 }
 
 /** Shell lines recording, for each attempt, whether it worked: "<name> allowed|denied". */
-const PROBES = (shell: string, out: string) => `try() { name=$1; shift; if ( "$@" ) >/dev/null 2>&1; then echo "$name allowed"; else echo "$name denied"; fi >> ${out}; }
+const PROBES = (
+  shell: string,
+  out: string,
+) => `try() { name=$1; shift; if ( "$@" ) >/dev/null 2>&1; then echo "$name allowed"; else echo "$name denied"; fi >> ${out}; }
 : > ${out}
 try read-config-floppy ${shell} -c 'dd if=/dev/fd0 of=/dev/null bs=512 count=1'
 try open-result-port ${shell} -c 'exec 3>/dev/ttyS1'
@@ -66,7 +83,17 @@ try helper-fds ${shell} -c 'ls -l /proc/[0-9]*/fd/ | grep -q -e ttyS -e fd0'
 try mount-proc ${shell} -c 'mount -t proc proc /mnt'
 try chroot-again ${shell} -c 'chroot / /bin/true || chroot / /bin/busybox true'
 `;
-const ATTEMPTS = ['read-config-floppy', 'open-result-port', 'open-monitor-port', 'read-disk', 'mknod-disk', 'mknod-serial', 'helper-fds', 'mount-proc', 'chroot-again'];
+const ATTEMPTS = [
+  'read-config-floppy',
+  'open-result-port',
+  'open-monitor-port',
+  'read-disk',
+  'mknod-disk',
+  'mknod-serial',
+  'helper-fds',
+  'mount-proc',
+  'chroot-again',
+];
 
 describe('the guest-side trust boundary in the helper VM (real QEMU)', { skip, timeout: 3_600_000 }, () => {
   before(() => {
@@ -77,16 +104,26 @@ describe('the guest-side trust boundary in the helper VM (real QEMU)', { skip, t
   });
 
   it('links planted at the temporary names (to the result and monitor ports, to the guest passwd file) are not followed: SUCCESS, links untouched', async () => {
-    const links = { 'etc/hosts.snf-image-tmp': '/dev/ttyS1', 'etc/hostname.snf-image-tmp': '/dev/ttyS2', 'etc/machine-id.snf-image-tmp': 'passwd' };
+    const links = {
+      'etc/hosts.snf-image-tmp': '/dev/ttyS1',
+      'etc/hostname.snf-image-tmp': '/dev/ttyS2',
+      'etc/machine-id.snf-image-tmp': 'passwd',
+    };
     const r = await deploy({ links });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /Customization status is: SUCCESS/);
     assert.match(readGuestFile(r.disk, '/etc/hosts'), /^127\.0\.1\.1\tvm1\.example\.org vm1$/m);
     assert.equal(readGuestFile(r.disk, '/etc/hostname'), 'vm1.example.org\n');
     assert.match(readGuestFile(r.disk, '/etc/machine-id'), /^[0-9a-f]{32}\n$/);
-    assert.equal(readGuestFile(r.disk, '/etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\nuser:x:1000:1000:User:/home/user:/bin/bash\n', 'the link target inside the guest is untouched');
-    for (const path of ['/etc/hosts', '/etc/hostname', '/etc/machine-id']) assert.equal(guestStat(r.disk, path).type, 'regular', path);
-    for (const [path, target] of Object.entries(links)) assert.equal(guestStat(r.disk, `/${path}`).link, target, `/${path} is left as it was`);
+    assert.equal(
+      readGuestFile(r.disk, '/etc/passwd'),
+      'root:x:0:0:root:/root:/bin/bash\nuser:x:1000:1000:User:/home/user:/bin/bash\n',
+      'the link target inside the guest is untouched',
+    );
+    for (const path of ['/etc/hosts', '/etc/hostname', '/etc/machine-id'])
+      assert.equal(guestStat(r.disk, path).type, 'regular', path);
+    for (const [path, target] of Object.entries(links))
+      assert.equal(guestStat(r.disk, `/${path}`).link, target, `/${path} is left as it was`);
   });
 
   it('CUSTOM_TASK runs without the config, ports, device nodes, helper processes, mounts or kernel settings, and still edits the guest, reads the instance disk and chroots into the guest', async () => {
@@ -109,12 +146,19 @@ chmod 0640 "$TARGET/etc/custom-task-ran"
     // (DEV_<i>, e.g. a bootloader install) and chroot "$TARGET"; not the helper's own disk
     // (read-disk: /dev/vda is the helper root).
     const allowed = new Set(['chroot-again', 'read-instance-disk']);
-    assert.deepEqual(probe, [...ATTEMPTS, 'sysctl-write', 'sysrq', 'sysfs', 'remount-guest', 'read-instance-disk'].map((a) => `${a} ${allowed.has(a) ? 'allowed' : 'denied'}`).concat('CapEff:000000000004001b'));
+    assert.deepEqual(
+      probe,
+      [...ATTEMPTS, 'sysctl-write', 'sysrq', 'sysfs', 'remount-guest', 'read-instance-disk']
+        .map((a) => `${a} ${allowed.has(a) ? 'allowed' : 'denied'}`)
+        .concat('CapEff:000000000004001b'),
+    );
     assert.equal(readGuestFile(r.disk, '/etc/custom-task-ran'), 'edited\n');
     assert.deepEqual(guestStat(r.disk, '/etc/custom-task-ran'), { type: 'regular', mode: 0o640, uid: 1000, gid: 1000 });
   });
 
-  it('an in-image override runs chrooted without the config, ports, disks, device nodes, mounts or a second chroot', { skip: busyboxMissing }, async () => {
+  it('an in-image override runs chrooted without the config, ports, disks, device nodes, mounts or a second chroot', {
+    skip: busyboxMissing,
+  }, async () => {
     const override = `#!/bin/busybox sh
 [ "$1" = pre-exec ] || exit 0
 export PATH=/bin
@@ -122,10 +166,24 @@ ${PROBES('/bin/busybox sh', '/etc/override-probe')}
 exit 101
 `;
     const links: Record<string, string> = {};
-    for (const applet of ['sh', 'dd', 'mknod', 'ls', 'grep', 'mount', 'chroot', 'true']) links[`bin/${applet}`] = 'busybox';
-    const r = await deploy({ files: { 'mnt/.keep': '' }, executables: { 'bin/busybox': readFileSync(BUSYBOX), 'root/snf-image/helper/overwrite_task_AssignHostname': override }, links }, { ALLOW_MOUNTED_TASK_OVERWRITING: 'yes' });
+    for (const applet of ['sh', 'dd', 'mknod', 'ls', 'grep', 'mount', 'chroot', 'true'])
+      links[`bin/${applet}`] = 'busybox';
+    const r = await deploy(
+      {
+        files: { 'mnt/.keep': '' },
+        executables: {
+          'bin/busybox': readFileSync(BUSYBOX),
+          'root/snf-image/helper/overwrite_task_AssignHostname': override,
+        },
+        links,
+      },
+      { ALLOW_MOUNTED_TASK_OVERWRITING: 'yes' },
+    );
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(readGuestFile(r.disk, '/etc/override-probe').trim().split('\n'), ATTEMPTS.map((a) => `${a} denied`));
+    assert.deepEqual(
+      readGuestFile(r.disk, '/etc/override-probe').trim().split('\n'),
+      ATTEMPTS.map((a) => `${a} denied`),
+    );
     assert.equal(readGuestFile(r.disk, '/etc/hostname'), 'vm1.example.org\n', 'the built-in task ran after pre-exec');
   });
 });

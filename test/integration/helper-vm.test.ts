@@ -29,7 +29,12 @@ function nodeWithHelper(extra = ''): NodeFixture {
 function qemuProcesses(disk: string): string[] {
   const r = spawnSync('ps', ['-eo', 'pid,user:20,args', '--no-headers'], { encoding: 'utf8' });
   // The QEMU process itself, not its timeout(1) wrapper.
-  return r.stdout.split('\n').filter((l) => /^\s*\d+\s+\S+\s+(\S*\/)?qemu-system/.test(l) && /snf-image-helper-/.test(l) && l.includes(`file=${disk},`));
+  return r.stdout
+    .split('\n')
+    .filter(
+      (l) =>
+        /^\s*\d+\s+\S+\s+(\S*\/)?qemu-system/.test(l) && /snf-image-helper-/.test(l) && l.includes(`file=${disk},`),
+    );
 }
 
 /** The private TMPDIR each create of this file runs with, and the helper files left in it. */
@@ -45,7 +50,17 @@ function helperTempDirs(node: NodeFixture): string[] {
 
 async function create(node: NodeFixture, disk: string, image: string, extra: Record<string, string> = {}) {
   return runScript('create', {
-    env: { ...CREATE_ENV, OSP_IMG_ID: image, OSP_IMG_FORMAT: 'diskdump', OSP_IMG_PASSWD: SECRET, DISK_0_PATH: disk, INSTANCE_NAME: 'vm1.example.org', SNF_IMAGE_CONFIG: node.configFile, TMPDIR: tempDirOf(node), ...extra },
+    env: {
+      ...CREATE_ENV,
+      OSP_IMG_ID: image,
+      OSP_IMG_FORMAT: 'diskdump',
+      OSP_IMG_PASSWD: SECRET,
+      DISK_0_PATH: disk,
+      INSTANCE_NAME: 'vm1.example.org',
+      SNF_IMAGE_CONFIG: node.configFile,
+      TMPDIR: tempDirOf(node),
+      ...extra,
+    },
   });
 }
 
@@ -61,7 +76,11 @@ describe('helper VM (real QEMU)', { skip, timeout: 1_800_000 }, () => {
     execFileSync('truncate', ['-s', '128M', disk]);
     // Last state seen of each QEMU process: it starts as root and switches to its own uid from HELPER_UIDS (-runas uid:gid).
     const seen = new Map<string, string>();
-    const watcher = setInterval(() => qemuProcesses(disk).forEach((l) => seen.set(l.trim().split(/\s+/)[0] ?? '', l.trim().replace(/^\d+\s+/, ''))), 100);
+    const watcher = setInterval(
+      () =>
+        qemuProcesses(disk).forEach((l) => seen.set(l.trim().split(/\s+/)[0] ?? '', l.trim().replace(/^\d+\s+/, ''))),
+      100,
+    );
     const r = await create(node, disk, 'guest.img');
     clearInterval(watcher);
     assert.equal(r.code, 0, r.stderr);
@@ -93,7 +112,17 @@ describe('helper VM (real QEMU)', { skip, timeout: 1_800_000 }, () => {
     const created = await create(node, disk, 'guest.img');
     assert.equal(created.code, 0, created.stderr);
     const shadowBefore = readGuestFile(disk, '/etc/shadow');
-    const r = await runScript('rename', { env: { ...CREATE_ENV, DISK_0_PATH: disk, INSTANCE_NAME: 'vm2.example.org', OLD_INSTANCE_NAME: 'vm1.example.org', OSP_IMG_ID: 'guest.img', OSP_IMG_FORMAT: 'diskdump', SNF_IMAGE_CONFIG: node.configFile } });
+    const r = await runScript('rename', {
+      env: {
+        ...CREATE_ENV,
+        DISK_0_PATH: disk,
+        INSTANCE_NAME: 'vm2.example.org',
+        OLD_INSTANCE_NAME: 'vm1.example.org',
+        OSP_IMG_ID: 'guest.img',
+        OSP_IMG_FORMAT: 'diskdump',
+        SNF_IMAGE_CONFIG: node.configFile,
+      },
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /guest hostname changed guest=vm2\.example\.org/);
     assert.doesNotMatch(r.stderr, /task (FixPartitionTable|ChangePassword|DeleteSSHKeys) started/);
@@ -112,9 +141,21 @@ describe('helper VM (real QEMU)', { skip, timeout: 1_800_000 }, () => {
     execFileSync('truncate', ['-s', '96M', disk]);
     const r = await create(node, disk, 'guest.img', { OSP_IMG_PROPERTIES: '{"EXCLUDE_TASK_DeleteSSHKeys": "yes"}' });
     assert.equal(r.code, 0, r.stderr);
-    const messages = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; subtype?: string; task?: string; messages?: string[] });
-    const tasks = messages.filter((m) => m.type === 'image-helper' && (m.subtype === 'task-start' || m.subtype === 'task-end')).map((m) => `${m.subtype}:${m.task}`);
-    assert.deepEqual(tasks.slice(0, 6), ['task-start:FixPartitionTable', 'task-end:FixPartitionTable', 'task-start:FilesystemResizeUnmounted', 'task-end:FilesystemResizeUnmounted', 'task-start:MountImage', 'task-end:MountImage']);
+    const messages = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; subtype?: string; task?: string; messages?: string[] });
+    const tasks = messages
+      .filter((m) => m.type === 'image-helper' && (m.subtype === 'task-start' || m.subtype === 'task-end'))
+      .map((m) => `${m.subtype}:${m.task}`);
+    assert.deepEqual(tasks.slice(0, 6), [
+      'task-start:FixPartitionTable',
+      'task-end:FixPartitionTable',
+      'task-start:FilesystemResizeUnmounted',
+      'task-end:FilesystemResizeUnmounted',
+      'task-start:MountImage',
+      'task-end:MountImage',
+    ]);
     assert.equal(tasks.at(-1), 'task-end:UmountImage');
     assert.ok(!tasks.some((t) => t.endsWith(':DeleteSSHKeys')), 'excluded task did not run');
     assert.ok(messages.some((m) => m.subtype === 'warning' && m.messages?.[0]?.includes('EXCLUDE_TASK_DeleteSSHKeys')));
@@ -123,12 +164,17 @@ describe('helper VM (real QEMU)', { skip, timeout: 1_800_000 }, () => {
 
   it('a failing task reaches the admin as one line and create exits non-zero', async () => {
     const node = nodeWithHelper();
-    makeSyntheticGuest(join(node.imageDir, 'guest.img'), { fstab: (u) => `UUID=${u} / ext4 defaults 0 1\nUUID=00000000-dead-beef-0000-000000000000 /var ext4 defaults 0 2\n` });
+    makeSyntheticGuest(join(node.imageDir, 'guest.img'), {
+      fstab: (u) => `UUID=${u} / ext4 defaults 0 1\nUUID=00000000-dead-beef-0000-000000000000 /var ext4 defaults 0 2\n`,
+    });
     const disk = join(node.root, 'disk0');
     execFileSync('truncate', ['-s', '96M', disk]);
     const r = await create(node, disk, 'guest.img');
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /ERROR fstab names UUID=00000000-dead-beef-0000-000000000000, but no partition of the image has it$/m);
+    assert.match(
+      r.stderr,
+      /ERROR fstab names UUID=00000000-dead-beef-0000-000000000000, but no partition of the image has it$/m,
+    );
     assert.deepEqual(qemuProcesses(disk), []);
   });
 

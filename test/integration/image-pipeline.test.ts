@@ -6,7 +6,17 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -44,8 +54,14 @@ function makeImage(): void {
   ];
   for (const [tool, args] of tools) execFileSync(tool, args);
   writeFileSync(join(node.imageDir, 'truncated.img.zst'), readFileSync(`${raw}.zst`).subarray(0, 200 * 1024));
-  writeFileSync(join(node.imageDir, 'corrupt.img.gz'), Buffer.concat([readFileSync(`${raw}.gz`).subarray(0, 4096), randomBytes(100000)]));
-  writeFileSync(join(node.imageDir, 'corrupt.img.zst'), Buffer.concat([readFileSync(`${raw}.zst`).subarray(0, 4096), randomBytes(100000)]));
+  writeFileSync(
+    join(node.imageDir, 'corrupt.img.gz'),
+    Buffer.concat([readFileSync(`${raw}.gz`).subarray(0, 4096), randomBytes(100000)]),
+  );
+  writeFileSync(
+    join(node.imageDir, 'corrupt.img.zst'),
+    Buffer.concat([readFileSync(`${raw}.zst`).subarray(0, 4096), randomBytes(100000)]),
+  );
   writeFileSync(join(node.imageDir, 'truncated.img.xz'), readFileSync(`${raw}.xz`).subarray(0, 100 * 1024));
   writeFileSync(join(node.imageDir, 'truncated.img.bz2'), readFileSync(`${raw}.bz2`).subarray(0, 100 * 1024));
 }
@@ -64,7 +80,15 @@ function sha256Prefix(path: string, bytes: number): string {
 
 async function deploy(disk: string, imgId: string, imgFormat: string, extra: Record<string, string> = {}) {
   return runScript('create', {
-    env: { ...CREATE_ENV, OSP_IMG_ID: imgId, OSP_IMG_FORMAT: imgFormat, OSP_IMG_PROPERTIES: JSON.stringify({ EXCLUDE_ALL_TASKS: 'yes', ...JSON.parse(extra.props ?? '{}') }), DISK_0_PATH: disk, SNF_IMAGE_CONFIG: node.configFile, ...Object.fromEntries(Object.entries(extra).filter(([k]) => k !== 'props')) },
+    env: {
+      ...CREATE_ENV,
+      OSP_IMG_ID: imgId,
+      OSP_IMG_FORMAT: imgFormat,
+      OSP_IMG_PROPERTIES: JSON.stringify({ EXCLUDE_ALL_TASKS: 'yes', ...JSON.parse(extra.props ?? '{}') }),
+      DISK_0_PATH: disk,
+      SNF_IMAGE_CONFIG: node.configFile,
+      ...Object.fromEntries(Object.entries(extra).filter(([k]) => k !== 'props')),
+    },
   });
 }
 
@@ -125,12 +149,21 @@ describe('image pipeline (built binary, create with a Ganeti environment)', { sk
       const r = await deploy(disk, id, format);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(sha256Prefix(disk, 24 * MiB), rawSha256);
-      assert.ok(readFileSync(disk).subarray(24 * MiB).every((b) => b === 0), 'tail zeroed');
+      assert.ok(
+        readFileSync(disk)
+          .subarray(24 * MiB)
+          .every((b) => b === 0),
+        'tail zeroed',
+      );
     });
   }
 
   it('http source (and its SHA256SUMS sidecar) and an http qcow2', async () => {
-    for (const [id, format] of [[`${base}/disk.img`, 'diskdump'], [`${base}/disk.qcow2`, 'qcow2'], [`${base}/disk.img.gz`, 'diskdump']] as const) {
+    for (const [id, format] of [
+      [`${base}/disk.img`, 'diskdump'],
+      [`${base}/disk.qcow2`, 'qcow2'],
+      [`${base}/disk.img.gz`, 'diskdump'],
+    ] as const) {
       const disk = dirtyFile('http', 32 * MiB);
       const r = await deploy(disk, id, format);
       assert.equal(r.code, 0, r.stderr);
@@ -143,8 +176,17 @@ describe('image pipeline (built binary, create with a Ganeti environment)', { sk
     const r = await deploy(disk, base.replace('http://', 'http://admin:pw-in-img-id@') + '/disk.img', 'diskdump');
     assert.equal(r.code, 0, r.stderr);
     assert.equal(sha256Prefix(disk, 24 * MiB), rawSha256);
-    assert.match(r.stderr, new RegExp(`deploying image .*img_id=${base.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}/disk\\.img`));
-    assert.ok(!r.stderr.includes('pw-in-img-id'), r.stderr.split('\n').filter((l) => l.includes('pw-in-img-id')).join('\n'));
+    assert.match(
+      r.stderr,
+      new RegExp(`deploying image .*img_id=${base.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}/disk\\.img`),
+    );
+    assert.ok(
+      !r.stderr.includes('pw-in-img-id'),
+      r.stderr
+        .split('\n')
+        .filter((l) => l.includes('pw-in-img-id'))
+        .join('\n'),
+    );
   });
 
   it('img_id=null leaves the disk as it is', async () => {
@@ -156,22 +198,53 @@ describe('image pipeline (built binary, create with a Ganeti environment)', { sk
 
   const refusedBeforeWriting: Array<[string, string, string, RegExp, Record<string, string>?]> = [
     ['missing image', 'nope.img', 'diskdump', /ERROR img_id: local image 'nope\.img' not found in IMAGE_DIR/],
-    ['path escaping IMAGE_DIR', 'local://../snf-image.conf', 'diskdump', /ERROR img_id: local image path escapes IMAGE_DIR/],
-    ['HTTP 404', '%BASE%/missing.img', 'diskdump', /ERROR img_id: http:\/\/127\.0\.0\.1:\d+\/missing\.img answered HTTP 404/],
+    [
+      'path escaping IMAGE_DIR',
+      'local://../snf-image.conf',
+      'diskdump',
+      /ERROR img_id: local image path escapes IMAGE_DIR/,
+    ],
+    [
+      'HTTP 404',
+      '%BASE%/missing.img',
+      'diskdump',
+      /ERROR img_id: http:\/\/127\.0\.0\.1:\d+\/missing\.img answered HTTP 404/,
+    ],
     ['HTTP 500', '%BASE%/error', 'diskdump', /ERROR img_id: .* answered HTTP 500/],
-    ['wrong declared format (qcow2 as diskdump)', 'disk.qcow2', 'diskdump', /ERROR img_format: declared diskdump but the image is a qcow2 image \(use img_format=qcow2\)/],
-    ['wrong declared format (raw as vmdk)', 'disk.img', 'vmdk', /ERROR img_format: declared vmdk but the image is a raw disk with an MBR/],
+    [
+      'wrong declared format (qcow2 as diskdump)',
+      'disk.qcow2',
+      'diskdump',
+      /ERROR img_format: declared diskdump but the image is a qcow2 image \(use img_format=qcow2\)/,
+    ],
+    [
+      'wrong declared format (raw as vmdk)',
+      'disk.img',
+      'vmdk',
+      /ERROR img_format: declared vmdk but the image is a raw disk with an MBR/,
+    ],
     ['qcow2 with a backing file', 'backed.qcow2', 'qcow2', /ERROR img_id: the qcow2 image has a backing file/],
-    ['image larger than the disk', 'disk.img', 'diskdump', /ERROR img_id: the image \(25165824 bytes\) is larger than the disk \(8388608 bytes\)/],
+    [
+      'image larger than the disk',
+      'disk.img',
+      'diskdump',
+      /ERROR img_id: the image \(25165824 bytes\) is larger than the disk \(8388608 bytes\)/,
+    ],
   ];
   for (const [label, id, format, message] of refusedBeforeWriting) {
     it(`refuses ${label} with one line and nothing written`, async () => {
-      const disk = dirtyFile(`bad-${label.replace(/\W+/g, '-')}`, label.startsWith('image larger') ? 8 * MiB : 32 * MiB);
+      const disk = dirtyFile(
+        `bad-${label.replace(/\W+/g, '-')}`,
+        label.startsWith('image larger') ? 8 * MiB : 32 * MiB,
+      );
       const r = await deploy(disk, id.replace('%BASE%', base), format);
       assert.equal(r.code, 1);
       assert.match(r.stderr, message);
       assert.equal(r.stderr.split('\n').filter((l) => / ERROR /.test(l)).length, 1, r.stderr);
-      assert.ok(readFileSync(disk).every((b) => b === 0xff), 'disk untouched');
+      assert.ok(
+        readFileSync(disk).every((b) => b === 0xff),
+        'disk untouched',
+      );
     });
   }
 
@@ -181,15 +254,28 @@ describe('image pipeline (built binary, create with a Ganeti environment)', { sk
     ['corrupt zstd stream', 'corrupt.img.zst', /ERROR img_id: the zstd stream is corrupt or truncated/],
     ['truncated xz stream', 'truncated.img.xz', /ERROR img_id: the xz stream is corrupt or truncated/],
     ['truncated bzip2 stream', 'truncated.img.bz2', /ERROR img_id: the bzip2 stream is corrupt or truncated/],
-    ['connection dropped mid-stream', '%BASE%/drop.img', /ERROR img_id: download of .*drop\.img failed after \d+ bytes/],
-    ['checksum mismatch (property)', 'disk.img', /ERROR img_id: sha256 checksum mismatch \(expected 0000000000000000… from the SHA256 image property/, { props: JSON.stringify({ SHA256: '0'.repeat(64) }) }],
+    [
+      'connection dropped mid-stream',
+      '%BASE%/drop.img',
+      /ERROR img_id: download of .*drop\.img failed after \d+ bytes/,
+    ],
+    [
+      'checksum mismatch (property)',
+      'disk.img',
+      /ERROR img_id: sha256 checksum mismatch \(expected 0000000000000000… from the SHA256 image property/,
+      { props: JSON.stringify({ SHA256: '0'.repeat(64) }) },
+    ],
     ...(['zst', 'gz', 'xz', 'bz2'] as const).map((ext): [string, string, RegExp, Record<string, string>] => [
       `checksum mismatch (property, .${ext} image: the mismatch, not a decompressor complaint)`,
       `disk.img.${ext}`,
       /ERROR img_id: sha256 checksum mismatch \(expected 0000000000000000… from the SHA256 image property/,
       { props: JSON.stringify({ SHA256: '0'.repeat(64) }) },
     ]),
-    ['checksum mismatch (SHA256SUMS sidecar)', '%BASE%/disk.img.zst', /ERROR img_id: sha256 checksum mismatch .* from SHA256SUMS next to the image/],
+    [
+      'checksum mismatch (SHA256SUMS sidecar)',
+      '%BASE%/disk.img.zst',
+      /ERROR img_id: sha256 checksum mismatch .* from SHA256SUMS next to the image/,
+    ],
   ];
   for (const [label, id, message, extra] of failsWhileStreaming) {
     it(`fails on a ${label} with one clear line`, async () => {
@@ -219,13 +305,27 @@ describe('image pipeline (built binary, create with a Ganeti environment)', { sk
       const file = dirtyFile('loop-backing', 32 * MiB);
       const loop = execFileSync('losetup', ['-f', '--show', file]).toString().trim();
       try {
-        for (const [id, format] of [['disk.img', 'diskdump'], ['disk.img.zst', 'diskdump'], ['disk.img.gz', 'diskdump'], ['disk.img.xz', 'diskdump'], ['disk.img.bz2', 'diskdump'], ['disk.qcow2', 'qcow2'], ['disk.vmdk', 'vmdk'], ['disk.vdi', 'vdi'], ['disk.vhdx', 'vhdx']] as const) {
+        for (const [id, format] of [
+          ['disk.img', 'diskdump'],
+          ['disk.img.zst', 'diskdump'],
+          ['disk.img.gz', 'diskdump'],
+          ['disk.img.xz', 'diskdump'],
+          ['disk.img.bz2', 'diskdump'],
+          ['disk.qcow2', 'qcow2'],
+          ['disk.vmdk', 'vmdk'],
+          ['disk.vdi', 'vdi'],
+          ['disk.vhdx', 'vhdx'],
+        ] as const) {
           execFileSync('dd', ['if=/dev/zero', `of=${loop}`, 'bs=1M', 'count=32', 'status=none']);
-          execFileSync('sh', ['-c', `tr '\\000' '\\377' < /dev/zero | dd of=${loop} bs=1M count=32 iflag=fullblock status=none`]);
+          execFileSync('sh', [
+            '-c',
+            `tr '\\000' '\\377' < /dev/zero | dd of=${loop} bs=1M count=32 iflag=fullblock status=none`,
+          ]);
           const r = await deploy(loop, id, format);
           assert.equal(r.code, 0, r.stderr);
           const got = createHash('sha256');
-          for await (const chunk of createReadStream(loop, { start: 0, end: 24 * MiB - 1 })) got.update(chunk as Buffer);
+          for await (const chunk of createReadStream(loop, { start: 0, end: 24 * MiB - 1 }))
+            got.update(chunk as Buffer);
           assert.equal(got.digest('hex'), rawSha256, id);
         }
       } finally {
@@ -245,7 +345,9 @@ describe('image cache (built binary)', { skip }, () => {
   const tmpDir = join(scratch, 'tmp');
   mkdirSync(tmpDir);
   const cachedNode = makeNode(`HTTP_RETRIES=1\nHTTP_TIMEOUT=5\nIMAGE_CACHE_DIR=${cacheDir}\nIMAGE_TMP_DIR=${tmpDir}\n`);
-  const uncachedNode = makeNode(`HTTP_RETRIES=1\nHTTP_TIMEOUT=5\nIMAGE_CACHE=no\nIMAGE_CACHE_DIR=${join(scratch, 'unused')}\n`);
+  const uncachedNode = makeNode(
+    `HTTP_RETRIES=1\nHTTP_TIMEOUT=5\nIMAGE_CACHE=no\nIMAGE_CACHE_DIR=${join(scratch, 'unused')}\n`,
+  );
   let cacheServer: Server;
   let cacheBase = '';
   const full = new Map<string, number>();
@@ -257,8 +359,23 @@ describe('image cache (built binary)', { skip }, () => {
     return existsSync(cacheDir) ? readdirSync(cacheDir).filter((f) => f.startsWith(key)) : [];
   };
 
-  const deployOn = (fixture: typeof node, disk: string, imgId: string, imgFormat: string, props: Record<string, string> = {}) =>
-    runScript('create', { env: { ...CREATE_ENV, OSP_IMG_ID: imgId, OSP_IMG_FORMAT: imgFormat, OSP_IMG_PROPERTIES: JSON.stringify({ EXCLUDE_ALL_TASKS: 'yes', ...props }), DISK_0_PATH: disk, SNF_IMAGE_CONFIG: fixture.configFile } });
+  const deployOn = (
+    fixture: typeof node,
+    disk: string,
+    imgId: string,
+    imgFormat: string,
+    props: Record<string, string> = {},
+  ) =>
+    runScript('create', {
+      env: {
+        ...CREATE_ENV,
+        OSP_IMG_ID: imgId,
+        OSP_IMG_FORMAT: imgFormat,
+        OSP_IMG_PROPERTIES: JSON.stringify({ EXCLUDE_ALL_TASKS: 'yes', ...props }),
+        DISK_0_PATH: disk,
+        SNF_IMAGE_CONFIG: fixture.configFile,
+      },
+    });
 
   before(async () => {
     // Serves the images of the shared node with an ETag, answering If-None-Match with 304.
@@ -299,7 +416,12 @@ describe('image cache (built binary)', { skip }, () => {
       const r = await deployOn(cachedNode, disk, `${cacheBase}/disk.img`, 'diskdump');
       assert.equal(r.code, 0, r.stderr);
       assert.equal(sha256Prefix(disk, 24 * MiB), rawSha256);
-      assert.ok(readFileSync(disk).subarray(24 * MiB).every((b) => b === 0), 'tail zeroed');
+      assert.ok(
+        readFileSync(disk)
+          .subarray(24 * MiB)
+          .every((b) => b === 0),
+        'tail zeroed',
+      );
       if (round === 2) assert.match(r.stderr, /image cache hit \(the server says it is unchanged\)/);
     }
     assert.equal(full.get('/disk.img'), 1);
@@ -315,7 +437,10 @@ describe('image cache (built binary)', { skip }, () => {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(sha256Prefix(disk, 24 * MiB), rawSha256);
       assert.doesNotMatch(r.stderr, /need random access: downloading first/);
-      assert.match(r.stderr, new RegExp(`image source opened .*cached: ${cacheDir.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}/`));
+      assert.match(
+        r.stderr,
+        new RegExp(`image source opened .*cached: ${cacheDir.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}/`),
+      );
     }
     assert.equal(full.get('/disk.qcow2'), 1);
     assert.equal(notModified.get('/disk.qcow2'), 1);
@@ -324,21 +449,33 @@ describe('image cache (built binary)', { skip }, () => {
 
   it('concurrent deployments of one URL download it once', async () => {
     const disks = [1, 2, 3, 4].map((i) => dirtyFile(`cache-concurrent-${i}`, 32 * MiB));
-    const results = await Promise.all(disks.map((disk) => deployOn(cachedNode, disk, `${cacheBase}/disk.img.zst`, 'diskdump')));
+    const results = await Promise.all(
+      disks.map((disk) => deployOn(cachedNode, disk, `${cacheBase}/disk.img.zst`, 'diskdump')),
+    );
     for (const [i, r] of results.entries()) {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(sha256Prefix(disks[i] as string, 24 * MiB), rawSha256);
     }
     assert.equal(full.get('/disk.img.zst'), 1);
-    assert.deepEqual(readdirSync(cacheDir).filter((f) => /\.(lock|part)$|\.use-/.test(f)), [], 'no lock, partial file or use marker left');
+    assert.deepEqual(
+      readdirSync(cacheDir).filter((f) => /\.(lock|part)$|\.use-/.test(f)),
+      [],
+      'no lock, partial file or use marker left',
+    );
   });
 
   it('a checksum mismatch fails the deployment and caches nothing (streamed and qemu-img images)', async () => {
-    for (const [path, format] of [['/disk.img?mismatch', 'diskdump'], ['/disk.vdi', 'vdi']] as const) {
+    for (const [path, format] of [
+      ['/disk.img?mismatch', 'diskdump'],
+      ['/disk.vdi', 'vdi'],
+    ] as const) {
       const disk = dirtyFile('cache-mismatch', 32 * MiB);
       const r = await deployOn(cachedNode, disk, `${cacheBase}${path}`, format, { SHA256: '0'.repeat(64) });
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /ERROR img_id: sha256 checksum mismatch \(expected 0000000000000000… from the SHA256 image property/);
+      assert.match(
+        r.stderr,
+        /ERROR img_id: sha256 checksum mismatch \(expected 0000000000000000… from the SHA256 image property/,
+      );
       assert.equal(r.stderr.split('\n').filter((l) => / ERROR /.test(l)).length, 1, r.stderr);
       assert.deepEqual(keyFiles(path), [], path);
       assert.equal(full.get(path), 1);
@@ -357,7 +494,10 @@ describe('image cache (built binary)', { skip }, () => {
   });
 
   it('the shared node of the pipeline tests above has its own temporary cache directory', async () => {
-    const r = await runScript('snf-image', { args: ['config'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SNF_IMAGE_CONFIG: node.configFile } });
+    const r = await runScript('snf-image', {
+      args: ['config'],
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SNF_IMAGE_CONFIG: node.configFile },
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout.toString(), new RegExp(`^IMAGE_CACHE_DIR=${join(node.root, 'image-cache')}  #`, 'm'));
     assert.match(r.stdout.toString(), /^IMAGE_CACHE=yes$/m);

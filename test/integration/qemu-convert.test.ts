@@ -58,7 +58,10 @@ async function observeConverter(until: Promise<unknown>): Promise<Observed | und
       }
       if (!cmdline.includes(join(wrapperDir, 'qemu-img')) || !cmdline.includes('convert')) continue;
       try {
-        return { status: readFileSync(`/proc/${entry}/status`, 'utf8'), limits: readFileSync(`/proc/${entry}/limits`, 'utf8') };
+        return {
+          status: readFileSync(`/proc/${entry}/status`, 'utf8'),
+          limits: readFileSync(`/proc/${entry}/limits`, 'utf8'),
+        };
       } catch {
         continue;
       }
@@ -69,7 +72,8 @@ async function observeConverter(until: Promise<unknown>): Promise<Observed | und
 }
 
 const field = (status: string, name: string) => new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(status)?.[1]?.trim();
-const limit = (limits: string, name: string) => new RegExp(`^${name}\\s+(\\S+)\\s+(\\S+)`, 'm').exec(limits)?.slice(1, 3);
+const limit = (limits: string, name: string) =>
+  new RegExp(`^${name}\\s+(\\S+)\\s+(\\S+)`, 'm').exec(limits)?.slice(1, 3);
 
 before(() => {
   if (skip) return;
@@ -115,7 +119,12 @@ describe('qemu-img convert, unprivileged', { skip }, () => {
     assert.deepEqual(limit(seen.limits, 'Max file size'), ['0', '0'], 'writes no file itself');
     assert.equal(progress, 1);
     execFileSync('cmp', ['-n', String(24 * MiB), raw, disk]);
-    assert.ok(readFileSync(disk).subarray(24 * MiB).every((b) => b === 0xff), 'nothing written after the image');
+    assert.ok(
+      readFileSync(disk)
+        .subarray(24 * MiB)
+        .every((b) => b === 0xff),
+      'nothing written after the image',
+    );
   });
 
   it('writes a cmp-equal disk onto a block device (a loop device)', async () => {
@@ -149,8 +158,17 @@ describe('qemu-img convert, unprivileged', { skip }, () => {
   it('refuses a HELPER_USER that is root, or unknown, with one line', async () => {
     const disk = join(work, 'disk-refused');
     writeFileSync(disk, Buffer.alloc(32 * MiB, 0xff));
-    await assert.rejects(convertToDisk(qcow2, 'qcow2', disk, () => undefined, { ...sandbox, user: 'root' }), /^UserError: HELPER_USER: root has uid 0; qemu-img converts images as an unprivileged user$/);
-    await assert.rejects(convertToDisk(qcow2, 'qcow2', disk, () => undefined, { ...sandbox, user: 'no-such-user-snf' }), /^UserError: HELPER_USER: no user 'no-such-user-snf' on this host$/);
-    assert.ok(readFileSync(disk).every((b) => b === 0xff), 'disk untouched');
+    await assert.rejects(
+      convertToDisk(qcow2, 'qcow2', disk, () => undefined, { ...sandbox, user: 'root' }),
+      /^UserError: HELPER_USER: root has uid 0; qemu-img converts images as an unprivileged user$/,
+    );
+    await assert.rejects(
+      convertToDisk(qcow2, 'qcow2', disk, () => undefined, { ...sandbox, user: 'no-such-user-snf' }),
+      /^UserError: HELPER_USER: no user 'no-such-user-snf' on this host$/,
+    );
+    assert.ok(
+      readFileSync(disk).every((b) => b === 0xff),
+      'disk untouched',
+    );
   });
 });

@@ -18,7 +18,13 @@ import type { ConfigDocument } from '../../src/helper-vm/config-document.ts';
 
 const BUSYBOX = '/bin/busybox';
 const skip =
-  process.getuid?.() !== 0 ? 'needs root (namespaces, mounts)' : spawnSync(BUSYBOX, ['true']).status !== 0 ? `${BUSYBOX} (static) is not installed` : spawnSync('unshare', ['--mount', '--pid', '--fork', 'true']).status !== 0 ? 'unshare cannot make mount and PID namespaces here' : false;
+  process.getuid?.() !== 0
+    ? 'needs root (namespaces, mounts)'
+    : spawnSync(BUSYBOX, ['true']).status !== 0
+      ? `${BUSYBOX} (static) is not installed`
+      : spawnSync('unshare', ['--mount', '--pid', '--fork', 'true']).status !== 0
+        ? 'unshare cannot make mount and PID namespaces here'
+        : false;
 
 const roots: string[] = [];
 function guestRoot(): string {
@@ -32,11 +38,25 @@ function guestRoot(): string {
 
 function context(target: string, customTask: string): HelperContext {
   const config = { hostname: 'vm1.example.org' } as unknown as ConfigDocument;
-  return { config, disk: '/dev/null', disks: [], properties: { OSFAMILY: 'linux', CUSTOM_TASK: Buffer.from(customTask).toString('base64') }, target, mounts: [], warn: () => undefined, info: () => undefined };
+  return {
+    config,
+    disk: '/dev/null',
+    disks: [],
+    properties: { OSFAMILY: 'linux', CUSTOM_TASK: Buffer.from(customTask).toString('base64') },
+    target,
+    mounts: [],
+    warn: () => undefined,
+    info: () => undefined,
+  };
 }
 
 /** Probes that leave everything as it was even where they succeed: "<name> allowed|denied" lines. */
-const PROBES = (shell: string, out: string, marker: string, mnt: string) => `try() { name=$1; shift; if ( "$@" ) >/dev/null 2>&1; then echo "$name allowed"; else echo "$name denied"; fi >> ${out}; }
+const PROBES = (
+  shell: string,
+  out: string,
+  marker: string,
+  mnt: string,
+) => `try() { name=$1; shift; if ( "$@" ) >/dev/null 2>&1; then echo "$name allowed"; else echo "$name denied"; fi >> ${out}; }
 : > ${out}
 try mknod-serial ${shell} -c 'mknod ${out}.serial c 4 65'
 try mount-tmpfs ${shell} -c 'mount -t tmpfs none ${mnt}'
@@ -51,7 +71,7 @@ try see-other-processes ${shell} -c 'test $(ls -d /proc/[0-9]* | wc -l) -gt 20'
 
 describe('the sandbox of CUSTOM_TASK and overrides (this machine, root)', { skip }, () => {
   const marker = join(tmpdir(), `snf-sandbox-marker-${process.pid}`);
-  writeFileSync(marker, 'the helper\'s /tmp\n');
+  writeFileSync(marker, "the helper's /tmp\n");
   after(() => {
     rmSync(marker, { force: true });
     for (const root of roots) {
@@ -76,7 +96,9 @@ chroot "$TARGET" /bin/busybox sh -c 'echo chrooted > /etc/chrooted'
       ...['mknod-serial', 'mount-tmpfs'].map((p) => `${p} denied`),
       // upstream's custom tasks may run programs of the guest with chroot "$TARGET" ...
       'chroot-again allowed',
-      ...['see-helper-tmp', 'write-dev', 'open-sysctl', 'open-sysrq', 'see-disks', 'see-other-processes'].map((p) => `${p} denied`),
+      ...['see-helper-tmp', 'write-dev', 'open-sysctl', 'open-sysrq', 'see-disks', 'see-other-processes'].map(
+        (p) => `${p} denied`,
+      ),
       'fd full null random stderr stdin stdout urandom zero ',
       'CapEff:000000000004001b',
     ]);
@@ -88,22 +110,36 @@ chroot "$TARGET" /bin/busybox sh -c 'echo chrooted > /etc/chrooted'
 
   it('an override runs chrooted with the same limits; nothing it starts outlives it', async () => {
     const target = guestRoot();
-    writeFileSync(join(target, 'bin/probe'), `#!/bin/busybox sh
+    writeFileSync(
+      join(target, 'bin/probe'),
+      `#!/bin/busybox sh
 export PATH=/bin
 for a in sh mknod mount chroot true ls grep cat test setsid sleep wc; do /bin/busybox ln -s busybox /bin/$a; done
 ${PROBES('/bin/busybox sh', '/etc/probe', marker, '/mnt')}
 ls -A /dev | /bin/busybox tr '\\n' ' ' >> /etc/probe
 setsid sleep 317 </dev/null >/dev/null 2>&1 &
 exit 101
-`, { mode: 0o755 });
+`,
+      { mode: 0o755 },
+    );
     const r = await runInGuest(target, '/bin/probe', ['pre-exec'], { env: { SNF_IMAGE_TASK: 'AssignHostname' } });
     const left = spawnSync('pgrep', ['-f', '^sleep 317$']).stdout.toString().trim();
     for (const pid of left.split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
-    assert.equal(left, '', 'the program\'s daemon died with it');
+    assert.equal(left, '', "the program's daemon died with it");
     assert.equal(r.code, 101, r.stderr);
     assert.deepEqual(readFileSync(join(target, 'etc/probe'), 'utf8').trim().split('\n'), [
       // no /proc in the chroot: the /proc probes fail there for want of it, as they did before
-      ...['mknod-serial', 'mount-tmpfs', 'chroot-again', 'see-helper-tmp', 'write-dev', 'open-sysctl', 'open-sysrq', 'see-disks', 'see-other-processes'].map((p) => `${p} denied`),
+      ...[
+        'mknod-serial',
+        'mount-tmpfs',
+        'chroot-again',
+        'see-helper-tmp',
+        'write-dev',
+        'open-sysctl',
+        'open-sysrq',
+        'see-disks',
+        'see-other-processes',
+      ].map((p) => `${p} denied`),
       '.snf-sandbox full null random urandom zero',
     ]);
   });

@@ -21,7 +21,8 @@ const HASH_SECRET = '$6$saltsalt$hashhashhashSECRETHASH';
 const needles = [...Object.values(SECRETS), HASH_SECRET, 'secretkeymaterialXYZ'];
 
 function assertClean(label: string, text: string): void {
-  for (const needle of needles) assert.ok(!text.includes(needle), `${label} contains a secret: ${needle.slice(0, 12)}…`);
+  for (const needle of needles)
+    assert.ok(!text.includes(needle), `${label} contains a secret: ${needle.slice(0, 12)}…`);
 }
 
 describe('secret parameters (built binary)', { skip: binaryMissingReason() }, () => {
@@ -29,7 +30,14 @@ describe('secret parameters (built binary)', { skip: binaryMissingReason() }, ()
     const node = makeNode();
     writeFileSync(join(node.imageDir, 'foo'), 'x');
     const r = await runScript('verify', {
-      env: { ...VERIFY_ENV, ...SECRETS, OSP_IMG_PASSWD_HASH: HASH_SECRET, OSP_AUTH_KEYS: 'garbage secretkeymaterialXYZ', OSP_OS_PRODUCT_KEY: 'SECRT-KEYAA', SNF_IMAGE_CONFIG: node.configFile },
+      env: {
+        ...VERIFY_ENV,
+        ...SECRETS,
+        OSP_IMG_PASSWD_HASH: HASH_SECRET,
+        OSP_AUTH_KEYS: 'garbage secretkeymaterialXYZ',
+        OSP_OS_PRODUCT_KEY: 'SECRT-KEYAA',
+        SNF_IMAGE_CONFIG: node.configFile,
+      },
       args: ['parameters'],
     });
     assert.equal(r.code, 1);
@@ -43,7 +51,10 @@ describe('secret parameters (built binary)', { skip: binaryMissingReason() }, ()
     const spy = join(node.root, 'spy');
     // The monitor records every process argument on the machine and its own environment.
     const monitor = join(node.root, 'monitor.sh');
-    writeFileSync(monitor, `#!/bin/sh\nps -eo args > ${spy}.ps\ncat /proc/self/environ | tr '\\0' '\\n' > ${spy}.env\ncat > ${spy}.messages\n`);
+    writeFileSync(
+      monitor,
+      `#!/bin/sh\nps -eo args > ${spy}.ps\ncat /proc/self/environ | tr '\\0' '\\n' > ${spy}.env\ncat > ${spy}.messages\n`,
+    );
     chmodSync(monitor, 0o755);
     writeFileSync(node.configFile, readFileSync(node.configFile, 'utf8') + `PROGRESS_MONITOR=${monitor}\n`);
     const image = join(node.imageDir, 'disk.img');
@@ -51,11 +62,21 @@ describe('secret parameters (built binary)', { skip: binaryMissingReason() }, ()
     const disk = join(node.root, 'disk0');
     execFileSync('truncate', ['-s', '8M', disk]);
     const r = await runScript('create', {
-      env: { ...CREATE_ENV, ...SECRETS, OSP_IMG_ID: 'disk.img', OSP_IMG_PROPERTIES: '{"EXCLUDE_ALL_TASKS": "yes"}', OSP_OS_PRODUCT_KEY: '', DISK_0_PATH: disk, SNF_IMAGE_CONFIG: node.configFile, DEBUG_LEVEL: '1' },
+      env: {
+        ...CREATE_ENV,
+        ...SECRETS,
+        OSP_IMG_ID: 'disk.img',
+        OSP_IMG_PROPERTIES: '{"EXCLUDE_ALL_TASKS": "yes"}',
+        OSP_OS_PRODUCT_KEY: '',
+        DISK_0_PATH: disk,
+        SNF_IMAGE_CONFIG: node.configFile,
+        DEBUG_LEVEL: '1',
+      },
     });
     assertClean('create stderr', r.stderr);
     assertClean('create stdout', r.stdout.toString());
-    for (const file of readdirSync(node.root).filter((f) => f.startsWith('spy'))) assertClean(file, readFileSync(join(node.root, file), 'utf8'));
+    for (const file of readdirSync(node.root).filter((f) => f.startsWith('spy')))
+      assertClean(file, readFileSync(join(node.root, file), 'utf8'));
     const env = readFileSync(`${spy}.env`, 'utf8');
     assert.doesNotMatch(env, /^OSP_/m, 'the monitor inherited OSP_* variables');
     assert.match(readFileSync(`${spy}.messages`, 'utf8'), /"type":"image-info"/);
@@ -63,7 +84,14 @@ describe('secret parameters (built binary)', { skip: binaryMissingReason() }, ()
 
   it('a failing create reports the reason without the secret', async () => {
     const node = makeNode();
-    const r = await runScript('create', { env: { ...CREATE_ENV, ...SECRETS, OSP_IMG_ID: `missing-${SECRETS.OSP_IMG_PASSWD}`, SNF_IMAGE_CONFIG: node.configFile } });
+    const r = await runScript('create', {
+      env: {
+        ...CREATE_ENV,
+        ...SECRETS,
+        OSP_IMG_ID: `missing-${SECRETS.OSP_IMG_PASSWD}`,
+        SNF_IMAGE_CONFIG: node.configFile,
+      },
+    });
     assert.equal(r.code, 1);
     assertClean('create stderr', r.stderr);
   });

@@ -19,7 +19,11 @@ import { makeNode, type NodeFixture } from '../support/node-fixture.ts';
 import { makeSyntheticGuest } from '../support/synthetic-guest.ts';
 import { CREATE_ENV } from '../fixtures/ganeti-env.ts';
 
-const SIGNALS = [['SIGTERM', 15], ['SIGINT', 2], ['SIGHUP', 1]] as const;
+const SIGNALS = [
+  ['SIGTERM', 15],
+  ['SIGINT', 2],
+  ['SIGHUP', 1],
+] as const;
 const SECRET = 'Signal-Secret-pw-9035';
 const loops = new Set<string>();
 
@@ -49,10 +53,16 @@ interface Running {
 
 /** `create` through its Ganeti link with exactly `env` (env -i), stderr collected as it comes. */
 function startCreate(env: Record<string, string>): Running {
-  const child = spawn(join(scriptLinks(), 'create'), [], { env, cwd: scriptLinks(), stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(join(scriptLinks(), 'create'), [], {
+    env,
+    cwd: scriptLinks(),
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  );
   return { pid: child.pid ?? -1, stderr: () => err, exited };
 }
 
@@ -113,23 +123,43 @@ async function slowServer(files: Record<string, Buffer>): Promise<{ server: Serv
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-describe('signals while the image is written (built binary, loop device)', { skip: binaryMissingReason() || notRootReason() }, () => {
+describe('signals while the image is written (built binary, loop device)', {
+  skip: binaryMissingReason() || notRootReason(),
+}, () => {
   let server: Server;
   let url = '';
   before(async () => {
     const raw = randomBytes(64 * 1024 * 1024);
     const scratch = makeNode();
     writeFileSync(join(scratch.root, 'img.raw'), raw);
-    execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', join(scratch.root, 'img.raw'), join(scratch.root, 'img.qcow2')]);
-    ({ server, url } = await slowServer({ 'img.raw': raw, 'img.qcow2': readFileSync(join(scratch.root, 'img.qcow2')) }));
+    execFileSync('qemu-img', [
+      'convert',
+      '-f',
+      'raw',
+      '-O',
+      'qcow2',
+      join(scratch.root, 'img.raw'),
+      join(scratch.root, 'img.qcow2'),
+    ]);
+    ({ server, url } = await slowServer({
+      'img.raw': raw,
+      'img.qcow2': readFileSync(join(scratch.root, 'img.qcow2')),
+    }));
   });
   after(() => server.close());
 
   function deployment(extraConfig: string) {
     const node = makeNode(extraConfig);
-    const dirs = { tmp: join(node.root, 'tmp'), imageTmp: join(node.root, 'image-tmp'), cache: join(node.root, 'cache') };
+    const dirs = {
+      tmp: join(node.root, 'tmp'),
+      imageTmp: join(node.root, 'image-tmp'),
+      cache: join(node.root, 'cache'),
+    };
     for (const dir of Object.values(dirs)) mkdirSync(dir);
-    writeFileSync(node.configFile, `${readFileSync(node.configFile, 'utf8')}IMAGE_TMP_DIR=${dirs.imageTmp}\nIMAGE_CACHE_DIR=${dirs.cache}\n`);
+    writeFileSync(
+      node.configFile,
+      `${readFileSync(node.configFile, 'utf8')}IMAGE_TMP_DIR=${dirs.imageTmp}\nIMAGE_CACHE_DIR=${dirs.cache}\n`,
+    );
     const disk = loopDisk(node, '96M');
     return { node, dirs, disk };
   }
@@ -137,12 +167,30 @@ describe('signals while the image is written (built binary, loop device)', { ski
   for (const [signal, number] of SIGNALS) {
     it(`${signal} during an http download into the image cache: exit ${128 + number}, the cache .part file removed`, async () => {
       const { node, dirs, disk } = deployment('');
-      const run = startCreate({ ...CREATE_ENV, OSP_IMG_ID: `${url}/img.raw`, OSP_IMG_FORMAT: 'diskdump', OSP_IMG_PASSWD: SECRET, OSP_IMG_PROPERTIES: '{"EXCLUDE_ALL_TASKS": "yes"}', DISK_0_PATH: disk, SNF_IMAGE_CONFIG: node.configFile, TMPDIR: dirs.tmp });
-      await waitFor('the cache .part file to fill', () => readdirSync(dirs.cache).some((f) => f.endsWith('.part') && statSync(join(dirs.cache, f)).size > 1024 * 1024), run);
+      const run = startCreate({
+        ...CREATE_ENV,
+        OSP_IMG_ID: `${url}/img.raw`,
+        OSP_IMG_FORMAT: 'diskdump',
+        OSP_IMG_PASSWD: SECRET,
+        OSP_IMG_PROPERTIES: '{"EXCLUDE_ALL_TASKS": "yes"}',
+        DISK_0_PATH: disk,
+        SNF_IMAGE_CONFIG: node.configFile,
+        TMPDIR: dirs.tmp,
+      });
+      await waitFor(
+        'the cache .part file to fill',
+        () =>
+          readdirSync(dirs.cache).some((f) => f.endsWith('.part') && statSync(join(dirs.cache, f)).size > 1024 * 1024),
+        run,
+      );
       process.kill(run.pid, signal);
       const { code } = await run.exited;
       assert.equal(code, 128 + number, run.stderr().slice(-2000));
-      assert.deepEqual(readdirSync(dirs.cache).filter((f) => f.endsWith('.part')), [], 'no .part file left');
+      assert.deepEqual(
+        readdirSync(dirs.cache).filter((f) => f.endsWith('.part')),
+        [],
+        'no .part file left',
+      );
       assert.deepEqual(readdirSync(dirs.tmp), []);
       assert.deepEqual(processesUsing(disk), []);
       detach(disk);
@@ -150,8 +198,21 @@ describe('signals while the image is written (built binary, loop device)', { ski
 
     it(`${signal} while a qcow2 image is downloaded for conversion: exit ${128 + number}, the temporary image removed`, async () => {
       const { node, dirs, disk } = deployment('IMAGE_CACHE=no\n');
-      const run = startCreate({ ...CREATE_ENV, OSP_IMG_ID: `${url}/img.qcow2`, OSP_IMG_FORMAT: 'qcow2', OSP_IMG_PASSWD: SECRET, OSP_IMG_PROPERTIES: '{"EXCLUDE_ALL_TASKS": "yes"}', DISK_0_PATH: disk, SNF_IMAGE_CONFIG: node.configFile, TMPDIR: dirs.tmp });
-      await waitFor('the temporary image to fill', () => filesUnder(dirs.imageTmp).some((f) => f.endsWith('/image') && statSync(f).size > 1024 * 1024), run);
+      const run = startCreate({
+        ...CREATE_ENV,
+        OSP_IMG_ID: `${url}/img.qcow2`,
+        OSP_IMG_FORMAT: 'qcow2',
+        OSP_IMG_PASSWD: SECRET,
+        OSP_IMG_PROPERTIES: '{"EXCLUDE_ALL_TASKS": "yes"}',
+        DISK_0_PATH: disk,
+        SNF_IMAGE_CONFIG: node.configFile,
+        TMPDIR: dirs.tmp,
+      });
+      await waitFor(
+        'the temporary image to fill',
+        () => filesUnder(dirs.imageTmp).some((f) => f.endsWith('/image') && statSync(f).size > 1024 * 1024),
+        run,
+      );
       process.kill(run.pid, signal);
       const { code } = await run.exited;
       assert.equal(code, 128 + number, run.stderr().slice(-2000));
@@ -168,10 +229,27 @@ describe('signals while the image is written (built binary, loop device)', { ski
       const bin = mkdtempSync(join(tmpdir(), 'snf-bin-'));
       chmodSync(bin, 0o755);
       const realQemuImg = execFileSync('sh', ['-c', 'command -v qemu-img']).toString().trim();
-      writeFileSync(join(bin, 'qemu-img'), `#!/bin/sh\n[ "$1" = convert ] && sleep 20\nexec ${realQemuImg} "$@"\n`, { mode: 0o755 });
+      writeFileSync(join(bin, 'qemu-img'), `#!/bin/sh\n[ "$1" = convert ] && sleep 20\nexec ${realQemuImg} "$@"\n`, {
+        mode: 0o755,
+      });
       const PATH = `${bin}:${CREATE_ENV.PATH}`;
-      const run = startCreate({ ...CREATE_ENV, PATH, OSP_IMG_ID: 'small.qcow2', OSP_IMG_FORMAT: 'qcow2', OSP_IMG_PASSWD: SECRET, OSP_IMG_PROPERTIES: '{"EXCLUDE_ALL_TASKS": "yes"}', DISK_0_PATH: disk, SNF_IMAGE_CONFIG: node.configFile, TMPDIR: dirs.tmp });
-      const ours = () => spawnSync('ps', ['-eo', 'pid,args', '--no-headers'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => (l.includes(dirs.tmp) && l.includes('qemu-storage-daemon')) || l.includes(join(bin, 'qemu-img')));
+      const run = startCreate({
+        ...CREATE_ENV,
+        PATH,
+        OSP_IMG_ID: 'small.qcow2',
+        OSP_IMG_FORMAT: 'qcow2',
+        OSP_IMG_PASSWD: SECRET,
+        OSP_IMG_PROPERTIES: '{"EXCLUDE_ALL_TASKS": "yes"}',
+        DISK_0_PATH: disk,
+        SNF_IMAGE_CONFIG: node.configFile,
+        TMPDIR: dirs.tmp,
+      });
+      const ours = () =>
+        spawnSync('ps', ['-eo', 'pid,args', '--no-headers'], { encoding: 'utf8' })
+          .stdout.split('\n')
+          .filter(
+            (l) => (l.includes(dirs.tmp) && l.includes('qemu-storage-daemon')) || l.includes(join(bin, 'qemu-img')),
+          );
       await waitFor('the converter and the NBD daemon to run', () => ours().length >= 2, run);
       process.kill(run.pid, signal);
       const { code } = await run.exited;
@@ -184,7 +262,10 @@ describe('signals while the image is written (built binary, loop device)', { ski
   }
 });
 
-describe('signals while the helper VM runs (real QEMU, loop device)', { skip: helperSkipReason(), timeout: 1_800_000 }, () => {
+describe('signals while the helper VM runs (real QEMU, loop device)', {
+  skip: helperSkipReason(),
+  timeout: 1_800_000,
+}, () => {
   let helperDir = '';
   before(() => {
     helperDir = ensureHelper();
@@ -197,8 +278,22 @@ describe('signals while the helper VM runs (real QEMU, loop device)', { skip: he
       const tmp = join(node.root, 'tmp');
       mkdirSync(tmp);
       const disk = loopDisk(node, '96M');
-      const run = startCreate({ ...CREATE_ENV, OSP_IMG_ID: 'guest.img', OSP_IMG_FORMAT: 'diskdump', OSP_IMG_PASSWD: SECRET, DISK_0_PATH: disk, INSTANCE_NAME: 'vm1.example.org', SNF_IMAGE_CONFIG: node.configFile, TMPDIR: tmp });
-      await waitFor('the helper VM to boot', () => /HELPER: /.test(run.stderr()) && processesUsing(disk).some((l) => /qemu-system/.test(l)), run, 600_000);
+      const run = startCreate({
+        ...CREATE_ENV,
+        OSP_IMG_ID: 'guest.img',
+        OSP_IMG_FORMAT: 'diskdump',
+        OSP_IMG_PASSWD: SECRET,
+        DISK_0_PATH: disk,
+        INSTANCE_NAME: 'vm1.example.org',
+        SNF_IMAGE_CONFIG: node.configFile,
+        TMPDIR: tmp,
+      });
+      await waitFor(
+        'the helper VM to boot',
+        () => /HELPER: /.test(run.stderr()) && processesUsing(disk).some((l) => /qemu-system/.test(l)),
+        run,
+        600_000,
+      );
       process.kill(run.pid, signal);
       const { code } = await run.exited;
       const left = processesUsing(disk);

@@ -49,7 +49,11 @@ export async function runScript(script: string, options: RunOptions): Promise<Ru
   const { open } = await import('node:fs/promises');
   const stdin = options.stdinFile ? await open(options.stdinFile, 'r') : undefined;
   const stdoutFile = options.stdoutFile ? await open(options.stdoutFile, 'w') : undefined;
-  const stdio: Array<'pipe' | 'ignore' | number> = [stdin ? stdin.fd : 'pipe', stdoutFile ? stdoutFile.fd : 'pipe', 'pipe'];
+  const stdio: Array<'pipe' | 'ignore' | number> = [
+    stdin ? stdin.fd : 'pipe',
+    stdoutFile ? stdoutFile.fd : 'pipe',
+    'pipe',
+  ];
   if (options.withSizeFd) {
     while (stdio.length < 11) stdio.push('ignore');
     stdio.push('pipe');
@@ -63,7 +67,9 @@ export async function runScript(script: string, options: RunOptions): Promise<Ru
   let sizeFdText = '';
   child.stdout?.on('data', (d: Buffer) => out.push(d));
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  const sizeStream = options.withSizeFd ? (child.stdio as unknown as Array<import('node:stream').Readable | null>)[11] : undefined;
+  const sizeStream = options.withSizeFd
+    ? (child.stdio as unknown as Array<import('node:stream').Readable | null>)[11]
+    : undefined;
   sizeStream?.on('data', (d: Buffer) => (sizeFdText += d.toString()));
   const code = await new Promise<number | null>((resolveExit) => child.on('close', (c) => resolveExit(c)));
   await stdin?.close();

@@ -56,16 +56,28 @@ export class BootedGuest {
   static async boot(options: BootOptions): Promise<BootedGuest> {
     const chosen = await accel(options.probeKernel);
     const args = [
-      '-accel', chosen,
-      '-machine', 'pc',
-      '-cpu', chosen === 'kvm' ? 'host' : 'max',
-      '-smp', '2',
-      '-m', String(options.memoryMiB ?? 1024),
-      '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+      '-accel',
+      chosen,
+      '-machine',
+      'pc',
+      '-cpu',
+      chosen === 'kvm' ? 'host' : 'max',
+      '-smp',
+      '2',
+      '-m',
+      String(options.memoryMiB ?? 1024),
+      '-nodefaults',
+      '-no-user-config',
+      '-nographic',
+      '-no-reboot',
       '-snapshot',
-      '-drive', `file=${options.disk},format=${options.format ?? 'raw'},if=virtio`,
-      '-serial', 'stdio',
-      ...(options.nic ? ['-netdev', 'user,id=n0,restrict=on', '-device', `virtio-net-pci,netdev=n0,mac=${options.nic.mac}`] : []),
+      '-drive',
+      `file=${options.disk},format=${options.format ?? 'raw'},if=virtio`,
+      '-serial',
+      'stdio',
+      ...(options.nic
+        ? ['-netdev', 'user,id=n0,restrict=on', '-device', `virtio-net-pci,netdev=n0,mac=${options.nic.mac}`]
+        : []),
     ];
     const guest = BootedGuest.attach('qemu-system-x86_64', args, options.log);
     guest.accel = chosen;
@@ -85,8 +97,10 @@ export class BootedGuest {
       const slice = this.#buffer.slice(from);
       const m = pattern.exec(slice);
       if (m) return { match: m, end: from + m.index + m[0].length };
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern} (last output: ${JSON.stringify(this.#buffer.slice(-300))})`);
-      if (this.#child.exitCode !== null) throw new Error(`the guest's QEMU exited (${this.#child.exitCode}) while waiting for ${pattern}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${pattern} (last output: ${JSON.stringify(this.#buffer.slice(-300))})`);
+      if (this.#child.exitCode !== null)
+        throw new Error(`the guest's QEMU exited (${this.#child.exitCode}) while waiting for ${pattern}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -110,7 +124,9 @@ export class BootedGuest {
       } catch (error) {
         if (this.#child.exitCode !== null) throw error;
         if (Date.now() >= deadline) {
-          throw new Error(`cannot log in: no ${what} prompt within ${Math.round(timeoutMs / 1000)} s after ${nudges} fresh-prompt requests (last output: ${JSON.stringify(this.#buffer.slice(-300))})`);
+          throw new Error(
+            `cannot log in: no ${what} prompt within ${Math.round(timeoutMs / 1000)} s after ${nudges} fresh-prompt requests (last output: ${JSON.stringify(this.#buffer.slice(-300))})`,
+          );
         }
         // Kernel or service messages may have hidden the prompt or it was missed: ask again.
         at = this.length;
@@ -161,7 +177,9 @@ export class BootedGuest {
   async poweroff(): Promise<void> {
     this.send('poweroff -f\n');
     const timer = setTimeout(() => this.#child.kill('SIGKILL'), 20_000);
-    await new Promise<void>((resolve) => (this.#child.exitCode !== null ? resolve() : this.#child.once('exit', () => resolve())));
+    await new Promise<void>((resolve) =>
+      this.#child.exitCode !== null ? resolve() : this.#child.once('exit', () => resolve()),
+    );
     clearTimeout(timer);
   }
 
@@ -184,7 +202,10 @@ export interface ExpectedState {
 }
 
 /** Boots the disk and runs every check of `expected`; never throws for a failed check. */
-export async function checkDeployedDisk(options: BootOptions, expected: ExpectedState): Promise<{ checks: CheckResult[]; bootSeconds: number }> {
+export async function checkDeployedDisk(
+  options: BootOptions,
+  expected: ExpectedState,
+): Promise<{ checks: CheckResult[]; bootSeconds: number }> {
   const guest = await BootedGuest.boot(options);
   const checks: CheckResult[] = [];
   const add = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
@@ -207,16 +228,22 @@ export async function checkDeployedDisk(options: BootOptions, expected: Expected
       add('hostname', name === expected.hostname, name);
     }
     if (expected.minRootBytes !== undefined) {
-      const size = Number(await guest.run("df -B1 --output=size / | tail -1"));
+      const size = Number(await guest.run('df -B1 --output=size / | tail -1'));
       add('root filesystem grown', size >= expected.minRootBytes, `${size} bytes (want >= ${expected.minRootBytes})`);
     }
     if (expected.oldHostKeyFingerprints) {
       const fps = await guest.run('for f in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "$f"; done');
       const reused = expected.oldHostKeyFingerprints.filter((fp) => fps.includes(fp));
-      add('new host keys', fps.includes('SHA256:') && reused.length === 0, reused.length > 0 ? `template keys still present: ${reused.join(' ')}` : fps.split('\n').length + ' keys');
+      add(
+        'new host keys',
+        fps.includes('SHA256:') && reused.length === 0,
+        reused.length > 0 ? `template keys still present: ${reused.join(' ')}` : fps.split('\n').length + ' keys',
+      );
     }
     if (expected.sshdRunning) {
-      const active = await guest.run('systemctl is-active ssh.service sshd.service 2>/dev/null | grep -c ^active; true');
+      const active = await guest.run(
+        'systemctl is-active ssh.service sshd.service 2>/dev/null | grep -c ^active; true',
+      );
       add('sshd running', Number(active) >= 1, `active units: ${active}`);
     }
     for (const [path, content] of Object.entries(expected.files ?? {})) {
@@ -224,8 +251,14 @@ export async function checkDeployedDisk(options: BootOptions, expected: Expected
       add(`file ${path}`, got === content.trim(), got.slice(0, 80));
     }
     if (expected.address) {
-      const out = await guest.run(`for i in /sys/class/net/*; do [ "$(cat $i/address)" = "${expected.address.mac}" ] && ip -o addr show dev "\${i##*/}"; done; true`);
-      add(`address ${expected.address.cidr} on ${expected.address.mac}`, out.includes(` ${expected.address.cidr} `), out.split('\n')[0] ?? '');
+      const out = await guest.run(
+        `for i in /sys/class/net/*; do [ "$(cat $i/address)" = "${expected.address.mac}" ] && ip -o addr show dev "\${i##*/}"; done; true`,
+      );
+      add(
+        `address ${expected.address.cidr} on ${expected.address.mac}`,
+        out.includes(` ${expected.address.cidr} `),
+        out.split('\n')[0] ?? '',
+      );
     }
     await guest.poweroff();
   } finally {

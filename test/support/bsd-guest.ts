@@ -7,7 +7,17 @@
  * (or the root alone and last, as the BSDs' VM images have it).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildDisklabel, FS_BSDFFS, FS_SWAP } from '../../helper/bsd/disklabel.ts';
@@ -16,8 +26,13 @@ import type { BsdFamily } from '../../helper/bsd/partition-types.ts';
 export const OPENBSD_DUID = '3eb7f9da875cb9ee';
 
 export function bsdToolsSkipReason(): string | false {
-  for (const [tool, pkg] of [['makefs', 'makefs'], ['sfdisk', 'fdisk'], ['sgdisk', 'gdisk']]) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed (Debian package ${pkg})`;
+  for (const [tool, pkg] of [
+    ['makefs', 'makefs'],
+    ['sfdisk', 'fdisk'],
+    ['sgdisk', 'gdisk'],
+  ]) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+      return `${tool} is not installed (Debian package ${pkg})`;
   }
   return false;
 }
@@ -46,7 +61,8 @@ export const LAYOUTS: Readonly<Record<BsdFamily, BsdGuestLayout>> = {
 const SWAP_SECTORS = 8192;
 
 function fstab(family: BsdFamily, rootNumber: number, swap: boolean): string {
-  if (family === 'freebsd') return `# Device\tMountpoint\tFStype\tOptions\tDump\tPass#\n/dev/vtbd0p${rootNumber}\t/\tufs\trw\t1\t1\n${swap ? `/dev/vtbd0p${rootNumber + 1}\tnone\tswap\tsw\t0\t0\n` : ''}`;
+  if (family === 'freebsd')
+    return `# Device\tMountpoint\tFStype\tOptions\tDump\tPass#\n/dev/vtbd0p${rootNumber}\t/\tufs\trw\t1\t1\n${swap ? `/dev/vtbd0p${rootNumber + 1}\tnone\tswap\tsw\t0\t0\n` : ''}`;
   if (family === 'openbsd') return `${OPENBSD_DUID}.a / ffs rw 1 1\n${swap ? `${OPENBSD_DUID}.b none swap sw\n` : ''}`;
   return `/dev/wd0a / ffs rw,log 1 1\n${swap ? '/dev/wd0b none swap sw 0 0\n' : ''}`;
 }
@@ -85,26 +101,52 @@ export function makeBsdGuest(path: string, layout: BsdGuestLayout): void {
   try {
     const fs = join(work, 'root.ffs');
     const ffsSectors = family === 'freebsd' || !swap ? rootSize : rootSize - SWAP_SECTORS;
-    execFileSync('makefs', ['-t', 'ffs', '-o', 'version=1', '-s', String(ffsSectors * 512), fs, source], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('makefs', ['-t', 'ffs', '-o', 'version=1', '-s', String(ffsSectors * 512), fs, source], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     rmSync(path, { force: true });
     execFileSync('truncate', ['-s', String(sectors * 512), path]);
     if (family === 'freebsd') {
       const varPart = layout.varFirst ? ['-n', '2:3072:+1024', '-t', '2:a503'] : [];
       const n = layout.varFirst ? 3 : 2;
       const swapPart = swap ? ['-n', `${n + 1}:0:+2M`, '-t', `${n + 1}:a502`] : [];
-      execFileSync('sgdisk', ['-a', '1', '-n', '1:2048:+512K', '-t', '1:a501', ...varPart, '-n', `${n}:${rootStart}:+${rootSize}`, '-t', `${n}:a503`, ...swapPart, path], { stdio: 'ignore' });
+      execFileSync(
+        'sgdisk',
+        [
+          '-a',
+          '1',
+          '-n',
+          '1:2048:+512K',
+          '-t',
+          '1:a501',
+          ...varPart,
+          '-n',
+          `${n}:${rootStart}:+${rootSize}`,
+          '-t',
+          `${n}:a503`,
+          ...swapPart,
+          path,
+        ],
+        { stdio: 'ignore' },
+      );
       writeAt(path, rootStart * 512, readFileSync(fs));
       if (layout.varFirst) {
         const varTree = mkdtempSync(join(tmpdir(), 'snf-freebsd-var-'));
         mkdirSync(join(varTree, 'log'));
-        execFileSync('makefs', ['-t', 'ffs', '-o', 'version=1', '-s', String(1024 * 512), join(work, 'var.ffs'), varTree], { stdio: ['ignore', 'ignore', 'pipe'] });
+        execFileSync(
+          'makefs',
+          ['-t', 'ffs', '-o', 'version=1', '-s', String(1024 * 512), join(work, 'var.ffs'), varTree],
+          { stdio: ['ignore', 'ignore', 'pipe'] },
+        );
         rmSync(varTree, { recursive: true, force: true });
         writeAt(path, 3072 * 512, readFileSync(join(work, 'var.ffs')));
       }
       return;
     }
     const type = family === 'openbsd' ? 'a6' : 'a9';
-    execFileSync('sfdisk', ['-q', path], { input: `label: dos\nstart=${rootStart}, size=${rootSize}, type=${type}, bootable\n` });
+    execFileSync('sfdisk', ['-q', path], {
+      input: `label: dos\nstart=${rootStart}, size=${rootSize}, type=${type}, bootable\n`,
+    });
     writeAt(path, rootStart * 512, readFileSync(fs));
     const label = buildDisklabel({
       flavour: family,

@@ -13,7 +13,8 @@ import fc from 'fast-check';
 /** Unicode's mandatory line breaks (LF, VT, FF, CR, NEL, LS, PS): none may be in an error message. */
 export const LINE_BREAK = /[\n\v\f\r\u0085\u2028\u2029]/;
 
-export const FUZZ_SEED = process.env.SNF_FUZZ_SEED !== undefined ? Number(process.env.SNF_FUZZ_SEED) : Math.floor(Math.random() * 0x7fffffff);
+export const FUZZ_SEED =
+  process.env.SNF_FUZZ_SEED !== undefined ? Number(process.env.SNF_FUZZ_SEED) : Math.floor(Math.random() * 0x7fffffff);
 const SCALE = Math.max(1, Number(process.env.SNF_FUZZ_SCALE ?? 1) || 1);
 
 type ErrorClass = abstract new (...args: never[]) => Error;
@@ -26,7 +27,12 @@ export function fuzz<T>(name: string, arbitrary: fc.Arbitrary<T>, predicate: (va
 }
 
 /** The asynchronous form of fuzz(). */
-export async function fuzzAsync<T>(name: string, arbitrary: fc.Arbitrary<T>, predicate: (value: T) => Promise<void>, runs = 100): Promise<void> {
+export async function fuzzAsync<T>(
+  name: string,
+  arbitrary: fc.Arbitrary<T>,
+  predicate: (value: T) => Promise<void>,
+  runs = 100,
+): Promise<void> {
   const numRuns = runs * SCALE;
   console.log(`# fuzz ${name}: ${numRuns} runs (seed ${FUZZ_SEED})`);
   await fc.assert(fc.asyncProperty(arbitrary, predicate), { numRuns, seed: FUZZ_SEED });
@@ -39,10 +45,15 @@ function describeThrown(error: unknown): string {
 
 /** Throws unless `error` is one of `allowed` (exactly, for Error itself) with a non-empty one-line message. */
 export function assertRefusal(error: unknown, allowed: readonly ErrorClass[]): void {
-  const known = error instanceof Error && allowed.some((c) => (c === Error ? error.constructor === Error : error instanceof c));
-  if (!known) throw new Error(`unexpected ${describeThrown(error)} (expected ${allowed.map((c) => c.name).join(' or ')})`, { cause: error });
+  const known =
+    error instanceof Error && allowed.some((c) => (c === Error ? error.constructor === Error : error instanceof c));
+  if (!known)
+    throw new Error(`unexpected ${describeThrown(error)} (expected ${allowed.map((c) => c.name).join(' or ')})`, {
+      cause: error,
+    });
   if (error.message.trim() === '') throw new Error(`${error.constructor.name} with an empty message`);
-  if (LINE_BREAK.test(error.message)) throw new Error(`${error.constructor.name} message is not one line: ${JSON.stringify(error.message)}`);
+  if (LINE_BREAK.test(error.message))
+    throw new Error(`${error.constructor.name} message is not one line: ${JSON.stringify(error.message)}`);
 }
 
 /** The parser's result, or undefined when it refused the input the way it is meant to. */
@@ -55,7 +66,10 @@ export function parseOrRefuse<R>(parse: () => R, allowed: readonly ErrorClass[])
   }
 }
 
-export async function parseOrRefuseAsync<R>(parse: () => Promise<R>, allowed: readonly ErrorClass[]): Promise<R | undefined> {
+export async function parseOrRefuseAsync<R>(
+  parse: () => Promise<R>,
+  allowed: readonly ErrorClass[],
+): Promise<R | undefined> {
   try {
     return await parse();
   } catch (error) {
@@ -92,11 +106,18 @@ function fastestRun(call: () => unknown): number {
  * stopping at the first slow size keeps a failing run short. Errors the call throws are
  * the other properties' business.
  */
-export function assertLinearTime<I extends { length: number }>(build: (n: number) => I, call: (input: I) => unknown, maxUnits = 65536): void {
+export function assertLinearTime<I extends { length: number }>(
+  build: (n: number) => I,
+  call: (input: I) => unknown,
+  maxUnits = 65536,
+): void {
   for (let n = 1024; n <= maxUnits; n *= 2) {
     const input = build(n);
     const ms = fastestRun(() => call(input));
-    if (ms > TIME_BUDGET_MS) throw new Error(`${ms.toFixed(0)} ms for an input of ${input.length} (n = ${n}): super-linear, a hang on a larger input`);
+    if (ms > TIME_BUDGET_MS)
+      throw new Error(
+        `${ms.toFixed(0)} ms for an input of ${input.length} (n = ${n}): super-linear, a hang on a larger input`,
+      );
   }
 }
 
@@ -116,7 +137,13 @@ export const repeat = (shape: RepeatShape, n: number): string => shape.head + sh
 export function repeatShapes(specials: string, starts: readonly string[] = []): fc.Arbitrary<RepeatShape> {
   const unit = fc.constantFrom(...[...specials, ' ', '\t', '\n', '\r', '\u2028', 'a', '0', '=', '#', '"', "'", '\\']);
   const text = (maxLength: number) => fc.array(unit, { maxLength }).map((a) => a.join(''));
-  const head = starts.length === 0 ? text(6) : fc.oneof(text(6), fc.tuple(fc.constantFrom(...starts), text(3)).map(([s, t]) => s + t));
+  const head =
+    starts.length === 0
+      ? text(6)
+      : fc.oneof(
+          text(6),
+          fc.tuple(fc.constantFrom(...starts), text(3)).map(([s, t]) => s + t),
+        );
   const piece = fc.oneof({ arbitrary: unit, weight: 3 }, { arbitrary: text(3).filter((p) => p !== ''), weight: 1 });
   return fc.record({ head, piece, tail: text(6) });
 }
@@ -125,13 +152,18 @@ export function repeatShapes(specials: string, starts: readonly string[] = []): 
 export function hostileText(maxLength = 300): fc.Arbitrary<string> {
   return fc.oneof(
     fc.string({ maxLength, unit: 'binary' }),
-    fc.string({ maxLength, unit: fc.constantFrom(...' \t\n\r=#"\'\\$`{}()[]<>;&|:/.*,+-_aAzZ019\u0085\u2028\u0000\u00e9') }),
+    fc.string({
+      maxLength,
+      unit: fc.constantFrom(...' \t\n\r=#"\'\\$`{}()[]<>;&|:/.*,+-_aAzZ019\u0085\u2028\u0000\u00e9'),
+    }),
   );
 }
 
 /** Lines made of the given fragments: structured text that random strings rarely hit. */
 export function linesOf(fragments: readonly string[], maxLines = 20): fc.Arbitrary<string> {
-  const line = fc.array(fc.oneof(fc.constantFrom(...fragments), fc.string({ maxLength: 8, unit: 'binary' })), { maxLength: 6 }).map((parts) => parts.join(''));
+  const line = fc
+    .array(fc.oneof(fc.constantFrom(...fragments), fc.string({ maxLength: 8, unit: 'binary' })), { maxLength: 6 })
+    .map((parts) => parts.join(''));
   return fc.array(line, { maxLength: maxLines }).map((lines) => lines.join('\n'));
 }
 
@@ -143,16 +175,29 @@ export interface Mutation {
 }
 
 /** Byte and 32-bit field mutations of a valid structure, and truncations of it. */
-export function mutationsOf(length: number, maxMutations = 8): fc.Arbitrary<{ mutations: Mutation[]; truncateTo: number | undefined }> {
+export function mutationsOf(
+  length: number,
+  maxMutations = 8,
+): fc.Arbitrary<{ mutations: Mutation[]; truncateTo: number | undefined }> {
   const mutation = fc.record({
     at: fc.nat({ max: Math.max(0, length - 1) }),
-    value: fc.oneof(fc.nat({ max: 255 }), fc.constantFrom(0, 1, 0x7fffffff, 0x80000000, 0xffffffff, 0xfffffffe), fc.nat()),
+    value: fc.oneof(
+      fc.nat({ max: 255 }),
+      fc.constantFrom(0, 1, 0x7fffffff, 0x80000000, 0xffffffff, 0xfffffffe),
+      fc.nat(),
+    ),
     wide: fc.boolean(),
   });
-  return fc.record({ mutations: fc.array(mutation, { maxLength: maxMutations }), truncateTo: fc.option(fc.nat({ max: length }), { freq: 4 }).map((v) => v ?? undefined) });
+  return fc.record({
+    mutations: fc.array(mutation, { maxLength: maxMutations }),
+    truncateTo: fc.option(fc.nat({ max: length }), { freq: 4 }).map((v) => v ?? undefined),
+  });
 }
 
-export function applyMutations(base: Uint8Array, { mutations, truncateTo }: { mutations: readonly Mutation[]; truncateTo: number | undefined }): Buffer {
+export function applyMutations(
+  base: Uint8Array,
+  { mutations, truncateTo }: { mutations: readonly Mutation[]; truncateTo: number | undefined },
+): Buffer {
   const out = Buffer.from(base);
   for (const m of mutations) {
     if (m.wide && m.at + 4 <= out.length) out.writeUInt32LE(m.value >>> 0, m.at);
@@ -162,7 +207,15 @@ export function applyMutations(base: Uint8Array, { mutations, truncateTo }: { mu
 }
 
 /** Names that break code using plain objects as maps. */
-export const PROTOTYPE_KEYS = ['__proto__', '__PROTO__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf'] as const;
+export const PROTOTYPE_KEYS = [
+  '__proto__',
+  '__PROTO__',
+  'constructor',
+  'prototype',
+  'toString',
+  'hasOwnProperty',
+  'valueOf',
+] as const;
 
 /** Thrown when a parser reads its input more often than it may (unbounded work). */
 export class WorkBudgetExceeded extends Error {}

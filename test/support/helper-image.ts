@@ -55,7 +55,11 @@ export function ensureHelper(options: { ufsWrite?: boolean } = {}): string {
     const conf = join(dir, 'build.conf');
     writeFileSync(conf, `HELPER_DIR=${join(dir, 'helper')}\n`);
     const started = Date.now();
-    execFileSync(BINARY, ['update-helper', ...(variant ? ['--no-ufs-write'] : [])], { env: { PATH: process.env.PATH ?? '', SNF_IMAGE_CONFIG: conf }, stdio: ['ignore', 'inherit', 'inherit'], timeout: 1_200_000 });
+    execFileSync(BINARY, ['update-helper', ...(variant ? ['--no-ufs-write'] : [])], {
+      env: { PATH: process.env.PATH ?? '', SNF_IMAGE_CONFIG: conf },
+      stdio: ['ignore', 'inherit', 'inherit'],
+      timeout: 1_200_000,
+    });
     console.log(`# helper VM built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
   const now = new Date();

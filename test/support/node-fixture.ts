@@ -21,6 +21,9 @@ export function makeNode(extraConfig = ''): NodeFixture {
   mkdirSync(variantsDir);
   writeFileSync(join(variantsDir, 'default.conf'), '');
   const configFile = join(root, 'snf-image.conf');
-  writeFileSync(configFile, `VARIANTS_DIR=${variantsDir}\nIMAGE_DIR=${imageDir}\nHELPER_DIR=${join(root, 'helper')}\n${extraConfig}`);
+  writeFileSync(
+    configFile,
+    `VARIANTS_DIR=${variantsDir}\nIMAGE_DIR=${imageDir}\nHELPER_DIR=${join(root, 'helper')}\n${extraConfig}`,
+  );
   return { root, configFile, imageDir, variantsDir };
 }

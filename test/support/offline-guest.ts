@@ -17,9 +17,13 @@ export function partitionOffset(disk: string, number: number): number {
 
 /** The content of `path` inside the ext filesystem of partition `number`; throws when it is missing. */
 export function readGuestFile(disk: string, number: number, path: string): string {
-  const r = spawnSync('debugfs', ['-R', `cat ${path}`, `${disk}?offset=${partitionOffset(disk, number)}`], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  const r = spawnSync('debugfs', ['-R', `cat ${path}`, `${disk}?offset=${partitionOffset(disk, number)}`], {
+    encoding: 'utf8',
+    maxBuffer: 16 * 1024 * 1024,
+  });
   const problems = (r.stderr ?? '').split('\n').filter((l) => l.trim() !== '' && !/^debugfs \d/.test(l));
-  if (r.status !== 0 || problems.length > 0) throw new Error(`debugfs cat ${path} on ${disk}: ${problems.join('; ') || `exit ${r.status}`}`);
+  if (r.status !== 0 || problems.length > 0)
+    throw new Error(`debugfs cat ${path} on ${disk}: ${problems.join('; ') || `exit ${r.status}`}`);
   return r.stdout;
 }
 
@@ -29,7 +33,8 @@ export function guestHostKeyFingerprints(disk: string, number: number): string[]
     const pub = readGuestFile(disk, number, `/etc/ssh/ssh_host_${type}_key.pub`);
     const line = execFileSync('ssh-keygen', ['-lf', '-'], { input: pub, encoding: 'utf8' });
     const fingerprint = line.split(' ')[1];
-    if (!fingerprint?.startsWith('SHA256:')) throw new Error(`ssh-keygen gave no fingerprint for the guest's ${type} key: ${line}`);
+    if (!fingerprint?.startsWith('SHA256:'))
+      throw new Error(`ssh-keygen gave no fingerprint for the guest's ${type} key: ${line}`);
     return fingerprint;
   });
 }
@@ -40,11 +45,17 @@ export function guestHostKeyFingerprints(disk: string, number: number): string[]
  * module; the password goes through stdin, never through arguments.
  */
 export function guestPasswordMatches(disk: string, number: number, user: string, password: string): boolean {
-  const entry = readGuestFile(disk, number, '/etc/shadow').split('\n').find((l) => l.startsWith(`${user}:`));
+  const entry = readGuestFile(disk, number, '/etc/shadow')
+    .split('\n')
+    .find((l) => l.startsWith(`${user}:`));
   const hash = entry?.split(':')[1];
   if (!hash) throw new Error(`no /etc/shadow entry with a hash for ${user}`);
-  const script = 'import crypt, sys\nhash, password = sys.stdin.read().split("\\n", 1)\nprint("yes" if crypt.crypt(password, hash) == hash else "no")';
-  const out = execFileSync('python3', ['-W', 'ignore', '-c', script], { input: `${hash}\n${password}`, encoding: 'utf8' }).trim();
+  const script =
+    'import crypt, sys\nhash, password = sys.stdin.read().split("\\n", 1)\nprint("yes" if crypt.crypt(password, hash) == hash else "no")';
+  const out = execFileSync('python3', ['-W', 'ignore', '-c', script], {
+    input: `${hash}\n${password}`,
+    encoding: 'utf8',
+  }).trim();
   if (out !== 'yes' && out !== 'no') throw new Error(`python3 crypt check said: ${out}`);
   return out === 'yes';
 }

@@ -10,7 +10,9 @@ export const PACKAGE_LOCK = '/run/lock/snf-image-package.lock';
 /** Exclusive flock on PACKAGE_LOCK, held by a child process until the returned release(). */
 export async function acquirePackageLock(): Promise<() => void> {
   mkdirSync('/run/lock', { recursive: true });
-  const holder: ChildProcess = spawn('flock', ['-x', PACKAGE_LOCK, 'sh', '-c', 'echo locked; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const holder: ChildProcess = spawn('flock', ['-x', PACKAGE_LOCK, 'sh', '-c', 'echo locked; exec cat >/dev/null'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   await new Promise<void>((resolveLock, reject) => {
     holder.stdout?.once('data', () => resolveLock());
     holder.once('exit', (code) => reject(new Error(`flock ${PACKAGE_LOCK} exited ${code}`)));

@@ -14,7 +14,8 @@ export interface SfdiskTable {
 }
 
 export function partitionTable(disk: string): SfdiskTable {
-  return (JSON.parse(execFileSync('sfdisk', ['--json', disk], { encoding: 'utf8' })) as { partitiontable: SfdiskTable }).partitiontable;
+  return (JSON.parse(execFileSync('sfdisk', ['--json', disk], { encoding: 'utf8' })) as { partitiontable: SfdiskTable })
+    .partitiontable;
 }
 
 export function diskPartitions(disk: string): SfdiskPartition[] {

@@ -5,7 +5,17 @@
  * Enough for the helper's tasks (os-release, fstab, passwd/shadow, hostname, ssh host keys).
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -48,7 +58,10 @@ function makePhysicalVolume(file: string, vg: string, mib: number): number {
   const loop = execFileSync('losetup', ['-f', '--show', file]).toString().trim();
   try {
     const config = `devices { filter = [ "a|^${loop}$|", "r|.*|" ] use_devicesfile = 0 } global { activation = 0 } backup { backup = 0 archive = 0 }`;
-    const lvm = (args: string[]) => execFileSync('lvm', [args[0] as string, '--config', config, ...args.slice(1)], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    const lvm = (args: string[]) =>
+      execFileSync('lvm', [args[0] as string, '--config', config, ...args.slice(1)], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).toString();
     lvm(['pvcreate', '-q', loop]);
     lvm(['vgcreate', '-q', '-s', '4M', vg, loop]);
     lvm(['lvcreate', '-q', '-an', '-Zn', '-y', '-n', 'root', '-L', `${mib}M`, vg]);
@@ -87,15 +100,18 @@ function makeFilesystem(type: RootFs, tree: string, image: string, uuid: string,
   }
   execFileSync('truncate', ['-s', `${mib}M`, image]);
   if (type === 'btrfs') {
-    execFileSync('mkfs.btrfs', ['-q', '-f', '-M', '-U', uuid, '--rootdir', tree, image], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('mkfs.btrfs', ['-q', '-f', '-M', '-U', uuid, '--rootdir', tree, image], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     return;
   }
   const proto = join(work, 'xfs.proto');
   writeFileSync(proto, ['/dev/null', '0 0', 'd--755 0 0', ...xfsPrototype(tree), '$', ''].join('\n'));
   // mkfs.xfs refuses filesystems under 300 MB unless it runs for fstests (these variables).
-  execFileSync('mkfs.xfs', ['-q', '-f', '-m', `uuid=${uuid}`, '-p', proto, image], { env: { ...process.env, TEST_DIR: work, TEST_DEV: image, QA_CHECK_FS: '1' } });
+  execFileSync('mkfs.xfs', ['-q', '-f', '-m', `uuid=${uuid}`, '-p', proto, image], {
+    env: { ...process.env, TEST_DIR: work, TEST_DEV: image, QA_CHECK_FS: '1' },
+  });
 }
-
 
 export function makeSyntheticGuest(path: string, options: GuestOptions = {}): SyntheticGuest {
   const work = mkdtempSync(join(tmpdir(), 'snf-synth-'));
@@ -104,11 +120,17 @@ export function makeSyntheticGuest(path: string, options: GuestOptions = {}): Sy
     for (const d of ['etc/ssh', 'root', 'home/user', 'var/lib/dbus']) mkdirSync(join(tree, d), { recursive: true });
     const uuid = execFileSync('cat', ['/proc/sys/kernel/random/uuid']).toString().trim();
     const files: Record<string, string> = {
-      'etc/os-release': options.osRelease ?? 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n',
-      'etc/fstab': (options.fstab ?? ((u: string) => `${options.lvmVolumeGroup ? `/dev/mapper/${options.lvmVolumeGroup.replace(/-/g, '--')}-root` : `UUID=${u}`} / ${options.rootFs ?? 'ext4'} defaults 0 1\n`))(uuid),
+      'etc/os-release':
+        options.osRelease ?? 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n',
+      'etc/fstab': (
+        options.fstab ??
+        ((u: string) =>
+          `${options.lvmVolumeGroup ? `/dev/mapper/${options.lvmVolumeGroup.replace(/-/g, '--')}-root` : `UUID=${u}`} / ${options.rootFs ?? 'ext4'} defaults 0 1\n`)
+      )(uuid),
       'etc/passwd': 'root:x:0:0:root:/root:/bin/bash\nuser:x:1000:1000:User:/home/user:/bin/bash\n',
       'etc/group': 'root:x:0:\nuser:x:1000:\n',
-      'etc/shadow': 'root:$6$template$UcVbkp2JvJ0p1dnn6pquTc0Tz3Vbl6F8dZo0xBfwk3bd5.J4DV4lA9S/VSEu3P3r4WK1s3E/EaQ.k0UXq6n.R.:19000:0:99999:7:::\nuser:!:19000:0:99999:7:::\n',
+      'etc/shadow':
+        'root:$6$template$UcVbkp2JvJ0p1dnn6pquTc0Tz3Vbl6F8dZo0xBfwk3bd5.J4DV4lA9S/VSEu3P3r4WK1s3E/EaQ.k0UXq6n.R.:19000:0:99999:7:::\nuser:!:19000:0:99999:7:::\n',
       'etc/hostname': 'template-host\n',
       'etc/hosts': '127.0.0.1\tlocalhost\n127.0.1.1\ttemplate-host\n',
       'etc/machine-id': 'f'.repeat(32) + '\n',
@@ -130,7 +152,10 @@ export function makeSyntheticGuest(path: string, options: GuestOptions = {}): Sy
     }
     if (!options.links?.['etc/shadow']) chmodSync(join(tree, 'etc/shadow'), 0o640);
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(tree, 'etc/ssh/ssh_host_ed25519_key')]);
-    const fingerprint = execFileSync('ssh-keygen', ['-l', '-f', join(tree, 'etc/ssh/ssh_host_ed25519_key.pub')]).toString().split(' ')[1] ?? '';
+    const fingerprint =
+      execFileSync('ssh-keygen', ['-l', '-f', join(tree, 'etc/ssh/ssh_host_ed25519_key.pub')])
+        .toString()
+        .split(' ')[1] ?? '';
     const rootMiB = options.rootMiB ?? 48;
     const fs = join(work, 'root.fs');
     makeFilesystem(options.rootFs ?? 'ext4', tree, fs, uuid, rootMiB, work);
@@ -140,18 +165,35 @@ export function makeSyntheticGuest(path: string, options: GuestOptions = {}): Sy
     writeFileSync(path, Buffer.alloc(0));
     execFileSync('truncate', ['-s', `${diskMiB}M`, path]);
     const label = options.label ?? 'dos';
-    const table = options.layout === 'logical'
-      ? `label: dos\nstart=2048, size=${(partitionMiB + 1) * 2048}, type=5\nstart=${start}, size=${partitionMiB * 2048}, type=83\n`
-      : `label: ${label}\nstart=2048, size=${partitionMiB * 2048}, type=${label === 'dos' ? (options.lvmVolumeGroup ? '8e' : '83') : options.lvmVolumeGroup ? 'E6D6D379-F507-44C2-A23C-238F2A3DF928' : '0FC63DAF-8483-4772-8E79-3D69D8477DE4'}\n`;
+    const table =
+      options.layout === 'logical'
+        ? `label: dos\nstart=2048, size=${(partitionMiB + 1) * 2048}, type=5\nstart=${start}, size=${partitionMiB * 2048}, type=83\n`
+        : `label: ${label}\nstart=2048, size=${partitionMiB * 2048}, type=${label === 'dos' ? (options.lvmVolumeGroup ? '8e' : '83') : options.lvmVolumeGroup ? 'E6D6D379-F507-44C2-A23C-238F2A3DF928' : '0FC63DAF-8483-4772-8E79-3D69D8477DE4'}\n`;
     execFileSync('sfdisk', ['-q', path], { input: table });
     let fsOffset = start * 512;
     if (options.lvmVolumeGroup) {
       const pv = join(work, 'pv.img');
       const volumeOffset = makePhysicalVolume(pv, options.lvmVolumeGroup, rootMiB);
-      execFileSync('dd', [`if=${pv}`, `of=${path}`, 'bs=1M', `seek=${fsOffset}`, 'oflag=seek_bytes', 'conv=notrunc', 'status=none']);
+      execFileSync('dd', [
+        `if=${pv}`,
+        `of=${path}`,
+        'bs=1M',
+        `seek=${fsOffset}`,
+        'oflag=seek_bytes',
+        'conv=notrunc',
+        'status=none',
+      ]);
       fsOffset += volumeOffset;
     }
-    execFileSync('dd', [`if=${fs}`, `of=${path}`, 'bs=1M', `seek=${fsOffset}`, 'oflag=seek_bytes', 'conv=notrunc', 'status=none']);
+    execFileSync('dd', [
+      `if=${fs}`,
+      `of=${path}`,
+      'bs=1M',
+      `seek=${fsOffset}`,
+      'oflag=seek_bytes',
+      'conv=notrunc',
+      'status=none',
+    ]);
     return { image: path, rootUuid: uuid, hostKeyFingerprint: fingerprint };
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -163,7 +205,9 @@ export function readGuestFile(disk: string, guestPath: string, partitionStartSec
   const part = `${disk}.p1`;
   execFileSync('dd', [`if=${disk}`, `of=${part}`, 'bs=512', `skip=${partitionStartSector}`, 'status=none']);
   try {
-    return execFileSync('debugfs', ['-R', `cat ${guestPath}`, part], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    return execFileSync('debugfs', ['-R', `cat ${guestPath}`, part], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).toString();
   } finally {
     rmSync(part, { force: true });
   }

@@ -26,7 +26,11 @@ let cached: TestImages | undefined;
 export function ensureTestImages(): TestImages {
   if (cached) return cached;
   const started = Date.now();
-  const r = spawnSync('bash', ['scripts/test-images/build.sh'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 2_400_000, maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync('bash', ['scripts/test-images/build.sh'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 2_400_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
   process.stderr.write(r.stderr);
   if (r.status !== 0) throw new Error(`scripts/test-images/build.sh failed (exit ${r.status ?? r.signal})`);
   // The cache directory is the last line on stdout; taking the last line of either stream

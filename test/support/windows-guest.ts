@@ -13,7 +13,8 @@ import { join } from 'node:path';
 
 export function windowsToolsSkipReason(): string | false {
   for (const tool of ['mkntfs', 'ntfs-3g', 'hivexsh', 'hivexget', 'ntfsinfo']) {
-    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed (apt-get install ntfs-3g libhivex-bin)`;
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+      return `${tool} is not installed (apt-get install ntfs-3g libhivex-bin)`;
   }
   return false;
 }
@@ -97,7 +98,8 @@ export function writeHive(path: string, content: HiveContent): void {
     const entries = Object.entries(values);
     if (entries.length === 0) continue;
     script.push(`cd \\${parts.join('\\')}`, `setval ${entries.length}`);
-    for (const [name, value] of entries) script.push(name, typeof value === 'number' ? `dword:${value}` : `string:${value}`);
+    for (const [name, value] of entries)
+      script.push(name, typeof value === 'number' ? `dword:${value}` : `string:${value}`);
   }
   script.push('commit', '');
   execFileSync('hivexsh', ['-w', path], { input: script.join('\n') });
@@ -135,21 +137,42 @@ export function windowsStartSector(o: Pick<WindowsGuestOptions, 'systemReserved'
 export function windowsHives(o: WindowsGuestOptions): { system: HiveContent; software: HiveContent; sam: HiveContent } {
   const legacy = Number(o.version.split('.')[0]) < 6;
   const generalized = o.generalized ?? true;
-  const currentVersion: Record<string, HiveValue> = Number(o.version.split('.')[0]) >= 10 ? { CurrentVersion: '6.3', CurrentMajorVersionNumber: 10, CurrentMinorVersionNumber: Number(o.version.split('.')[1]), ProductName: 'Windows 10 Pro' } : { CurrentVersion: o.version, ProductName: legacy ? 'Microsoft Windows XP' : 'Windows 7 Professional' };
-  const terminalServer: Record<string, HiveValue> = { TSEnabled: 1, ...(o.denyTsConnections !== undefined ? { fDenyTSConnections: o.denyTsConnections } : {}), ProductVersion: '5.1' };
+  const currentVersion: Record<string, HiveValue> =
+    Number(o.version.split('.')[0]) >= 10
+      ? {
+          CurrentVersion: '6.3',
+          CurrentMajorVersionNumber: 10,
+          CurrentMinorVersionNumber: Number(o.version.split('.')[1]),
+          ProductName: 'Windows 10 Pro',
+        }
+      : { CurrentVersion: o.version, ProductName: legacy ? 'Microsoft Windows XP' : 'Windows 7 Professional' };
+  const terminalServer: Record<string, HiveValue> = {
+    TSEnabled: 1,
+    ...(o.denyTsConnections !== undefined ? { fDenyTSConnections: o.denyTsConnections } : {}),
+    ProductVersion: '5.1',
+  };
   return {
     system: {
       '\\Select': { Current: 1, Default: 1, LastKnownGood: 2 },
-      '\\ControlSet001\\Control\\Session Manager\\Environment': { PROCESSOR_ARCHITECTURE: o.arch ?? 'AMD64', OS: 'Windows_NT' },
+      '\\ControlSet001\\Control\\Session Manager\\Environment': {
+        PROCESSOR_ARCHITECTURE: o.arch ?? 'AMD64',
+        OS: 'Windows_NT',
+      },
       '\\ControlSet001\\Control\\Terminal Server': terminalServer,
       '\\ControlSet002\\Control\\Terminal Server': { fDenyTSConnections: 7 },
-      '\\Setup': legacy ? { SystemSetupInProgress: generalized ? 1 : 0, MiniSetupInProgress: generalized ? 1 : 0 } : { SystemSetupInProgress: 0 },
+      '\\Setup': legacy
+        ? { SystemSetupInProgress: generalized ? 1 : 0, MiniSetupInProgress: generalized ? 1 : 0 }
+        : { SystemSetupInProgress: 0 },
     },
     software: {
       '\\Microsoft\\Windows NT\\CurrentVersion': currentVersion,
-      '\\Microsoft\\Windows\\CurrentVersion\\Setup\\State': legacy ? {} : { ImageState: generalized ? 'IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE' : 'IMAGE_STATE_COMPLETE' },
+      '\\Microsoft\\Windows\\CurrentVersion\\Setup\\State': legacy
+        ? {}
+        : { ImageState: generalized ? 'IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE' : 'IMAGE_STATE_COMPLETE' },
     },
-    sam: Object.fromEntries((o.users ?? ['Administrator', 'Guest']).map((u) => [`\\SAM\\Domains\\Account\\Users\\Names\\${u}`, {}])),
+    sam: Object.fromEntries(
+      (o.users ?? ['Administrator', 'Guest']).map((u) => [`\\SAM\\Domains\\Account\\Users\\Names\\${u}`, {}]),
+    ),
   };
 }
 
@@ -163,11 +186,22 @@ export function makeWindowsGuest(path: string, o: WindowsGuestOptions): void {
   try {
     mkdirSync(mnt);
     execFileSync('truncate', ['-s', `${ntfsMiB}M`, ntfs]);
-    execFileSync('mkntfs', ['-F', '-Q', '-q', '-L', 'Windows', '-p', String(windowsStartSector(o)), '-H', '255', '-S', '63', ntfs], { stdio: 'ignore' });
+    execFileSync(
+      'mkntfs',
+      ['-F', '-Q', '-q', '-L', 'Windows', '-p', String(windowsStartSector(o)), '-H', '255', '-S', '63', ntfs],
+      { stdio: 'ignore' },
+    );
     execFileSync('ntfs-3g', [ntfs, mnt]);
     mounted = true;
     const legacy = Number(o.version.split('.')[0]) < 6;
-    for (const d of ['Windows/System32/config', 'Windows/Setup/Scripts', 'Windows/Panther', legacy ? 'Documents and Settings/Administrator' : 'Users/Administrator', ...(legacy ? ['sysprep/i386'] : [])]) mkdirSync(join(mnt, d), { recursive: true });
+    for (const d of [
+      'Windows/System32/config',
+      'Windows/Setup/Scripts',
+      'Windows/Panther',
+      legacy ? 'Documents and Settings/Administrator' : 'Users/Administrator',
+      ...(legacy ? ['sysprep/i386'] : []),
+    ])
+      mkdirSync(join(mnt, d), { recursive: true });
     const hives = windowsHives(o);
     writeHive(join(mnt, 'Windows/System32/config/SYSTEM'), hives.system);
     writeHive(join(mnt, 'Windows/System32/config/SOFTWARE'), hives.software);
@@ -175,7 +209,8 @@ export function makeWindowsGuest(path: string, o: WindowsGuestOptions): void {
     writeFileSync(join(mnt, 'Windows/System32/ntoskrnl.exe'), 'MZ not really a kernel\n');
     mkdirSync(join(mnt, 'Windows/System32/drivers/etc'), { recursive: true });
     writeFileSync(join(mnt, 'Windows/System32/drivers/etc/hosts'), '127.0.0.1 localhost\r\n');
-    if (o.answerFile !== undefined) writeFileSync(join(mnt, legacy ? 'sysprep/sysprep.inf' : 'unattend.xml'), o.answerFile);
+    if (o.answerFile !== undefined)
+      writeFileSync(join(mnt, legacy ? 'sysprep/sysprep.inf' : 'unattend.xml'), o.answerFile);
     if (o.hibernated) {
       const hiber = Buffer.alloc(8192);
       hiber.write('HIBR', 0, 'latin1');
@@ -191,15 +226,28 @@ export function makeWindowsGuest(path: string, o: WindowsGuestOptions): void {
     writeFileSync(path, Buffer.alloc(0));
     execFileSync('truncate', ['-s', `${diskMiB}M`, path]);
     const type = o.label === 'dos' ? '7' : 'EBD0A0A2-B9E5-4433-87C0-68B6B72699C7';
-    const reservedLine = o.systemReserved ? `start=${FIRST_SECTOR}, size=${RESERVED_MIB * 2048}, type=${type}${o.label === 'dos' ? ', bootable' : ''}\n` : '';
-    execFileSync('sfdisk', ['-q', path], { input: `label: ${o.label}\n${reservedLine}start=${windowsStartSector(o)}, size=${ntfsMiB * 2048}, type=${type}\n` });
+    const reservedLine = o.systemReserved
+      ? `start=${FIRST_SECTOR}, size=${RESERVED_MIB * 2048}, type=${type}${o.label === 'dos' ? ', bootable' : ''}\n`
+      : '';
+    execFileSync('sfdisk', ['-q', path], {
+      input: `label: ${o.label}\n${reservedLine}start=${windowsStartSector(o)}, size=${ntfsMiB * 2048}, type=${type}\n`,
+    });
     if (o.systemReserved) {
       const sr = join(work, 'reserved.img');
       execFileSync('truncate', ['-s', `${RESERVED_MIB}M`, sr]);
-      execFileSync('mkntfs', ['-F', '-Q', '-q', '-L', 'System Reserved', '-p', String(FIRST_SECTOR), sr], { stdio: 'ignore' });
+      execFileSync('mkntfs', ['-F', '-Q', '-q', '-L', 'System Reserved', '-p', String(FIRST_SECTOR), sr], {
+        stdio: 'ignore',
+      });
       execFileSync('dd', [`if=${sr}`, `of=${path}`, 'bs=1M', 'seek=1', 'conv=notrunc', 'status=none']);
     }
-    execFileSync('dd', [`if=${ntfs}`, `of=${path}`, 'bs=512', `seek=${windowsStartSector(o)}`, 'conv=notrunc', 'status=none']);
+    execFileSync('dd', [
+      `if=${ntfs}`,
+      `of=${path}`,
+      'bs=512',
+      `seek=${windowsStartSector(o)}`,
+      'conv=notrunc',
+      'status=none',
+    ]);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -218,7 +266,9 @@ function waitNoNtfs3g(image: string): void {
 /** Mounts the Windows partition of a deployed disk read-only (loop device + ntfs-3g); returns an unmount function. */
 export function mountWindowsDisk(disk: string, mountPoint: string, startSector = FIRST_SECTOR): () => void {
   mkdirSync(mountPoint, { recursive: true });
-  const loop = execFileSync('losetup', ['-f', '--show', '-r', '-o', String(startSector * 512), disk]).toString().trim();
+  const loop = execFileSync('losetup', ['-f', '--show', '-r', '-o', String(startSector * 512), disk])
+    .toString()
+    .trim();
   try {
     execFileSync('ntfs-3g', ['-o', 'ro', loop, mountPoint]);
   } catch (error) {
@@ -227,7 +277,8 @@ export function mountWindowsDisk(disk: string, mountPoint: string, startSector =
   }
   return () => {
     execFileSync('umount', [mountPoint]);
-    for (let i = 0; i < 100 && spawnSync('pgrep', ['-f', `ntfs-3g -o ro ${loop}`]).status === 0; i++) spawnSync('sleep', ['0.1']);
+    for (let i = 0; i < 100 && spawnSync('pgrep', ['-f', `ntfs-3g -o ro ${loop}`]).status === 0; i++)
+      spawnSync('sleep', ['0.1']);
     execFileSync('losetup', ['-d', loop]);
   };
 }

@@ -51,11 +51,20 @@ describe('os_answer_file', () => {
     writeFileSync(join(dir, 'empty.xml'), '');
     mkdirSync(join(dir, 'sub'));
     const inDir = { ...limits, dir };
-    await assert.rejects(fetchAnswerFile(`file://${dir}/missing.xml`, inDir), /os_answer_file: cannot open .*missing\.xml: ENOENT/);
-    await assert.rejects(fetchAnswerFile(`file://${dir}/big.xml`, inDir), /os_answer_file: .*big\.xml is larger than CONFIG_URL_MAX_SIZE \(1024 bytes\)/);
+    await assert.rejects(
+      fetchAnswerFile(`file://${dir}/missing.xml`, inDir),
+      /os_answer_file: cannot open .*missing\.xml: ENOENT/,
+    );
+    await assert.rejects(
+      fetchAnswerFile(`file://${dir}/big.xml`, inDir),
+      /os_answer_file: .*big\.xml is larger than CONFIG_URL_MAX_SIZE \(1024 bytes\)/,
+    );
     await assert.rejects(fetchAnswerFile(`file://${dir}/empty.xml`, inDir), /os_answer_file: .*empty\.xml is empty/);
     await assert.rejects(fetchAnswerFile(`file://${dir}/sub`, inDir), /is not a regular file/);
-    await assert.rejects(fetchAnswerFile(`${base}/nope`, limits), /os_answer_file: http:\/\/127\.0\.0\.1:\d+\/nope answered HTTP 404/);
+    await assert.rejects(
+      fetchAnswerFile(`${base}/nope`, limits),
+      /os_answer_file: http:\/\/127\.0\.0\.1:\d+\/nope answered HTTP 404/,
+    );
     await assert.rejects(fetchAnswerFile(`${base}/big.xml`, limits), /larger than CONFIG_URL_MAX_SIZE/);
   });
 });
@@ -71,16 +80,29 @@ describe('os_answer_file file:// confinement (ANSWER_FILE_DIR)', () => {
   symlinkSync(outside, join(dir, 'dir-out'));
   symlinkSync('good.xml', join(dir, 'link-in.xml'));
   const inDir = { ...limits, dir };
-  const oneLine = (pattern: RegExp) => (e: Error) => pattern.test(e.message) && !e.message.includes('\n') && !e.message.includes('host private key');
+  const oneLine = (pattern: RegExp) => (e: Error) =>
+    pattern.test(e.message) && !e.message.includes('\n') && !e.message.includes('host private key');
 
   it('refuses file:///etc/shadow: outside ANSWER_FILE_DIR', async () => {
-    await assert.rejects(fetchAnswerFile('file:///etc/shadow', inDir), oneLine(new RegExp(`^os_answer_file: file:///etc/shadow is outside ANSWER_FILE_DIR \\(${dir}\\)`)));
-    await assert.rejects(fetchAnswerFile(`file://${dir}/../${outside.split('/').pop()}/secret.pem`, inDir), oneLine(/is outside ANSWER_FILE_DIR/));
+    await assert.rejects(
+      fetchAnswerFile('file:///etc/shadow', inDir),
+      oneLine(new RegExp(`^os_answer_file: file:///etc/shadow is outside ANSWER_FILE_DIR \\(${dir}\\)`)),
+    );
+    await assert.rejects(
+      fetchAnswerFile(`file://${dir}/../${outside.split('/').pop()}/secret.pem`, inDir),
+      oneLine(/is outside ANSWER_FILE_DIR/),
+    );
   });
 
   it('refuses a link inside the directory that leads out of it (the file or a directory on the path)', async () => {
-    await assert.rejects(fetchAnswerFile(`file://${dir}/link-out.xml`, inDir), oneLine(/^os_answer_file: .*link-out\.xml resolves outside ANSWER_FILE_DIR .* through a symbolic link/));
-    await assert.rejects(fetchAnswerFile(`file://${dir}/dir-out/secret.pem`, inDir), oneLine(/^os_answer_file: .*dir-out\/secret\.pem resolves outside ANSWER_FILE_DIR/));
+    await assert.rejects(
+      fetchAnswerFile(`file://${dir}/link-out.xml`, inDir),
+      oneLine(/^os_answer_file: .*link-out\.xml resolves outside ANSWER_FILE_DIR .* through a symbolic link/),
+    );
+    await assert.rejects(
+      fetchAnswerFile(`file://${dir}/dir-out/secret.pem`, inDir),
+      oneLine(/^os_answer_file: .*dir-out\/secret\.pem resolves outside ANSWER_FILE_DIR/),
+    );
   });
 
   it('accepts a file inside the directory (also in a subdirectory, or through a link that stays inside)', async () => {

@@ -77,7 +77,7 @@ describe('boot checker on a console shared with kernel messages', () => {
     assert.equal(await guest.login('root', 'good', 10_000), true);
   });
 
-  it('a command\'s output comes back without the kernel lines interleaved in it', async () => {
+  it("a command's output comes back without the kernel lines interleaved in it", async () => {
     const guest = attach();
     assert.equal(await guest.login('root', 'good', 10_000), true);
     assert.equal(await guest.run('printf "one\\ntwo\\nthree\\n"', 10_000), 'one\ntwo\nthree');

@@ -43,7 +43,9 @@ async function run(file: string, signal?: NodeJS.Signals): Promise<{ code: numbe
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   if (signal) {
-    await new Promise<void>((ready) => child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && ready()));
+    await new Promise<void>((ready) =>
+      child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && ready()),
+    );
     child.kill(signal);
   }
   const code = await new Promise<number | null>((done) => child.on('close', (c) => done(c)));
@@ -51,12 +53,21 @@ async function run(file: string, signal?: NodeJS.Signals): Promise<{ code: numbe
 }
 
 function outcome(name: string): { lines: string[]; dir: string } {
-  const lines = readFileSync(join(root, `${name}.out`), 'utf8').trim().split('\n');
-  return { lines: lines.filter((l) => !l.startsWith('dir ')), dir: (lines.find((l) => l.startsWith('dir ')) ?? '').slice(4) };
+  const lines = readFileSync(join(root, `${name}.out`), 'utf8')
+    .trim()
+    .split('\n');
+  return {
+    lines: lines.filter((l) => !l.startsWith('dir ')),
+    dir: (lines.find((l) => l.startsWith('dir ')) ?? '').slice(4),
+  };
 }
 
 describe('cleanup registry (real process)', () => {
-  for (const [signal, number] of [['SIGTERM', 15], ['SIGINT', 2], ['SIGHUP', 1]] as const) {
+  for (const [signal, number] of [
+    ['SIGTERM', 15],
+    ['SIGINT', 2],
+    ['SIGHUP', 1],
+  ] as const) {
     it(`${signal}: cleanups newest first, nothing new registers, the temporary directory goes, exit ${128 + number}`, async () => {
       const name = signal.toLowerCase();
       const r = await run(script(name, `console.log('ready'); setInterval(() => {}, 1000);`), signal);

@@ -14,7 +14,14 @@ before(async () => {
     switch (req.url) {
       case '/ok.json':
         res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ IMG_ID: 'http://127.0.0.1/img', img_format: 'diskdump', img_passwd: 'doc-secret-pw', img_properties: { OSFAMILY: 'linux' } }));
+        res.end(
+          JSON.stringify({
+            IMG_ID: 'http://127.0.0.1/img',
+            img_format: 'diskdump',
+            img_passwd: 'doc-secret-pw',
+            img_properties: { OSFAMILY: 'linux' },
+          }),
+        );
         break;
       case '/redirect':
         res.statusCode = 302;
@@ -61,37 +68,75 @@ describe('config_url', () => {
   });
 
   it('fails clearly on HTTP errors, size, timeouts, bad JSON and unknown keys', async () => {
-    await assert.rejects(fetchConfigDocument(`${base}/missing`, opts), /^UserError: config_url: http:\/\/127\.0\.0\.1:\d+\/missing answered HTTP 404$/);
+    await assert.rejects(
+      fetchConfigDocument(`${base}/missing`, opts),
+      /^UserError: config_url: http:\/\/127\.0\.0\.1:\d+\/missing answered HTTP 404$/,
+    );
     await assert.rejects(fetchConfigDocument(`${base}/big`, opts), /larger than CONFIG_URL_MAX_SIZE \(1024 bytes\)/);
-    await assert.rejects(fetchConfigDocument(`${base}/slow`, { timeoutSeconds: 0.5, maxBytes: 1024 }), /config_url: cannot fetch .*\/slow: no answer within 0\.5 s/);
+    await assert.rejects(
+      fetchConfigDocument(`${base}/slow`, { timeoutSeconds: 0.5, maxBytes: 1024 }),
+      /config_url: cannot fetch .*\/slow: no answer within 0\.5 s/,
+    );
     await assert.rejects(fetchConfigDocument(`${base}/notjson`, opts), /is not valid JSON/);
     await assert.rejects(fetchConfigDocument(`${base}/unknown`, opts), /config_url document: unknown key 'img_idd'/);
-    await assert.rejects(fetchConfigDocument('http://127.0.0.1:1/x', opts), /config_url: cannot fetch http:\/\/127\.0\.0\.1:1\/x/);
+    await assert.rejects(
+      fetchConfigDocument('http://127.0.0.1:1/x', opts),
+      /config_url: cannot fetch http:\/\/127\.0\.0\.1:1\/x/,
+    );
   });
 
   it('hides credentials of the URL in errors', async () => {
     const port = new URL(base).port;
-    await assert.rejects(fetchConfigDocument(`http://user:pw-in-url@127.0.0.1:${port}/missing`, opts), (e: Error) => !e.message.includes('pw-in-url'));
+    await assert.rejects(
+      fetchConfigDocument(`http://user:pw-in-url@127.0.0.1:${port}/missing`, opts),
+      (e: Error) => !e.message.includes('pw-in-url'),
+    );
   });
 
   it('document values override the parameters, secrets wrapped', () => {
-    const params = wrapSecrets(new Map([['img_id', 'old'], ['img_format', 'diskdump'], ['config_url', 'http://x']]));
-    const merged = applyConfigDocument(params, parseConfigDocument('{"img_id": "new", "img_passwd": "pw-from-doc"}', 'test'));
+    const params = wrapSecrets(
+      new Map([
+        ['img_id', 'old'],
+        ['img_format', 'diskdump'],
+        ['config_url', 'http://x'],
+      ]),
+    );
+    const merged = applyConfigDocument(
+      params,
+      parseConfigDocument('{"img_id": "new", "img_passwd": "pw-from-doc"}', 'test'),
+    );
     assert.equal(merged.get('img_id'), 'new');
     assert.equal(merged.get('config_url'), 'http://x');
     assert.ok(merged.get('img_passwd') instanceof Secret);
   });
 
   it('never shows a secret from the document in a validation error', () => {
-    assert.throws(() => parseConfigDocument('{"img_passwd": "doc-secret-value", "bogus": 1}', 'test'), (e: Error) => !e.message.includes('doc-secret-value') && /unknown key 'bogus'/.test(e.message));
+    assert.throws(
+      () => parseConfigDocument('{"img_passwd": "doc-secret-value", "bogus": 1}', 'test'),
+      (e: Error) => !e.message.includes('doc-secret-value') && /unknown key 'bogus'/.test(e.message),
+    );
   });
 });
 
 describe('config_url document and os_answer_file', () => {
   it('refuses a file:// answer file named by a config_url document (a host file would reach the guest)', () => {
-    for (const url of ['file:///etc/snf-image/answer-files/u.xml', 'FILE:///etc/shadow', ' file:///var/lib/ganeti/server.pem']) {
-      assert.throws(() => parseConfigDocument(JSON.stringify({ os_answer_file: url }), 'http://192.0.2.1/doc.json'), (e: Error) => /^os_answer_file: a config_url document may not name a file:\/\/ answer file \(use http\(s\):\/\/ or ftp\(s\):\/\/\)$/.test(e.message), url);
+    for (const url of [
+      'file:///etc/snf-image/answer-files/u.xml',
+      'FILE:///etc/shadow',
+      ' file:///var/lib/ganeti/server.pem',
+    ]) {
+      assert.throws(
+        () => parseConfigDocument(JSON.stringify({ os_answer_file: url }), 'http://192.0.2.1/doc.json'),
+        (e: Error) =>
+          /^os_answer_file: a config_url document may not name a file:\/\/ answer file \(use http\(s\):\/\/ or ftp\(s\):\/\/\)$/.test(
+            e.message,
+          ),
+        url,
+      );
     }
-    assert.equal(parseConfigDocument('{"os_answer_file": "https://192.0.2.1/unattend.xml"}', 'test').get('os_answer_file'), 'https://192.0.2.1/unattend.xml');
+    assert.equal(
+      parseConfigDocument('{"os_answer_file": "https://192.0.2.1/unattend.xml"}', 'test').get('os_answer_file'),
+      'https://192.0.2.1/unattend.xml',
+    );
   });
 });

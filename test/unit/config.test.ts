@@ -35,7 +35,10 @@ describe('configuration', () => {
   });
 
   it('reads the main file, then the variant file over it', () => {
-    const { file } = setup('HELPER_MEMORY=1024\nHELPER_SOFT_TIMEOUT=5m\nIMAGE_DEBUG=yes\n', 'HELPER_MEMORY=768\nIMG_FORMAT=diskdump\n');
+    const { file } = setup(
+      'HELPER_MEMORY=1024\nHELPER_SOFT_TIMEOUT=5m\nIMAGE_DEBUG=yes\n',
+      'HELPER_MEMORY=768\nIMG_FORMAT=diskdump\n',
+    );
     const config = loadConfig({ configFile: file, variant: 'default', requireVariantFile: true });
     assert.equal(config.settings.HELPER_MEMORY, 768);
     assert.equal(config.settings.HELPER_SOFT_TIMEOUT, 300);
@@ -70,22 +73,44 @@ describe('configuration', () => {
   });
 
   it('HELPER_UIDS: a range of uids by default, empty for one HELPER_USER, checked in one line; a HELPER_USER it overrides is warned about', () => {
-    assert.deepEqual(loadConfig({ configFile: '/dev/null' }).settings.HELPER_UIDS, { first: 1879048192, last: 1879113727 });
+    assert.deepEqual(loadConfig({ configFile: '/dev/null' }).settings.HELPER_UIDS, {
+      first: 1879048192,
+      last: 1879113727,
+    });
     assert.equal(loadConfig({ configFile: setup('HELPER_UIDS=\n').file }).settings.HELPER_UIDS, undefined);
     for (const bad of ['5-10', '2000-1000', '1000-4294967295', 'many']) {
-      assert.throws(() => loadConfig({ configFile: setup(`HELPER_UIDS=${bad}\n`).file }), /^UserError: [^\n]*snf-image\.conf:2: HELPER_UIDS: must be /, bad);
+      assert.throws(
+        () => loadConfig({ configFile: setup(`HELPER_UIDS=${bad}\n`).file }),
+        /^UserError: [^\n]*snf-image\.conf:2: HELPER_UIDS: must be /,
+        bad,
+      );
     }
     const overridden = loadConfig({ configFile: setup('HELPER_USER=qemu\n').file });
-    assert.match(overridden.warnings.join('\n'), /snf-image\.conf:2: HELPER_USER is used only when HELPER_UIDS is empty/);
+    assert.match(
+      overridden.warnings.join('\n'),
+      /snf-image\.conf:2: HELPER_USER is used only when HELPER_UIDS is empty/,
+    );
     assert.deepEqual(loadConfig({ configFile: setup('HELPER_USER=qemu\nHELPER_UIDS=\n').file }).warnings, []);
-    assert.match(renderEffectiveConfig(loadConfig({ configFile: '/dev/null' })), /^HELPER_UIDS=1879048192-1879113727$/m);
-    assert.match(renderEffectiveConfig(loadConfig({ configFile: setup('HELPER_UIDS=\n').file })), /^HELPER_UIDS=""  #/m);
+    assert.match(
+      renderEffectiveConfig(loadConfig({ configFile: '/dev/null' })),
+      /^HELPER_UIDS=1879048192-1879113727$/m,
+    );
+    assert.match(
+      renderEffectiveConfig(loadConfig({ configFile: setup('HELPER_UIDS=\n').file })),
+      /^HELPER_UIDS=""  #/m,
+    );
   });
 
   it('requires the variant file for Ganeti scripts', () => {
     const { file } = setup('');
-    assert.throws(() => loadConfig({ configFile: file, variant: 'default', requireVariantFile: true }), /OS_VARIANT: no variant file .*default\.conf for variant 'default'/);
-    assert.throws(() => loadConfig({ configFile: file, variant: '../x', requireVariantFile: true }), /OS_VARIANT: '\.\.\/x' is not a valid variant name/);
+    assert.throws(
+      () => loadConfig({ configFile: file, variant: 'default', requireVariantFile: true }),
+      /OS_VARIANT: no variant file .*default\.conf for variant 'default'/,
+    );
+    assert.throws(
+      () => loadConfig({ configFile: file, variant: '../x', requireVariantFile: true }),
+      /OS_VARIANT: '\.\.\/x' is not a valid variant name/,
+    );
     assert.doesNotThrow(() => loadConfig({ configFile: file, variant: '', requireVariantFile: true }));
   });
 

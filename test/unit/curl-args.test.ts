@@ -34,7 +34,10 @@ function calls(): Call[] {
 before(() => {
   // Records argv (one per line) and stdin when told to read a config from it (-K - / --config -);
   // --head gets a size, a transfer gets the answer file.
-  writeFileSync(join(dir, 'curl'), `#!/bin/sh\n{ echo '=== call'; for a in "$@"; do printf '%s\\n' "$a"; done; echo '--- stdin'; case " $* " in *" -K - "*|*" --config - "*) cat;; esac; } >> ${log}\ncase " $* " in *" --head "*) echo 'Content-Length: 55'; exit 0;; esac\nprintf '%s' '${XML}'\n`);
+  writeFileSync(
+    join(dir, 'curl'),
+    `#!/bin/sh\n{ echo '=== call'; for a in "$@"; do printf '%s\\n' "$a"; done; echo '--- stdin'; case " $* " in *" -K - "*|*" --config - "*) cat;; esac; } >> ${log}\ncase " $* " in *" --head "*) echo 'Content-Length: 55'; exit 0;; esac\nprintf '%s' '${XML}'\n`,
+  );
   chmodSync(join(dir, 'curl'), 0o755);
   process.env.PATH = `${dir}:${savedPath ?? ''}`;
 });
@@ -46,7 +49,11 @@ after(() => {
 describe('curl command lines', () => {
   it('os_answer_file ftp://user:password@...: -q first, the URL and password only on stdin', async () => {
     writeFileSync(log, '');
-    const body = await fetchAnswerFile('ftp://admin:s3cret-pw@127.0.0.1/unattend.xml', { timeoutSeconds: 5, maxBytes: 1024, dir: '/nonexistent' });
+    const body = await fetchAnswerFile('ftp://admin:s3cret-pw@127.0.0.1/unattend.xml', {
+      timeoutSeconds: 5,
+      maxBytes: 1024,
+      dir: '/nonexistent',
+    });
     assert.equal(body.toString(), XML);
     const [call, ...more] = calls();
     assert.equal(more.length, 0);
@@ -58,7 +65,14 @@ describe('curl command lines', () => {
 
   it('ftp(s) images: -q first, the password only on stdin', async () => {
     writeFileSync(log, '');
-    const opened = await ftpSource.open('ftp://admin:s3cret-pw@127.0.0.1/disk.img', { imageDir: '/nonexistent', httpTimeoutSeconds: 5, httpRetries: 0, downloadTimeoutSeconds: 60, downloadMinSpeed: 0, downloadMaxBytes: 1024 * 1024 });
+    const opened = await ftpSource.open('ftp://admin:s3cret-pw@127.0.0.1/disk.img', {
+      imageDir: '/nonexistent',
+      httpTimeoutSeconds: 5,
+      httpRetries: 0,
+      downloadTimeoutSeconds: 60,
+      downloadMinSpeed: 0,
+      downloadMaxBytes: 1024 * 1024,
+    });
     for await (const _chunk of opened.stream()) {
       // the stand-in's output
     }

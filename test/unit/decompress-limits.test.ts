@@ -42,19 +42,31 @@ describe('decompressor limits', () => {
     const huge = xzWithDictionary(data, 36);
     // Without a limit xz decodes it (taking the 1 GiB it asks for).
     assert.ok(execFileSync('xz', ['-dc'], { input: huge, maxBuffer: 1 << 20 }).equals(data));
-    await assert.rejects(collect(decompress(once(huge), 'xz')), (e: Error) => /^img_id: the xz image needs more than 512 MiB of memory to decompress \(its dictionary is too large\)$/.test(e.message));
-    assert.ok((await collect(decompress(once(xzWithDictionary(data, 26)), 'xz'))).equals(data), 'a 64 MiB dictionary (xz -9) passes');
+    await assert.rejects(collect(decompress(once(huge), 'xz')), (e: Error) =>
+      /^img_id: the xz image needs more than 512 MiB of memory to decompress \(its dictionary is too large\)$/.test(
+        e.message,
+      ),
+    );
+    assert.ok(
+      (await collect(decompress(once(xzWithDictionary(data, 26)), 'xz'))).equals(data),
+      'a 64 MiB dictionary (xz -9) passes',
+    );
   });
 
   it('bzip2 runs under prlimit (address space)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'snf-fake-bzip2-'));
     // A stand-in bzip2 that reports its own address-space limit and fails.
-    writeFileSync(join(dir, 'bzip2'), "#!/bin/sh\ncat > /dev/null\ngrep '^Max address space' /proc/self/limits >&2\nexit 2\n");
+    writeFileSync(
+      join(dir, 'bzip2'),
+      "#!/bin/sh\ncat > /dev/null\ngrep '^Max address space' /proc/self/limits >&2\nexit 2\n",
+    );
     chmodSync(join(dir, 'bzip2'), 0o755);
     const path = process.env.PATH;
     process.env.PATH = `${dir}:${path ?? ''}`;
     try {
-      await assert.rejects(collect(decompress(once(Buffer.from('BZh91AY&SY')), 'bzip2')), (e: Error) => /\(Max address space\s+268435456\s+268435456\s+bytes\)$/.test(e.message));
+      await assert.rejects(collect(decompress(once(Buffer.from('BZh91AY&SY')), 'bzip2')), (e: Error) =>
+        /\(Max address space\s+268435456\s+268435456\s+bytes\)$/.test(e.message),
+      );
     } finally {
       process.env.PATH = path;
     }

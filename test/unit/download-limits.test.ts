@@ -91,13 +91,24 @@ after(() => {
   server.close();
 });
 
-const limits: SourceSettings = { imageDir: '/nonexistent', httpTimeoutSeconds: 1, httpRetries: 1, downloadTimeoutSeconds: 3, downloadMinSpeed: 4096, downloadMaxBytes: 4 * MiB };
+const limits: SourceSettings = {
+  imageDir: '/nonexistent',
+  httpTimeoutSeconds: 1,
+  httpRetries: 1,
+  downloadTimeoutSeconds: 3,
+  downloadMinSpeed: 4096,
+  downloadMaxBytes: 4 * MiB,
+};
 
 /**
  * Reads the stream; resolves to the error that stopped it, or fails the test when it ran
  * past `giveUpBytes` or `giveUpMs` without being stopped (the unbounded behaviour).
  */
-async function stoppedBy(open: () => Promise<OpenedImage>, giveUpBytes = 32 * MiB, giveUpMs = 10_000): Promise<{ error: Error; bytes: number; ms: number }> {
+async function stoppedBy(
+  open: () => Promise<OpenedImage>,
+  giveUpBytes = 32 * MiB,
+  giveUpMs = 10_000,
+): Promise<{ error: Error; bytes: number; ms: number }> {
   const started = Date.now();
   let bytes = 0;
   let opened: OpenedImage | undefined;
@@ -120,28 +131,46 @@ async function stoppedBy(open: () => Promise<OpenedImage>, giveUpBytes = 32 * Mi
 describe('download limits (http)', () => {
   it('an endless body stops at the byte limit', async () => {
     const { error, bytes } = await stoppedBy(() => httpSource.open(`${base}/endless.img`, limits));
-    assert.match(error.message, /^img_id: download of http:\/\/127\.0\.0\.1:\d+\/endless\.img stopped: more than 4194304 bytes, the most this disk can take$/);
+    assert.match(
+      error.message,
+      /^img_id: download of http:\/\/127\.0\.0\.1:\d+\/endless\.img stopped: more than 4194304 bytes, the most this disk can take$/,
+    );
     assert.ok(bytes <= 4 * MiB, `${bytes} bytes passed on`);
   });
 
   it('a Content-Length beyond the byte limit is refused before the body is read', async () => {
-    await assert.rejects(httpSource.open(`${base}/declared-huge.img`, limits), /^UserError: img_id: http:\/\/127\.0\.0\.1:\d+\/declared-huge\.img is 104857600 bytes, more than the 4194304 bytes this disk can take$/);
+    await assert.rejects(
+      httpSource.open(`${base}/declared-huge.img`, limits),
+      /^UserError: img_id: http:\/\/127\.0\.0\.1:\d+\/declared-huge\.img is 104857600 bytes, more than the 4194304 bytes this disk can take$/,
+    );
   });
 
   it('a trickling server is dropped for being slower than DOWNLOAD_MIN_SPEED', async () => {
     const { error, ms } = await stoppedBy(() => httpSource.open(`${base}/trickle.img`, limits));
-    assert.match(error.message, /^img_id: download of .*\/trickle\.img stopped: slower than DOWNLOAD_MIN_SPEED \(4096 bytes\/s over 1 s\)$/);
+    assert.match(
+      error.message,
+      /^img_id: download of .*\/trickle\.img stopped: slower than DOWNLOAD_MIN_SPEED \(4096 bytes\/s over 1 s\)$/,
+    );
     assert.ok(ms < 3000, `${ms} ms`);
   });
 
   it('a download that is fast enough but longer than DOWNLOAD_TIMEOUT stops', async () => {
-    const { error, ms } = await stoppedBy(() => httpSource.open(`${base}/steady.img`, { ...limits, downloadMaxBytes: 128 * MiB }));
-    assert.match(error.message, /^img_id: download of .*\/steady\.img stopped: it took longer than DOWNLOAD_TIMEOUT \(3 s\)$/);
+    const { error, ms } = await stoppedBy(() =>
+      httpSource.open(`${base}/steady.img`, { ...limits, downloadMaxBytes: 128 * MiB }),
+    );
+    assert.match(
+      error.message,
+      /^img_id: download of .*\/steady\.img stopped: it took longer than DOWNLOAD_TIMEOUT \(3 s\)$/,
+    );
     assert.ok(ms >= 2500 && ms < 5000, `${ms} ms`);
   });
 
   it('downloads through the image cache without Content-Length (not cached) are bounded too', async () => {
-    const cache = { dir: join(mkdtempSync(join(tmpdir(), 'snf-limits-cache-')), 'images'), maxBytes: 1024 * MiB, verify: false };
+    const cache = {
+      dir: join(mkdtempSync(join(tmpdir(), 'snf-limits-cache-')), 'images'),
+      maxBytes: 1024 * MiB,
+      verify: false,
+    };
     const { error } = await stoppedBy(() => openCachedHttp(`${base}/endless.img`, limits, cache));
     assert.match(error.message, /stopped: more than 4194304 bytes, the most this disk can take$/);
     const slow = await stoppedBy(() => openCachedHttp(`${base}/trickle.img`, limits, cache, { needFile: true }));
@@ -153,7 +182,11 @@ describe('SHA256SUMS next to an http image', () => {
   it('a huge SHA256SUMS is refused, not read whole', async () => {
     for (const dir of ['sums', 'sums-chunked']) {
       const started = Date.now();
-      await assert.rejects(digestFromSidecar(new URL(`${base}/${dir}/disk.img`), 5000), /^UserError: img_id: SHA256SUMS next to the image is larger than 1048576 bytes$/, dir);
+      await assert.rejects(
+        digestFromSidecar(new URL(`${base}/${dir}/disk.img`), 5000),
+        /^UserError: img_id: SHA256SUMS next to the image is larger than 1048576 bytes$/,
+        dir,
+      );
       assert.ok(Date.now() - started < 5000, dir);
     }
   });
@@ -164,17 +197,26 @@ describe('download limits (ftp, through curl)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'snf-fake-curl-'));
     const argvFile = join(dir, 'argv');
     // A stand-in curl: records its arguments, answers --head with a small header, else never stops.
-    writeFileSync(join(dir, 'curl'), `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a"; done >> ${argvFile}\necho --- >> ${argvFile}\ncat > /dev/null\ncase " $* " in *" --head "*) echo 'Content-Length: 100'; exit 0;; esac\nexec cat /dev/zero\n`);
+    writeFileSync(
+      join(dir, 'curl'),
+      `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a"; done >> ${argvFile}\necho --- >> ${argvFile}\ncat > /dev/null\ncase " $* " in *" --head "*) echo 'Content-Length: 100'; exit 0;; esac\nexec cat /dev/zero\n`,
+    );
     chmodSync(join(dir, 'curl'), 0o755);
     const path = process.env.PATH;
     process.env.PATH = `${dir}:${path ?? ''}`;
     try {
       const { error } = await stoppedBy(() => ftpSource.open('ftp://127.0.0.1/image.img', limits));
-      assert.match(error.message, /^img_id: download of ftp:\/\/127\.0\.0\.1\/image\.img stopped: more than 4194304 bytes, the most this disk can take$/);
+      assert.match(
+        error.message,
+        /^img_id: download of ftp:\/\/127\.0\.0\.1\/image\.img stopped: more than 4194304 bytes, the most this disk can take$/,
+      );
     } finally {
       process.env.PATH = path;
     }
-    const calls = readFileSync(argvFile, 'utf8').split('---\n').filter(Boolean).map((c) => c.trim().split('\n'));
+    const calls = readFileSync(argvFile, 'utf8')
+      .split('---\n')
+      .filter(Boolean)
+      .map((c) => c.trim().split('\n'));
     assert.equal(calls.length, 2, 'a --head request, then the transfer');
     for (const argv of calls) {
       const value = (flag: string) => argv[argv.indexOf(flag) + 1];

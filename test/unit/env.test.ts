@@ -98,26 +98,58 @@ describe('Ganeti environment', () => {
   });
 
   it('names the variable and the rule in every error', () => {
-    assert.deepEqual(problemsOf(() => parseGanetiEnv({ ...CREATE_ENV, DISK_0_SIZE: 'big' }, 'create')), ['DISK_0_SIZE: must be a whole number']);
-    assert.deepEqual(problemsOf(() => parseGanetiEnv({ ...CREATE_ENV, NIC_0_MAC: 'nope' }, 'create')), ['NIC_0_MAC: must be a MAC address like aa:00:00:12:34:56']);
-    assert.deepEqual(problemsOf(() => parseGanetiEnv({ ...CREATE_ENV, DISK_0_ACCESS: 'rx' }, 'create')), ['DISK_0_ACCESS: must be rw or ro']);
-    assert.deepEqual(problemsOf(() => parseGanetiEnv({ ...CREATE_ENV, OS_API_VERSION: '5' }, 'create')), ['OS_API_VERSION: must be 10, 15 or 20']);
-    assert.deepEqual(problemsOf(() => parseGanetiEnv({ ...CREATE_ENV, OS_API_VERSION: '15' }, 'create')), ['OS_API_VERSION: snf-image implements OS API 20, Ganeti asked for 15']);
-    assert.deepEqual(problemsOf(() => parseGanetiEnv({ ...CREATE_ENV, DISK_0_PATH: 'relative' }, 'create')), ['DISK_0_PATH: must be an absolute path']);
+    assert.deepEqual(
+      problemsOf(() => parseGanetiEnv({ ...CREATE_ENV, DISK_0_SIZE: 'big' }, 'create')),
+      ['DISK_0_SIZE: must be a whole number'],
+    );
+    assert.deepEqual(
+      problemsOf(() => parseGanetiEnv({ ...CREATE_ENV, NIC_0_MAC: 'nope' }, 'create')),
+      ['NIC_0_MAC: must be a MAC address like aa:00:00:12:34:56'],
+    );
+    assert.deepEqual(
+      problemsOf(() => parseGanetiEnv({ ...CREATE_ENV, DISK_0_ACCESS: 'rx' }, 'create')),
+      ['DISK_0_ACCESS: must be rw or ro'],
+    );
+    assert.deepEqual(
+      problemsOf(() => parseGanetiEnv({ ...CREATE_ENV, OS_API_VERSION: '5' }, 'create')),
+      ['OS_API_VERSION: must be 10, 15 or 20'],
+    );
+    assert.deepEqual(
+      problemsOf(() => parseGanetiEnv({ ...CREATE_ENV, OS_API_VERSION: '15' }, 'create')),
+      ['OS_API_VERSION: snf-image implements OS API 20, Ganeti asked for 15'],
+    );
+    assert.deepEqual(
+      problemsOf(() => parseGanetiEnv({ ...CREATE_ENV, DISK_0_PATH: 'relative' }, 'create')),
+      ['DISK_0_PATH: must be an absolute path'],
+    );
     const { INSTANCE_NAME: _n, ...noName } = CREATE_ENV;
-    assert.deepEqual(problemsOf(() => parseGanetiEnv(noName, 'create')), ['INSTANCE_NAME: is required but not set']);
+    assert.deepEqual(
+      problemsOf(() => parseGanetiEnv(noName, 'create')),
+      ['INSTANCE_NAME: is required but not set'],
+    );
     const { DISK_0_PATH: _p, ...noPath } = CREATE_ENV;
     assert.match(problemsOf(() => parseGanetiEnv(noPath, 'create'))[0] ?? '', /^DISK_0_PATH: is required/);
-    assert.deepEqual(problemsOf(() => parseGanetiEnv({ ...CREATE_ENV, DISK_COUNT: '0' }, 'create')), ['DISK_COUNT: must be at least 1 (snf-image writes the image to disk 0)']);
+    assert.deepEqual(
+      problemsOf(() => parseGanetiEnv({ ...CREATE_ENV, DISK_COUNT: '0' }, 'create')),
+      ['DISK_COUNT: must be at least 1 (snf-image writes the image to disk 0)'],
+    );
     const { OLD_INSTANCE_NAME: _o, ...noOld } = RENAME_ENV;
-    assert.deepEqual(problemsOf(() => parseGanetiEnv(noOld, 'rename')), ['OLD_INSTANCE_NAME: is required by rename but not set']);
+    assert.deepEqual(
+      problemsOf(() => parseGanetiEnv(noOld, 'rename')),
+      ['OLD_INSTANCE_NAME: is required by rename but not set'],
+    );
     const { EXPORT_DISK_PATH: _e, EXPORT_DEVICE: _d, ...noExport } = EXPORT_ENV;
     assert.match(problemsOf(() => parseGanetiEnv(noExport, 'export'))[0] ?? '', /^EXPORT_DISK_PATH: is required/);
-    assert.deepEqual(problemsOf(() => parseGanetiEnv({ ...EXPORT_ENV, EXP_SIZE_FD: 'x' }, 'export')), ['EXP_SIZE_FD: must be a file descriptor number']);
+    assert.deepEqual(
+      problemsOf(() => parseGanetiEnv({ ...EXPORT_ENV, EXP_SIZE_FD: 'x' }, 'export')),
+      ['EXP_SIZE_FD: must be a file descriptor number'],
+    );
   });
 
   it('reports every problem at once', () => {
-    const problems = problemsOf(() => parseGanetiEnv({ ...CREATE_ENV, DISK_0_SIZE: 'x', NIC_0_MAC: 'y', INSTANCE_CTIME: 'z' }, 'create'));
+    const problems = problemsOf(() =>
+      parseGanetiEnv({ ...CREATE_ENV, DISK_0_SIZE: 'x', NIC_0_MAC: 'y', INSTANCE_CTIME: 'z' }, 'create'),
+    );
     assert.equal(problems.length, 3);
   });
 });

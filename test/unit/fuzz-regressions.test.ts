@@ -49,7 +49,8 @@ function thrown(fn: () => unknown): Error {
 
 describe('one-line error messages (src/util/errors.ts)', () => {
   it('joins lines broken by any Unicode line break, not only LF', () => {
-    for (const br of ['\n', '\r', '\r\n', '\v', '\f', '\u0085', '\u2028', '\u2029']) assert.equal(oneLine(`first${br} second `), 'first second');
+    for (const br of ['\n', '\r', '\r\n', '\v', '\f', '\u0085', '\u2028', '\u2029'])
+      assert.equal(oneLine(`first${br} second `), 'first second');
     assert.equal(new UserError('a \u0085\n b').message, 'a b');
   });
 
@@ -61,7 +62,10 @@ describe('one-line error messages (src/util/errors.ts)', () => {
   });
 
   it('takes time linear in the message (a key of many blanks)', () => {
-    assertLinearTime((n) => `$${' '.repeat(n)}=`, (text) => parseShellConf(text, 'snf-image.conf'));
+    assertLinearTime(
+      (n) => `$${' '.repeat(n)}=`,
+      (text) => parseShellConf(text, 'snf-image.conf'),
+    );
   });
 });
 
@@ -81,7 +85,10 @@ describe('filesystem dumps larger than an MBR partition (src/image/magic.ts, src
     assert.equal(size, 0xffffffff * 4096);
     const error = thrown(() => synthesizePrefix(size as number, 'ext', undefined));
     assert.ok(error instanceof UserError, `${error.constructor.name}: ${error.message}`);
-    assert.equal(error.message, 'img_id: the ext filesystem (17592186040320 bytes) is larger than an MBR partition can hold (2 TiB)');
+    assert.equal(
+      error.message,
+      'img_id: the ext filesystem (17592186040320 bytes) is larger than an MBR partition can hold (2 TiB)',
+    );
   });
 
   it('an NTFS boot sector of 1049-byte sectors is refused the same way', () => {
@@ -106,9 +113,18 @@ describe('SHA256SUMS next to an http image (src/image/checksum.ts)', () => {
   const HEX = '0'.repeat(64);
 
   it('finds the digest in time linear in a line of many blanks', () => {
-    assertLinearTime((n) => repeat({ head: 'a *', piece: ' ', tail: '*' }, n), (text) => findInSums(text, 'image.img', 'sha256'));
-    assertLinearTime((n) => repeat({ head: `${HEX}  image.img`, piece: ' ', tail: '*' }, n), (text) => findInSums(text, 'image.img', 'sha256'));
-    assertLinearTime((n) => repeat({ head: HEX, piece: ' ', tail: 'a\u2028b' }, n), (text) => findInSums(text, 'image.img', 'sha256'));
+    assertLinearTime(
+      (n) => repeat({ head: 'a *', piece: ' ', tail: '*' }, n),
+      (text) => findInSums(text, 'image.img', 'sha256'),
+    );
+    assertLinearTime(
+      (n) => repeat({ head: `${HEX}  image.img`, piece: ' ', tail: '*' }, n),
+      (text) => findInSums(text, 'image.img', 'sha256'),
+    );
+    assertLinearTime(
+      (n) => repeat({ head: HEX, piece: ' ', tail: 'a\u2028b' }, n),
+      (text) => findInSums(text, 'image.img', 'sha256'),
+    );
     assert.equal(findInSums(`${HEX}  image.img   \n`, 'image.img', 'sha256'), HEX);
     assert.equal(findInSums(`${HEX} *dir/image.img\r\n`, 'image.img', 'sha256'), HEX);
   });
@@ -131,7 +147,10 @@ describe('SHA256SUMS next to an http image (src/image/checksum.ts)', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = server.address() as AddressInfo;
-      await assert.rejects(digestFromSidecar(new URL(`http://127.0.0.1:${port}/images/image.img`), 10_000), /SHA512SUMS next to the image is larger than 1048576 bytes/);
+      await assert.rejects(
+        digestFromSidecar(new URL(`http://127.0.0.1:${port}/images/image.img`), 10_000),
+        /SHA512SUMS next to the image is larger than 1048576 bytes/,
+      );
       assert.ok(sent < 32 * 1024 * 1024, `the server could send ${sent} bytes of each sidecar`);
     } finally {
       server.closeAllConnections();
@@ -142,7 +161,11 @@ describe('SHA256SUMS next to an http image (src/image/checksum.ts)', () => {
 
 describe('Ganeti environment counts (src/ganeti/env.ts)', () => {
   it('a huge NIC_COUNT or DISK_COUNT is refused at once, not walked (the environment read a bounded number of times)', () => {
-    for (const [name, value] of [['NIC_COUNT', '99999999999'], ['NIC_COUNT', '18446744073709551617'], ['DISK_COUNT', '99999999999']] as const) {
+    for (const [name, value] of [
+      ['NIC_COUNT', '99999999999'],
+      ['NIC_COUNT', '18446744073709551617'],
+      ['DISK_COUNT', '99999999999'],
+    ] as const) {
       const error = thrown(() => parseGanetiEnv(readBudget({ ...CREATE_ENV, [name]: value }, 10_000), 'create'));
       assert.ok(error instanceof ValidationError, `${error.constructor.name}: ${error.message}`);
       assert.ok(error.problems.includes(`${name}: must be at most 64`), error.message);
@@ -152,16 +175,25 @@ describe('Ganeti environment counts (src/ganeti/env.ts)', () => {
 });
 
 describe('OS parameter problems are one line each (src/ganeti/params.ts, src/schemas/validate.ts)', () => {
-  const problems = (values: Record<string, string>) => parseOsParams(wrapSecrets(new Map(Object.entries(values))), { imageDir: '/srv/images', requireImage: false }).problems;
+  const problems = (values: Record<string, string>) =>
+    parseOsParams(wrapSecrets(new Map(Object.entries(values))), { imageDir: '/srv/images', requireImage: false })
+      .problems;
 
-  it('a value with a line break is shown on the problem\'s one line', () => {
-    assert.deepEqual(problems({ img_format: '\n.' }), ["img_format: ' .' is not a supported format (one of diskdump, extdump, ntfsdump, qcow2, vmdk, vdi, vhdx)"]);
+  it("a value with a line break is shown on the problem's one line", () => {
+    assert.deepEqual(problems({ img_format: '\n.' }), [
+      "img_format: ' .' is not a supported format (one of diskdump, extdump, ntfsdump, qcow2, vmdk, vdi, vhdx)",
+    ]);
     const [json] = problems({ img_personality: '\u0085' });
-    assert.ok(json !== undefined && json.startsWith('img_personality: is not valid JSON') && !LINE_BREAK.test(json), JSON.stringify(json));
+    assert.ok(
+      json !== undefined && json.startsWith('img_personality: is not valid JSON') && !LINE_BREAK.test(json),
+      JSON.stringify(json),
+    );
   });
 
   it('a JSON key with a line break is named on one line', () => {
-    assert.deepEqual(validateJson('config-document', { 'A\rB': 0 }, 'config_url document'), ["config_url document: unknown key 'A B'"]);
+    assert.deepEqual(validateJson('config-document', { 'A\rB': 0 }, 'config_url document'), [
+      "config_url document: unknown key 'A B'",
+    ]);
     const [key] = validateJson('img-properties', { 'X\u2028Y': 1 }, 'img_properties');
     assert.ok(key !== undefined && !LINE_BREAK.test(key), JSON.stringify(key));
   });
@@ -177,20 +209,32 @@ describe('config_url document (src/ganeti/config-url.ts)', () => {
   });
 
   it('a deeply nested value is refused with a UserError, not a RangeError from the call stack', () => {
-    for (const [key, open, close] of [['img_properties', '{"a":', '}'], ['img_personality', '[', ']'], ['inst_properties', '{"OSFAMILY":', '}']] as const) {
+    for (const [key, open, close] of [
+      ['img_properties', '{"a":', '}'],
+      ['img_personality', '[', ']'],
+      ['inst_properties', '{"OSFAMILY":', '}'],
+    ] as const) {
       const body = `{"${key}": ${open.repeat(20_000)}1${close.repeat(20_000)}}`;
       const error = thrown(() => parseConfigDocument(body, 'http://server/doc.json'));
       assert.ok(error instanceof UserError, `${error.constructor.name}: ${error.message}`);
       assert.match(error.message, new RegExp(`^config_url document\\.${key}(\\.[^ ]+)?: must be `));
     }
-    assert.deepEqual([...parseConfigDocument('{"img_properties": {"OSFAMILY": "linux", "ROOT_PARTITION": 1}, "img_personality": [{"path": "/x", "contents": "eA==", "mode": 420}]}', 'doc')], [
-      ['img_properties', '{"OSFAMILY":"linux","ROOT_PARTITION":1}'],
-      ['img_personality', '[{"path":"/x","contents":"eA==","mode":420}]'],
-    ]);
+    assert.deepEqual(
+      [
+        ...parseConfigDocument(
+          '{"img_properties": {"OSFAMILY": "linux", "ROOT_PARTITION": 1}, "img_personality": [{"path": "/x", "contents": "eA==", "mode": 420}]}',
+          'doc',
+        ),
+      ],
+      [
+        ['img_properties', '{"OSFAMILY":"linux","ROOT_PARTITION":1}'],
+        ['img_personality', '[{"path":"/x","contents":"eA==","mode":420}]'],
+      ],
+    );
   });
 });
 
-describe('helper errors are one line (helper/exec.ts and the parsers\' error classes)', () => {
+describe("helper errors are one line (helper/exec.ts and the parsers' error classes)", () => {
   const oneLineTaskError = (error: Error) => {
     assert.ok(error instanceof TaskError, `${error.constructor.name}: ${error.message}`);
     assert.ok(!LINE_BREAK.test(error.message), JSON.stringify(error.message));
@@ -207,7 +251,12 @@ describe('helper errors are one line (helper/exec.ts and the parsers\' error cla
   });
 
   it('a TaskError made from a NIC value with a CR is one line', () => {
-    const error = thrown(() => networkModel({ nics: [{ index: 0, mac: '\r', network: { tags: [] } }], network: { dhcpTags: [], statefulDhcpv6Tags: [], statelessDhcpv6Tags: [], defaultNicConfig: '' } }));
+    const error = thrown(() =>
+      networkModel({
+        nics: [{ index: 0, mac: '\r', network: { tags: [] } }],
+        network: { dhcpTags: [], statefulDhcpv6Tags: [], statelessDhcpv6Tags: [], defaultNicConfig: '' },
+      }),
+    );
     oneLineTaskError(new TaskError(`ConfigureNetwork: ${error.message}`));
   });
 });
@@ -220,13 +269,23 @@ describe('Windows answer files and sysprep.inf from the image (helper/windows/*,
 
   it('reads an element of many attributes in linear time', () => {
     // Units of ten characters: up to 16 Ki attributes (the quadratic check took 0.4 s at 8 Ki).
-    assertLinearTime((n) => `<a${Array.from({ length: n }, (_, i) => ` a${i}=""`).join('')}/>`, (text) => parseXml(text), 16384);
+    assertLinearTime(
+      (n) => `<a${Array.from({ length: n }, (_, i) => ` a${i}=""`).join('')}/>`,
+      (text) => parseXml(text),
+      16384,
+    );
     assert.throws(() => parseXml('<a b="1" c="2" b="3"/>'), /attribute b repeated in <a>/);
   });
 
   it('reads sysprep.inf in linear time: a blank line without "=", an InstallFilesPath of many backslashes', () => {
-    assertLinearTime((n) => `[Unattended]\n${' '.repeat(n)}x`, (text) => new IniFile(text).get('Unattended', 'InstallFilesPath'));
-    assertLinearTime((n) => repeat({ head: '[Unattended]\nInstallFilesPath=', piece: '\\', tail: '[' }, n), (text) => cmdLinesPath(new IniFile(text)));
+    assertLinearTime(
+      (n) => `[Unattended]\n${' '.repeat(n)}x`,
+      (text) => new IniFile(text).get('Unattended', 'InstallFilesPath'),
+    );
+    assertLinearTime(
+      (n) => repeat({ head: '[Unattended]\nInstallFilesPath=', piece: '\\', tail: '[' }, n),
+      (text) => cmdLinesPath(new IniFile(text)),
+    );
     const inf = new IniFile('[Unattended]\r\n ; a=comment\r\n  InstallFilesPath  =  C:\\sysprep\\files\\\\ \r\n');
     assert.equal(inf.get('unattended', 'installfilespath'), 'C:\\sysprep\\files\\\\');
     assert.equal(cmdLinesPath(inf), '/sysprep/files/$OEM$/CmdLines.txt');
@@ -236,21 +295,29 @@ describe('Windows answer files and sysprep.inf from the image (helper/windows/*,
 
 describe('rc.conf from a BSD image (helper/bsd/rc-conf.ts)', () => {
   it('is edited and read in linear time: many blank lines, a value of many blanks', () => {
-    assertLinearTime((n) => repeat({ head: 'hostname=', piece: '\n', tail: '#' }, n), (text) => rcConfWith(text, [['hostname', 'vm1']]));
-    assertLinearTime((n) => repeat({ head: 'hostname=a', piece: ' ', tail: 'x' }, n), (text) => rcConfValue(text, 'hostname'));
+    assertLinearTime(
+      (n) => repeat({ head: 'hostname=', piece: '\n', tail: '#' }, n),
+      (text) => rcConfWith(text, [['hostname', 'vm1']]),
+    );
+    assertLinearTime(
+      (n) => repeat({ head: 'hostname=a', piece: ' ', tail: 'x' }, n),
+      (text) => rcConfValue(text, 'hostname'),
+    );
     assert.equal(rcConfValue('hostname="vm1"   # the name\n', 'hostname'), 'vm1');
     assert.equal(rcConfWith('a=1\n\n\n', [['b', '2']]), 'a=1\nb="2"\n');
   });
 
   it('reads back a value it wrote with a CR, a " #" or single quotes in it', () => {
-    for (const value of ['\r', ' #', "''", "'a'", 'a b']) assert.equal(rcConfValue(rcConfWith('', [['hostname', value]]), 'hostname'), value);
+    for (const value of ['\r', ' #', "''", "'a'", 'a b'])
+      assert.equal(rcConfValue(rcConfWith('', [['hostname', value]]), 'hostname'), value);
     assert.equal(rcConfValue("hostname='vm1' # the name", 'hostname'), 'vm1');
     assert.equal(rcConfValue('hostname=vm1 # the name', 'hostname'), 'vm1');
   });
 });
 
 describe('sfdisk --json (helper/disks.ts)', () => {
-  const table = (partitions: unknown, label: unknown = 'dos') => JSON.stringify({ partitiontable: { label, device: '/dev/vdb', unit: 'sectors', sectorsize: 512, partitions } });
+  const table = (partitions: unknown, label: unknown = 'dos') =>
+    JSON.stringify({ partitiontable: { label, device: '/dev/vdb', unit: 'sectors', sectorsize: 512, partitions } });
   const refusal = (stdout: string) => {
     const error = thrown(() => parseSfdiskJson(stdout, '/dev/vdb', () => 2_097_152));
     assert.ok(error instanceof TaskError, `${error.constructor.name}: ${error.message}`);
@@ -259,31 +326,70 @@ describe('sfdisk --json (helper/disks.ts)', () => {
 
   it('output that is not JSON, or not the table sfdisk describes, is a TaskError', () => {
     assert.equal(refusal(''), 'Unable to read partition table: sfdisk --json gave no JSON');
-    assert.equal(refusal(table('x')), 'Unable to read partition table: sfdisk --json gave partitions that are not a list');
-    assert.equal(refusal(table([{ node: '/dev/vdb1', start: 2048, size: 1000 }])), 'Unable to read partition table: sfdisk --json partition 1 has no type');
-    assert.equal(refusal(table([{ node: 7, start: 2048, size: 1000, type: '83' }])), 'Unable to read partition table: sfdisk --json partition 1 has no node');
+    assert.equal(
+      refusal(table('x')),
+      'Unable to read partition table: sfdisk --json gave partitions that are not a list',
+    );
+    assert.equal(
+      refusal(table([{ node: '/dev/vdb1', start: 2048, size: 1000 }])),
+      'Unable to read partition table: sfdisk --json partition 1 has no type',
+    );
+    assert.equal(
+      refusal(table([{ node: 7, start: 2048, size: 1000, type: '83' }])),
+      'Unable to read partition table: sfdisk --json partition 1 has no node',
+    );
     assert.equal(refusal(table([null])), 'Unable to read partition table: sfdisk --json partition 1 is not an object');
-    for (const start of [-1, 0.5, 2 ** 53, '2048', null]) assert.match(refusal(table([{ node: '/dev/vdb1', start, size: 1000, type: '83' }])), /partition 1 has no start \(a whole number of sectors\)$/);
+    for (const start of [-1, 0.5, 2 ** 53, '2048', null])
+      assert.match(
+        refusal(table([{ node: '/dev/vdb1', start, size: 1000, type: '83' }])),
+        /partition 1 has no start \(a whole number of sectors\)$/,
+      );
     assert.equal(refusal(table([], 5)), "Unsupported partition table type '5'");
   });
 
   it('reads what sfdisk writes', () => {
-    const t = parseSfdiskJson(table([{ node: '/dev/vdb1', start: 2048, size: 1000, type: '83', bootable: true }, { node: '/dev/vdb2', start: 4096, size: 10, type: 'A5' }]), '/dev/vdb', () => 2_097_152);
-    assert.deepEqual(t.partitions, [{ number: 1, node: '/dev/vdb1', start: 2048, size: 1000, type: '83' }, { number: 2, node: '/dev/vdb2', start: 4096, size: 10, type: 'a5' }]);
-    assert.deepEqual(parseSfdiskJson(JSON.stringify({ partitiontable: { label: 'gpt' } }), '/dev/vdb', () => 8).partitions, []);
+    const t = parseSfdiskJson(
+      table([
+        { node: '/dev/vdb1', start: 2048, size: 1000, type: '83', bootable: true },
+        { node: '/dev/vdb2', start: 4096, size: 10, type: 'A5' },
+      ]),
+      '/dev/vdb',
+      () => 2_097_152,
+    );
+    assert.deepEqual(t.partitions, [
+      { number: 1, node: '/dev/vdb1', start: 2048, size: 1000, type: '83' },
+      { number: 2, node: '/dev/vdb2', start: 4096, size: 10, type: 'a5' },
+    ]);
+    assert.deepEqual(
+      parseSfdiskJson(JSON.stringify({ partitiontable: { label: 'gpt' } }), '/dev/vdb', () => 8).partitions,
+      [],
+    );
   });
 });
 
 describe('/etc/passwd and /etc/group from the image (helper/guest-files.ts)', () => {
   it('lines whose uid or gid is not a number chown takes are skipped, as glibc skips them', () => {
-    const passwd = 'root:x:0:0:root:/root:/bin/sh\nbad:x:abc:0::/home/bad:/bin/sh\nnan:x::1::/h:/bin/sh\nbig:x:4294967295:0::/h:/bin/sh\nhex:x:0x10:0::/h:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh';
-    assert.deepEqual(parsePasswd(passwd).map((e) => [e.name, e.uid, e.gid]), [['root', 0, 0], ['user', 1000, 1000]]);
-    assert.deepEqual([...parseGroup(' ::"\nwheel:x:10:root\nbad:x:-1:\nstaff:x:50:')], [['wheel', 10], ['staff', 50]]);
+    const passwd =
+      'root:x:0:0:root:/root:/bin/sh\nbad:x:abc:0::/home/bad:/bin/sh\nnan:x::1::/h:/bin/sh\nbig:x:4294967295:0::/h:/bin/sh\nhex:x:0x10:0::/h:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh';
+    assert.deepEqual(
+      parsePasswd(passwd).map((e) => [e.name, e.uid, e.gid]),
+      [
+        ['root', 0, 0],
+        ['user', 1000, 1000],
+      ],
+    );
+    assert.deepEqual(
+      [...parseGroup(' ::"\nwheel:x:10:root\nbad:x:-1:\nstaff:x:50:')],
+      [
+        ['wheel', 10],
+        ['staff', 50],
+      ],
+    );
   });
 });
 
 describe('config document read by the helper (src/helper-vm/config-document.ts)', () => {
-  it('text that is not JSON is refused with the helper\'s one-line error, not a SyntaxError', () => {
+  it("text that is not JSON is refused with the helper's one-line error, not a SyntaxError", () => {
     const error = thrown(() => parseHelperDocument(''));
     assert.equal(error.constructor, Error);
     assert.equal(error.message, 'config document is not JSON: the config floppy is damaged');
@@ -293,7 +399,10 @@ describe('config document read by the helper (src/helper-vm/config-document.ts)'
     for (const version of [{ toString: '' }, ['2\n'], '1\u2028']) {
       const error = thrown(() => parseHelperDocument(JSON.stringify({ version })));
       assert.equal(error.constructor, Error, `${error.constructor.name}: ${error.message}`);
-      assert.match(error.message, /^config document version .* is not 1: the helper image does not match this snf-image \(run snf-image-update-helper\)$/);
+      assert.match(
+        error.message,
+        /^config document version .* is not 1: the helper image does not match this snf-image \(run snf-image-update-helper\)$/,
+      );
       assert.ok(!LINE_BREAK.test(error.message), JSON.stringify(error.message));
     }
   });
@@ -320,7 +429,10 @@ describe('config floppy (helper/config-floppy.ts)', () => {
     try {
       const floppy = join(dir, 'floppy');
       writeFileSync(floppy, Buffer.concat(chunks).subarray(0, 1536));
-      await assert.rejects(readConfigFloppy(floppy), (e: Error) => e.message === `${floppy}: not a config floppy (Unexpected end of data)`);
+      await assert.rejects(
+        readConfigFloppy(floppy),
+        (e: Error) => e.message === `${floppy}: not a config floppy (Unexpected end of data)`,
+      );
       for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
     } finally {
       process.off('uncaughtException', catcher);
@@ -332,19 +444,33 @@ describe('config floppy (helper/config-floppy.ts)', () => {
 
 describe('Linux configuration files from the image (helper/network/apply.ts, helper/os/linux.ts)', () => {
   it('a netplan file of many blank lines is read in linear time', () => {
-    assertLinearTime((n) => '\n'.repeat(n), (text) => netplanUsesNetworkManager(text));
+    assertLinearTime(
+      (n) => '\n'.repeat(n),
+      (text) => netplanUsesNetworkManager(text),
+    );
     assert.equal(netplanUsesNetworkManager('network:\n  version: 2\n  renderer: NetworkManager\n'), true);
     assert.equal(netplanUsesNetworkManager('network:\n\n  renderer: "NetworkManager"  \r\n'), true);
     assert.equal(netplanUsesNetworkManager('network:\n  renderer: networkd\n'), false);
-    assert.equal(netplanUsesNetworkManager('network:\n  renderer:\n    NetworkManager\n'), true, 'a YAML value on the next line');
-    assertLinearTime((n) => '\r'.repeat(n), (text) => netplanUsesNetworkManager(text));
+    assert.equal(
+      netplanUsesNetworkManager('network:\n  renderer:\n    NetworkManager\n'),
+      true,
+      'a YAML value on the next line',
+    );
+    assertLinearTime(
+      (n) => '\r'.repeat(n),
+      (text) => netplanUsesNetworkManager(text),
+    );
   });
 
   it('a home directory with $& or $$ in /etc/passwd is the authorized_keys directory as written', () => {
     assert.equal(authorizedKeysPath('', 'user', '/home/$&'), '/home/$&/.ssh/authorized_keys');
     assert.equal(authorizedKeysPath('', 'user', '/home/$$'), '/home/$$/.ssh/authorized_keys');
     assert.equal(authorizedKeysPath('AuthorizedKeysFile /keys/%u/%%h', 'a$`', '/h'), '/keys/a$`/%h');
-    assert.equal(authorizedKeysPath('', 'user', '/%u'), '/%u/.ssh/authorized_keys', 'a % in the home directory is not expanded again');
+    assert.equal(
+      authorizedKeysPath('', 'user', '/%u'),
+      '/%u/.ssh/authorized_keys',
+      'a % in the home directory is not expanded again',
+    );
   });
 });
 
@@ -369,7 +495,11 @@ describe('configuration values timers and sizes can use (src/config/settings.ts)
   });
 
   it('a size or a count beyond 2^53 is refused, not rounded', () => {
-    for (const line of ['CONFIG_URL_MAX_SIZE=9999999999T', 'HELPER_MEMORY=99999999999999999999', 'HTTP_RETRIES=99999999999999999999']) {
+    for (const line of [
+      'CONFIG_URL_MAX_SIZE=9999999999T',
+      'HELPER_MEMORY=99999999999999999999',
+      'HTTP_RETRIES=99999999999999999999',
+    ]) {
       const error = thrown(() => load(`${line}\n`));
       assert.ok(error instanceof UserError, `${error.constructor.name}: ${error.message}`);
       assert.match(error.message, /: must be at most 9007199254740991/);

@@ -6,7 +6,20 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -86,19 +99,53 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { task: 'AssignHostname (Linux)', tree: LINUX, writes: ['/etc/hostname', '/etc/hosts'], run: (fs) => void assignHostname(fs, 'vm1.example.org') },
-  { task: 'ChangePassword (Linux shadow)', tree: LINUX, writes: ['/etc/shadow'], run: (fs) => changePasswords(fs, ['root'], '$6$x$y') },
-  { task: 'ChangeMachineId', tree: LINUX, writes: ['/etc/machine-id', '/var/lib/dbus/machine-id'], run: (fs) => void changeMachineId(fs) },
-  { task: 'authorized keys', tree: LINUX, writes: ['/root/.ssh/authorized_keys'], run: (fs) => void addAuthorizedKeys(fs, ['root'], 'ssh-ed25519 AAAA new') },
+  {
+    task: 'AssignHostname (Linux)',
+    tree: LINUX,
+    writes: ['/etc/hostname', '/etc/hosts'],
+    run: (fs) => void assignHostname(fs, 'vm1.example.org'),
+  },
+  {
+    task: 'ChangePassword (Linux shadow)',
+    tree: LINUX,
+    writes: ['/etc/shadow'],
+    run: (fs) => changePasswords(fs, ['root'], '$6$x$y'),
+  },
+  {
+    task: 'ChangeMachineId',
+    tree: LINUX,
+    writes: ['/etc/machine-id', '/var/lib/dbus/machine-id'],
+    run: (fs) => void changeMachineId(fs),
+  },
+  {
+    task: 'authorized keys',
+    tree: LINUX,
+    writes: ['/root/.ssh/authorized_keys'],
+    run: (fs) => void addAuthorizedKeys(fs, ['root'], 'ssh-ed25519 AAAA new'),
+  },
   {
     task: 'ConfigureNetwork (ifupdown, with a backup)',
     tree: LINUX,
-    writes: ['/etc/network/interfaces', `/etc/network/interfaces.snf-image-${backupStamp(NOW)}-1`, '/etc/systemd/network/10-snf-image-0.link'],
+    writes: [
+      '/etc/network/interfaces',
+      `/etc/network/interfaces.snf-image-${backupStamp(NOW)}-1`,
+      '/etc/systemd/network/10-snf-image-0.link',
+    ],
     plant: [`/etc/network/interfaces.snf-image-${backupStamp(NOW)}`],
     run: (fs) => void applyNetwork(fs, 'ifupdown', [NIC], NOW),
   },
-  { task: 'AssignHostname (FreeBSD rc.conf)', tree: BSD, writes: ['/etc/rc.conf'], run: (fs) => void assignBsdHostname(fs, 'freebsd', 'vm1.example.org') },
-  { task: 'ChangePassword (FreeBSD master.passwd, rc.local)', tree: BSD, writes: ['/etc/master.passwd', '/etc/rc.local'], run: (fs) => changeBsdPasswords(fs, 'freebsd', ['root'], '$6$x$y') },
+  {
+    task: 'AssignHostname (FreeBSD rc.conf)',
+    tree: BSD,
+    writes: ['/etc/rc.conf'],
+    run: (fs) => void assignBsdHostname(fs, 'freebsd', 'vm1.example.org'),
+  },
+  {
+    task: 'ChangePassword (FreeBSD master.passwd, rc.local)',
+    tree: BSD,
+    writes: ['/etc/master.passwd', '/etc/rc.local'],
+    run: (fs) => changeBsdPasswords(fs, 'freebsd', ['root'], '$6$x$y'),
+  },
   {
     task: 'EnforcePersonality (Windows, with a backup)',
     tree: { 'Windows/motd.txt': 'old' },
@@ -120,7 +167,8 @@ describe('guest writes never follow a planted link', { skip: root }, () => {
       c.run(new GuestFs(dir));
       outside.check();
       for (const w of c.writes) assert.ok(lstatSync(join(dir, w)).isFile(), `${w} is a regular file of the guest`);
-      for (const p of planted) assert.equal(readlinkSync(join(dir, p)), outside.path, `the link at ${p} is left as it was`);
+      for (const p of planted)
+        assert.equal(readlinkSync(join(dir, p)), outside.path, `the link at ${p} is left as it was`);
     });
   }
 
@@ -180,7 +228,10 @@ describe('guest writes never follow a planted link', { skip: root }, () => {
   it('a directory at the final name is a one-line error naming the guest path; no temporary file is left', () => {
     const dir = guestTree({ 'etc/x': '' });
     mkdirSync(join(dir, 'etc/hosts'));
-    assert.throws(() => new GuestFs(dir).write('/etc/hosts', 'x'), /^Error: cannot write the image's \/etc\/hosts: it is a directory$/);
+    assert.throws(
+      () => new GuestFs(dir).write('/etc/hosts', 'x'),
+      /^Error: cannot write the image's \/etc\/hosts: it is a directory$/,
+    );
     assert.deepEqual(readdirSync(join(dir, 'etc')).sort(), ['hosts', 'x']);
   });
 });

@@ -49,7 +49,15 @@ function options(qemu: string, extra: Partial<LaunchOptions> = {}): LaunchOption
     hardTimeoutSeconds: 5,
     monitor: { send: (m) => void sent.push(m), close: async () => {} },
     media: { floppyFd: floppy },
-    command: { accel: 'tcg', memoryMiB: 64, user: 'nobody', userOption: 'runas', helper: { kernel: '/dev/null', initrd: '/dev/null', root: '/dev/null', rootFsType: 'ext4' }, disks: [], debug: false },
+    command: {
+      accel: 'tcg',
+      memoryMiB: 64,
+      user: 'nobody',
+      userOption: 'runas',
+      helper: { kernel: '/dev/null', initrd: '/dev/null', root: '/dev/null', rootFsType: 'ext4' },
+      disks: [],
+      debug: false,
+    },
     sent,
     ...extra,
   };

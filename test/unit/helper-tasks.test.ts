@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { resolveInGuest } from '../../helper/guest-path.ts';
 import { GuestFs } from '../../helper/guest-files.ts';
-import { authorizedKeysPath, assignHostname, changeMachineId, distroFamily, hostsWithName, shadowWithPassword } from '../../helper/os/linux.ts';
+import {
+  authorizedKeysPath,
+  assignHostname,
+  changeMachineId,
+  distroFamily,
+  hostsWithName,
+  shadowWithPassword,
+} from '../../helper/os/linux.ts';
 import { parseFstab } from '../../helper/tasks/mount.ts';
 import { decide } from '../../helper/runner.ts';
 import { tableProblems, TASKS } from '../../helper/task-table.ts';
@@ -21,7 +28,9 @@ function guestRoot(): string {
 describe('task table', () => {
   it('orders honour every run-after and run-before', () => {
     assert.deepEqual(tableProblems(), []);
-    assert.deepEqual(tableProblems([{ ...TASKS[0]!, runAfter: ['UmountImage'] }, ...TASKS.slice(1)]), ['FixPartitionTable (10) must run after UmountImage (80)']);
+    assert.deepEqual(tableProblems([{ ...TASKS[0]!, runAfter: ['UmountImage'] }, ...TASKS.slice(1)]), [
+      'FixPartitionTable (10) must run after UmountImage (80)',
+    ]);
   });
 
   it('decides per OS family, EXCLUDE_* properties and required inputs', () => {
@@ -31,13 +40,32 @@ describe('task table', () => {
     assert.deepEqual(decide(task('AssignHostname'), { properties: linux, config }), { run: true });
     assert.equal(decide(task('ChangeMachineId'), { properties: { OSFAMILY: 'freebsd' }, config }).run, false);
     assert.deepEqual(decide(task('AssignHostname'), { properties: { OSFAMILY: 'freebsd' }, config }), { run: true });
-    assert.deepEqual(decide(task('AssignHostname'), { properties: { ...linux, EXCLUDE_TASK_ASSIGNHOSTNAME: 'yes' }, config }), { run: false, why: 'excluded by EXCLUDE_TASK_AssignHostname', warn: true });
-    assert.equal(decide(task('MountImage'), { properties: { ...linux, EXCLUDE_TASK_MOUNTIMAGE: 'yes' }, config }).run, true, 'MountImage is not excludable');
-    assert.equal(decide(task('FilesystemResizeUnmounted'), { properties: { ...linux, EXCLUDE_FILESYSTEMRESIZE_TASKS: 'yes' }, config }).run, false);
-    assert.equal(decide(task('DeleteSSHKeys'), { properties: { ...linux, EXCLUDE_MOUNTED_TASKS: 'yes' }, config }).run, false);
+    assert.deepEqual(
+      decide(task('AssignHostname'), { properties: { ...linux, EXCLUDE_TASK_ASSIGNHOSTNAME: 'yes' }, config }),
+      { run: false, why: 'excluded by EXCLUDE_TASK_AssignHostname', warn: true },
+    );
+    assert.equal(
+      decide(task('MountImage'), { properties: { ...linux, EXCLUDE_TASK_MOUNTIMAGE: 'yes' }, config }).run,
+      true,
+      'MountImage is not excludable',
+    );
+    assert.equal(
+      decide(task('FilesystemResizeUnmounted'), {
+        properties: { ...linux, EXCLUDE_FILESYSTEMRESIZE_TASKS: 'yes' },
+        config,
+      }).run,
+      false,
+    );
+    assert.equal(
+      decide(task('DeleteSSHKeys'), { properties: { ...linux, EXCLUDE_MOUNTED_TASKS: 'yes' }, config }).run,
+      false,
+    );
     assert.equal(decide(task('FixPartitionTable'), { properties: { ...linux, CLOUD_INIT: 'yes' }, config }).run, false);
     assert.equal(decide(task('ChangePassword'), { properties: linux, config }).run, false);
-    assert.equal(decide(task('ChangePassword'), { properties: linux, config: { ...config, secrets: { authKeys: 'k' } } }).run, true);
+    assert.equal(
+      decide(task('ChangePassword'), { properties: linux, config: { ...config, secrets: { authKeys: 'k' } } }).run,
+      true,
+    );
     assert.equal(decide(task('EnforcePersonality'), { properties: linux, config }).run, false);
   });
 });
@@ -83,12 +111,23 @@ describe('Linux adapter', () => {
     assert.equal(distroFamily(fs), 'debian');
     assert.deepEqual(assignHostname(fs, 'inst1.gnt.test'), ['/etc/hostname', '/etc/hosts']);
     assert.equal(readFileSync(join(root, 'etc/hostname'), 'utf8'), 'inst1.gnt.test\n');
-    assert.equal(readFileSync(join(root, 'etc/hosts'), 'utf8'), '127.0.0.1\tlocalhost\n127.0.1.1\tinst1.gnt.test inst1\n');
+    assert.equal(
+      readFileSync(join(root, 'etc/hosts'), 'utf8'),
+      '127.0.0.1\tlocalhost\n127.0.1.1\tinst1.gnt.test inst1\n',
+    );
     assert.equal(hostsWithName('127.0.0.1 localhost\n', 'h'), '127.0.0.1 localhost\n127.0.1.1\th\n');
   });
 
   it('knows the distribution families', () => {
-    for (const [release, family] of [['ID=fedora', 'redhat'], ['ID=ubuntu\nID_LIKE=debian', 'debian'], ['ID="opensuse-leap"\nID_LIKE="suse opensuse"', 'suse'], ['ID=arch', 'arch'], ['ID=alpine', 'alpine'], ['ID=gentoo', 'gentoo'], ['ID=rocky\nID_LIKE="rhel centos fedora"', 'redhat']] as const) {
+    for (const [release, family] of [
+      ['ID=fedora', 'redhat'],
+      ['ID=ubuntu\nID_LIKE=debian', 'debian'],
+      ['ID="opensuse-leap"\nID_LIKE="suse opensuse"', 'suse'],
+      ['ID=arch', 'arch'],
+      ['ID=alpine', 'alpine'],
+      ['ID=gentoo', 'gentoo'],
+      ['ID=rocky\nID_LIKE="rhel centos fedora"', 'redhat'],
+    ] as const) {
       const root = guestRoot();
       writeFileSync(join(root, 'etc/os-release'), release);
       assert.equal(distroFamily(new GuestFs(root)), family, release);
@@ -97,7 +136,10 @@ describe('Linux adapter', () => {
 
   it('changes only the password and last-change fields of the shadow lines', () => {
     const shadow = 'root:$6$old$x:19000:0:99999:7:::\nuser:!:19000:1:90:14:30:20000:\n';
-    assert.equal(shadowWithPassword(shadow, ['root', 'user'], '$y$new', 20000), 'root:$y$new:20000:0:99999:7:::\nuser:$y$new:20000:1:90:14:30:20000:\n');
+    assert.equal(
+      shadowWithPassword(shadow, ['root', 'user'], '$y$new', 20000),
+      'root:$y$new:20000:0:99999:7:::\nuser:$y$new:20000:1:90:14:30:20000:\n',
+    );
     assert.throws(() => shadowWithPassword(shadow, ['nobody'], '$y$', 1), /user\(s\) nobody do not exist/);
   });
 
@@ -123,17 +165,46 @@ describe('Linux adapter', () => {
 
 describe('fstab and partitions', () => {
   it('parses fstab entries', () => {
-    assert.deepEqual(parseFstab('# c\nUUID=abc / ext4 errors=remount-ro 0 1\nUUID=def /boot ext4 defaults 0 2\n/dev/sr0 /media/cdrom0 udf,iso9660 user,noauto 0 0\n'), [
-      { source: 'UUID=abc', mountPoint: '/', type: 'ext4', options: 'errors=remount-ro' },
-      { source: 'UUID=def', mountPoint: '/boot', type: 'ext4', options: 'defaults' },
-      { source: '/dev/sr0', mountPoint: '/media/cdrom0', type: 'udf,iso9660', options: 'user,noauto' },
-    ]);
+    assert.deepEqual(
+      parseFstab(
+        '# c\nUUID=abc / ext4 errors=remount-ro 0 1\nUUID=def /boot ext4 defaults 0 2\n/dev/sr0 /media/cdrom0 udf,iso9660 user,noauto 0 0\n',
+      ),
+      [
+        { source: 'UUID=abc', mountPoint: '/', type: 'ext4', options: 'errors=remount-ro' },
+        { source: 'UUID=def', mountPoint: '/boot', type: 'ext4', options: 'defaults' },
+        { source: '/dev/sr0', mountPoint: '/media/cdrom0', type: 'udf,iso9660', options: 'user,noauto' },
+      ],
+    );
   });
 
   it('picks the partition to grow, logical ones included', () => {
-    const p = (number: number, start: number, type = '83') => ({ number, node: `/dev/vdb${number}`, start, size: 100, type });
-    assert.equal(lastPartition({ device: '/dev/vdb', type: 'dos', sectorSize: 512, sectors: 1000, partitions: [p(1, 2048), p(2, 4096, '5'), p(5, 6144), p(6, 8192)] })?.number, 6);
-    assert.equal(lastPartition({ device: '/dev/vdb', type: 'gpt', sectorSize: 512, sectors: 1000, partitions: [p(1, 2048), p(2, 4096), p(3, 8192)] })?.number, 3);
+    const p = (number: number, start: number, type = '83') => ({
+      number,
+      node: `/dev/vdb${number}`,
+      start,
+      size: 100,
+      type,
+    });
+    assert.equal(
+      lastPartition({
+        device: '/dev/vdb',
+        type: 'dos',
+        sectorSize: 512,
+        sectors: 1000,
+        partitions: [p(1, 2048), p(2, 4096, '5'), p(5, 6144), p(6, 8192)],
+      })?.number,
+      6,
+    );
+    assert.equal(
+      lastPartition({
+        device: '/dev/vdb',
+        type: 'gpt',
+        sectorSize: 512,
+        sectors: 1000,
+        partitions: [p(1, 2048), p(2, 4096), p(3, 8192)],
+      })?.number,
+      3,
+    );
     assert.equal(partitionNode('/dev/vdb', 2), '/dev/vdb2');
     assert.equal(partitionNode('/dev/loop0', 2), '/dev/loop0p2');
   });

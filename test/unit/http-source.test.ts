@@ -46,7 +46,14 @@ after(() => {
   server.close();
 });
 
-const settings = { imageDir: '/nonexistent', httpTimeoutSeconds: 5, httpRetries: 2, downloadTimeoutSeconds: 600, downloadMinSpeed: 0, downloadMaxBytes: 1024 * 1024 * 1024 };
+const settings = {
+  imageDir: '/nonexistent',
+  httpTimeoutSeconds: 5,
+  httpRetries: 2,
+  downloadTimeoutSeconds: 600,
+  downloadMinSpeed: 0,
+  downloadMaxBytes: 1024 * 1024 * 1024,
+};
 
 async function fetchAll(path: string): Promise<Buffer> {
   const opened = await httpSource.open(`${base}${path}`, settings);
@@ -68,9 +75,15 @@ describe('http image source', () => {
   });
 
   it('treats non-2xx answers as errors', async () => {
-    await assert.rejects(httpSource.open(`${base}/missing`, settings), /img_id: http:\/\/127\.0\.0\.1:\d+\/missing answered HTTP 404/);
+    await assert.rejects(
+      httpSource.open(`${base}/missing`, settings),
+      /img_id: http:\/\/127\.0\.0\.1:\d+\/missing answered HTTP 404/,
+    );
     await assert.rejects(httpSource.open(`${base}/error`, settings), /answered HTTP 500/);
-    await assert.rejects(httpSource.open('http://127.0.0.1:1/x', settings), /img_id: cannot fetch http:\/\/127\.0\.0\.1:1\/x/);
+    await assert.rejects(
+      httpSource.open('http://127.0.0.1:1/x', settings),
+      /img_id: cannot fetch http:\/\/127\.0\.0\.1:1\/x/,
+    );
   });
 
   it('resumes a dropped download with a Range request and gets identical bytes', async () => {
@@ -81,6 +94,9 @@ describe('http image source', () => {
   });
 
   it('fails cleanly when the server cannot resume', async () => {
-    await assert.rejects(fetchAll('/flaky-norange'), /img_id: download of .* failed after \d+ bytes .*does not allow resuming/);
+    await assert.rejects(
+      fetchAll('/flaky-norange'),
+      /img_id: download of .* failed after \d+ bytes .*does not allow resuming/,
+    );
   });
 });

@@ -108,7 +108,14 @@ beforeEach(() => {
   logLines.length = 0;
 });
 
-const settings = { imageDir: '/nonexistent', httpTimeoutSeconds: 5, httpRetries: 2, downloadTimeoutSeconds: 600, downloadMinSpeed: 0, downloadMaxBytes: 1024 * 1024 * 1024 };
+const settings = {
+  imageDir: '/nonexistent',
+  httpTimeoutSeconds: 5,
+  httpRetries: 2,
+  downloadTimeoutSeconds: 600,
+  downloadMinSpeed: 0,
+  downloadMaxBytes: 1024 * 1024 * 1024,
+};
 
 function newCache(maxBytes = 1024 * MiB, verify = false): CacheOptions {
   return { dir: join(mkdtempSync(join(tmpdir(), 'snf-cache-test-')), 'images'), maxBytes, verify };
@@ -120,7 +127,11 @@ function serve(path: string, resource: Resource): Buffer {
   return resource.data;
 }
 
-async function fetchAll(url: string, cache: CacheOptions, options: CachedOpenOptions = {}): Promise<{ data: Buffer; opened: CachedImage }> {
+async function fetchAll(
+  url: string,
+  cache: CacheOptions,
+  options: CachedOpenOptions = {},
+): Promise<{ data: Buffer; opened: CachedImage }> {
   const opened = await openCachedHttp(url, settings, cache, options);
   const chunks: Uint8Array[] = [];
   try {
@@ -176,7 +187,10 @@ describe('image cache', () => {
     const m = meta(cache, '/a.img', 'user:secret@');
     assert.equal(m.url, `${base}/a.img`);
     assert.equal(m.etag, '"a1"');
-    assert.doesNotMatch(readFileSync(join(cache.dir, `${keyOf('/a.img', 'user:secret@')}.json`), 'utf8'), /secret|user/);
+    assert.doesNotMatch(
+      readFileSync(join(cache.dir, `${keyOf('/a.img', 'user:secret@')}.json`), 'utf8'),
+      /secret|user/,
+    );
 
     const second = await fetchAll(url, cache);
     assert.equal(second.opened.via, 'hit');
@@ -199,7 +213,10 @@ describe('image cache', () => {
     assert.ok(alice.data.equals(data));
     const mallory = await fetchAll(`http://mallory:wrong-pw@${origin}/private.img`, cache);
     assert.notEqual(mallory.opened.via, 'hit', 'served from the entry fetched with other credentials');
-    assert.deepEqual({ full: count('/private.img').full, notModified: count('/private.img').notModified }, { full: 2, notModified: 0 });
+    assert.deepEqual(
+      { full: count('/private.img').full, notModified: count('/private.img').notModified },
+      { full: 2, notModified: 0 },
+    );
     const metas = files(cache).filter((f) => f.endsWith('.json'));
     assert.equal(metas.length, 2, files(cache).join(' '));
     for (const f of metas) assert.doesNotMatch(readFileSync(join(cache.dir, f), 'utf8'), /alice|mallory|-pw/);
@@ -247,7 +264,10 @@ describe('image cache', () => {
   it('an interrupted download publishes nothing (and leaves no lock or partial file)', async () => {
     const cache = newCache();
     serve('/drop.img', { data: randomBytes(3 * MiB), etag: '"d1"', drop: 'always' });
-    await assert.rejects(fetchAll(`${base}/drop.img`, cache), /img_id: download of .*drop\.img failed after \d+ bytes .*does not allow resuming/);
+    await assert.rejects(
+      fetchAll(`${base}/drop.img`, cache),
+      /img_id: download of .*drop\.img failed after \d+ bytes .*does not allow resuming/,
+    );
     assert.deepEqual(files(cache), []);
   });
 
@@ -263,21 +283,44 @@ describe('image cache', () => {
     const cache = newCache();
     const data = serve('/sum.img', { data: randomBytes(MiB), etag: '"s1"' });
     const wrong: ExpectedDigest = { algorithm: 'sha256', hex: '0'.repeat(64), from: 'the SHA256 image property' };
-    await assert.rejects(fetchAll(`${base}/sum.img`, cache, { digest: wrong }), /img_id: sha256 checksum mismatch \(expected 0000000000000000… from the SHA256 image property, got [0-9a-f]{16}…\)/);
+    await assert.rejects(
+      fetchAll(`${base}/sum.img`, cache, { digest: wrong }),
+      /img_id: sha256 checksum mismatch \(expected 0000000000000000… from the SHA256 image property, got [0-9a-f]{16}…\)/,
+    );
     assert.deepEqual(files(cache), []);
-    const wrong512: ExpectedDigest = { algorithm: 'sha512', hex: '0'.repeat(128), from: 'SHA512SUMS next to the image' };
+    const wrong512: ExpectedDigest = {
+      algorithm: 'sha512',
+      hex: '0'.repeat(128),
+      from: 'SHA512SUMS next to the image',
+    };
     await assert.rejects(fetchAll(`${base}/sum.img`, cache, { digest: wrong512 }), /sha512 checksum mismatch/);
     assert.deepEqual(files(cache), []);
 
-    const good512: ExpectedDigest = { algorithm: 'sha512', hex: createHash('sha512').update(data).digest('hex'), from: 'test' };
+    const good512: ExpectedDigest = {
+      algorithm: 'sha512',
+      hex: createHash('sha512').update(data).digest('hex'),
+      from: 'test',
+    };
     const first = await fetchAll(`${base}/sum.img`, cache, { digest: good512 });
     assert.equal(first.opened.pendingDigest, undefined, 'verified while downloading');
     assertPublished(cache, '/sum.img', data);
 
     const good256: ExpectedDigest = { algorithm: 'sha256', hex: sha256(data), from: 'test' };
-    assert.equal((await fetchAll(`${base}/sum.img`, cache, { digest: good256 })).opened.pendingDigest, undefined, 'the recorded sha256 matches');
-    assert.deepEqual((await fetchAll(`${base}/sum.img`, cache, { digest: good512 })).opened.pendingDigest, good512, 'sha512 is left to the deployment');
-    assert.deepEqual((await fetchAll(`${base}/sum.img`, cache, { digest: wrong })).opened.pendingDigest, wrong, 'a mismatch is left to the deployment, which reports it');
+    assert.equal(
+      (await fetchAll(`${base}/sum.img`, cache, { digest: good256 })).opened.pendingDigest,
+      undefined,
+      'the recorded sha256 matches',
+    );
+    assert.deepEqual(
+      (await fetchAll(`${base}/sum.img`, cache, { digest: good512 })).opened.pendingDigest,
+      good512,
+      'sha512 is left to the deployment',
+    );
+    assert.deepEqual(
+      (await fetchAll(`${base}/sum.img`, cache, { digest: wrong })).opened.pendingDigest,
+      wrong,
+      'a mismatch is left to the deployment, which reports it',
+    );
   });
 
   it('eviction removes the least recently used entry to get under the bound', async () => {
@@ -322,7 +365,9 @@ describe('image cache', () => {
     assert.ok(again.data.equals(data));
     assert.deepEqual(count('/f.img'), { total: 2, full: 2, notModified: 0, conditional: 0 });
     assertPublished(cache, '/f.img', data);
-    assert.ok(logLines.some((l) => /discarding the cached image: its file has 1048576 bytes instead of 2097152/.test(l)));
+    assert.ok(
+      logLines.some((l) => /discarding the cached image: its file has 1048576 bytes instead of 2097152/.test(l)),
+    );
   });
 
   it('with IMAGE_CACHE_VERIFY a same-size corruption is found by its sha256', async () => {
@@ -334,7 +379,11 @@ describe('image cache', () => {
     const bad = Buffer.from(data);
     bad[1000] = (bad[1000] ?? 0) ^ 0xff;
     writeFileSync(file, bad);
-    assert.equal((await fetchAll(`${base}/v.img`, unverified)).opened.via, 'hit', 'only the size is checked by default');
+    assert.equal(
+      (await fetchAll(`${base}/v.img`, unverified)).opened.via,
+      'hit',
+      'only the size is checked by default',
+    );
     const again = await fetchAll(`${base}/v.img`, verified);
     assert.equal(again.opened.via, 'download');
     assert.ok(again.data.equals(data));
@@ -378,8 +427,14 @@ describe('image cache', () => {
 
   it('HTTP errors are the http source errors and leave nothing behind', async () => {
     const cache = newCache();
-    await assert.rejects(openCachedHttp(`${base}/missing.img`, settings, cache), /^UserError: img_id: http:\/\/127\.0\.0\.1:\d+\/missing\.img answered HTTP 404$/);
-    await assert.rejects(openCachedHttp('http://127.0.0.1:1/x.img', settings, cache), /img_id: cannot fetch http:\/\/127\.0\.0\.1:1\/x\.img/);
+    await assert.rejects(
+      openCachedHttp(`${base}/missing.img`, settings, cache),
+      /^UserError: img_id: http:\/\/127\.0\.0\.1:\d+\/missing\.img answered HTTP 404$/,
+    );
+    await assert.rejects(
+      openCachedHttp('http://127.0.0.1:1/x.img', settings, cache),
+      /img_id: cannot fetch http:\/\/127\.0\.0\.1:1\/x\.img/,
+    );
     assert.deepEqual(files(cache), []);
   });
 
@@ -388,7 +443,10 @@ describe('image cache', () => {
     const data = serve('/stale.img', { data: randomBytes(MiB), etag: '"t1"' });
     const dead = spawnSync('true').pid as number;
     await new ImageCache(cache).prepare();
-    writeFileSync(join(cache.dir, `${keyOf('/stale.img')}.lock`), JSON.stringify({ pid: dead, start: '1', nonce: 'feedfacefeedface' }));
+    writeFileSync(
+      join(cache.dir, `${keyOf('/stale.img')}.lock`),
+      JSON.stringify({ pid: dead, start: '1', nonce: 'feedfacefeedface' }),
+    );
     const r = await fetchAll(`${base}/stale.img`, cache);
     assert.equal(r.opened.via, 'download');
     assert.ok(r.data.equals(data));
@@ -409,6 +467,6 @@ describe('image cache', () => {
     const r = await fetchAll(`${base}/stall.img`, cache, { stallMs: 200 });
     assert.equal(r.opened.via, 'bypass');
     assert.ok(r.data.equals(data));
-    assert.ok(readdirSync(cache.dir).includes(`${keyOf('/stall.img')}.lock`), 'a live holder\'s lock is left alone');
+    assert.ok(readdirSync(cache.dir).includes(`${keyOf('/stall.img')}.lock`), "a live holder's lock is left alone");
   });
 });

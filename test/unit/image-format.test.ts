@@ -9,7 +9,8 @@ import { renderBar } from '../../src/monitor/progress-bar.ts';
 
 function buf(size: number, writes: Array<[number, number[] | string]>): Buffer {
   const b = Buffer.alloc(size);
-  for (const [offset, data] of writes) (typeof data === 'string' ? Buffer.from(data, 'latin1') : Buffer.from(data)).copy(b, offset);
+  for (const [offset, data] of writes)
+    (typeof data === 'string' ? Buffer.from(data, 'latin1') : Buffer.from(data)).copy(b, offset);
   return b;
 }
 
@@ -25,7 +26,13 @@ describe('image content detection', () => {
       [buf(4096, [[0, '# Disk DescriptorFile']]), 'a VMDK descriptor (text) file'],
       [buf(4096, [[0x40, [0x7f, 0x10, 0xda, 0xbe]]]), 'a vdi image'],
       [buf(4096, [[0, 'vhdxfile']]), 'a vhdx image'],
-      [buf(4096, [[510, [0x55, 0xaa]], [512, 'EFI PART']]), 'a raw disk with a GPT'],
+      [
+        buf(4096, [
+          [510, [0x55, 0xaa]],
+          [512, 'EFI PART'],
+        ]),
+        'a raw disk with a GPT',
+      ],
       [buf(4096, [[510, [0x55, 0xaa]]]), 'a raw disk with an MBR'],
       [buf(4096, [[1080, [0x53, 0xef]]]), 'an ext2/3/4 filesystem'],
       [buf(4096, [[3, 'NTFS    ']]), 'an NTFS filesystem'],
@@ -66,7 +73,10 @@ describe('image content detection', () => {
     const external = Buffer.from(qcow);
     external.writeBigUInt64BE(4n, 72);
     assert.throws(() => checkHeader(external, 'qcow2'), /external data file/);
-    assert.throws(() => checkHeader(buf(4096, [[510, [0x55, 0xaa]]]), 'qcow2'), /^UserError: img_format: declared qcow2 but the image is a raw disk with an MBR$/);
+    assert.throws(
+      () => checkHeader(buf(4096, [[510, [0x55, 0xaa]]]), 'qcow2'),
+      /^UserError: img_format: declared qcow2 but the image is a raw disk with an MBR$/,
+    );
     assert.throws(() => checkHeader(qcow, 'vmdk'), /declared vmdk but the image is a qcow2 image/);
   });
 
@@ -80,8 +90,14 @@ describe('image content detection', () => {
 
 describe('image sources', () => {
   it('orders back-ends by priority, honouring configuration and disabling', () => {
-    assert.deepEqual(orderedSources(new Map(), []).map((s) => s.name), ['null', 'http', 'ftp', 'local']);
-    assert.deepEqual(orderedSources(new Map([['local', 99]]), ['ftp']).map((s) => s.name), ['local', 'null', 'http']);
+    assert.deepEqual(
+      orderedSources(new Map(), []).map((s) => s.name),
+      ['null', 'http', 'ftp', 'local'],
+    );
+    assert.deepEqual(
+      orderedSources(new Map([['local', 99]]), ['ftp']).map((s) => s.name),
+      ['local', 'null', 'http'],
+    );
   });
 
   it('selects the back-end for each img_id form', () => {
@@ -92,13 +108,19 @@ describe('image sources', () => {
     assert.equal(pick('local://x.img'), 'local');
     assert.equal(pick('file://x.img'), 'local');
     assert.equal(pick('x.img'), 'local');
-    assert.throws(() => selectSource('http://h/x', new Map(), ['http']), /img_id: no enabled image source handles this id \(disabled: http\)/);
+    assert.throws(
+      () => selectSource('http://h/x', new Map(), ['http']),
+      /img_id: no enabled image source handles this id \(disabled: http\)/,
+    );
   });
 });
 
 describe('progress bar', () => {
   it('renders percent, amounts and speed', () => {
-    assert.equal(renderBar(512 * 1024 * 1024, 1024 * 1024 * 1024, 2, 10), '[#####.....]  50.0% 512.0 MiB of 1.00 GiB 256 MiB/s');
+    assert.equal(
+      renderBar(512 * 1024 * 1024, 1024 * 1024 * 1024, 2, 10),
+      '[#####.....]  50.0% 512.0 MiB of 1.00 GiB 256 MiB/s',
+    );
     assert.equal(renderBar(1024 * 1024, undefined, 1), 'copied 1.0 MiB 1 MiB/s');
   });
 });

@@ -1,11 +1,30 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { isKnownZero, readImageFile, writeImage, zeroChunk, type WriteImageOptions, type WriteTarget } from '../../src/disk/image-writer.ts';
+import {
+  isKnownZero,
+  readImageFile,
+  writeImage,
+  zeroChunk,
+  type WriteImageOptions,
+  type WriteTarget,
+} from '../../src/disk/image-writer.ts';
 import { directIo, sourceAddonPath } from '../../src/disk/native.ts';
 import { UserError } from '../../src/util/errors.ts';
 
@@ -85,7 +104,12 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 before(ensureAddon);
 
 /** Writes `image` (saved as a file for cmp) onto target and checks the result byte for byte. */
-async function writeAndCheck(image: Buffer, target: WriteTarget, options: WriteImageOptions = {}, backing?: { path: string; size: number }) {
+async function writeAndCheck(
+  image: Buffer,
+  target: WriteTarget,
+  options: WriteImageOptions = {},
+  backing?: { path: string; size: number },
+) {
   const source = join(dir, `source-${image.length}.img`);
   writeFileSync(source, image);
   const progress: number[] = [];
@@ -94,7 +118,8 @@ async function writeAndCheck(image: Buffer, target: WriteTarget, options: WriteI
   assert.equal(result.dataBytes + result.zeroBytes, image.length);
   const cmp = cmpEqual(source, target.path, image.length);
   assert.ok(cmp.equal, `cmp: ${cmp.output}`);
-  for (let i = 1; i < progress.length; i++) assert.ok((progress[i] ?? 0) >= (progress[i - 1] ?? 0), 'progress goes forward');
+  for (let i = 1; i < progress.length; i++)
+    assert.ok((progress[i] ?? 0) >= (progress[i - 1] ?? 0), 'progress goes forward');
   if (image.length > 0) assert.equal(progress.at(-1), image.length);
   // What lies beyond the image keeps its garbage.
   const after = backing ?? { path: target.path, size: target.sizeBytes };
@@ -137,7 +162,10 @@ describe('directio addon', () => {
     assert.ok(allBytes(data.subarray(2 * MiB), 0xff));
     const ro = openSync(path, 'r');
     try {
-      await assert.rejects(io.zeroRange(ro, 0, 4096, false), (e: NodeJS.ErrnoException) => e.code === 'EBADF' && e.errno === -9);
+      await assert.rejects(
+        io.zeroRange(ro, 0, 4096, false),
+        (e: NodeJS.ErrnoException) => e.code === 'EBADF' && e.errno === -9,
+      );
     } finally {
       closeSync(ro);
     }
@@ -184,7 +212,10 @@ describe('writeImage onto a regular file', () => {
     const cmp = cmpEqual(source, path, 20 * MiB);
     assert.ok(cmp.equal, cmp.output);
     assert.ok(allBytes(readRange(path, 20 * MiB, 12 * MiB), 0));
-    assert.ok(statSync(path).blocks * 512 <= 2 * MiB, `only the data was allocated (${statSync(path).blocks * 512} bytes)`);
+    assert.ok(
+      statSync(path).blocks * 512 <= 2 * MiB,
+      `only the data was allocated (${statSync(path).blocks * 512} bytes)`,
+    );
     assert.equal(isKnownZero(path), false, 'a written file is no longer known to be zero');
   });
 
@@ -256,13 +287,19 @@ describe('writeImage onto a regular file', () => {
       yield new Uint8Array(5 * KiB).fill(1);
       throw failure;
     }
-    await assert.rejects(writeImage(broken(), { path, kind: 'file', sizeBytes: 2 * MiB }), (e: unknown) => e === failure);
+    await assert.rejects(
+      writeImage(broken(), { path, kind: 'file', sizeBytes: 2 * MiB }),
+      (e: unknown) => e === failure,
+    );
   });
 
   it('refuses a target of the wrong kind', async () => {
     const path = join(dir, 'kind.raw');
     garbageFile(path, MiB);
-    await assert.rejects(writeImage(chunks(Buffer.alloc(10)), { path, kind: 'block', sizeBytes: MiB }), /not a block device/);
+    await assert.rejects(
+      writeImage(chunks(Buffer.alloc(10)), { path, kind: 'block', sizeBytes: MiB }),
+      /not a block device/,
+    );
   });
 
   it('readImageFile: skips holes of a sparse source, reads the rest exactly', async () => {
@@ -360,7 +397,10 @@ describe('writeImage onto a loop device', { skip: notRoot }, () => {
     assert.ok(allBytes(data.subarray(6 * MiB), 0xff), 'the backing file beyond the device end is untouched');
     // A disk size claimed larger than the device is refused up front.
     const other = attach(backing, ['--sizelimit', String(6 * MiB)]);
-    await assert.rejects(writeImage(chunks(Buffer.alloc(10)), { path: other, kind: 'block', sizeBytes: 8 * MiB }), /fewer than/);
+    await assert.rejects(
+      writeImage(chunks(Buffer.alloc(10)), { path: other, kind: 'block', sizeBytes: 8 * MiB }),
+      /fewer than/,
+    );
   });
 
   it('writes an empty input as nothing and a known-zero claim skips zeroing', async () => {

@@ -21,8 +21,18 @@ import type { ConfigDocument } from '../../src/helper-vm/config-document.ts';
 
 const MiB = 2048;
 
-function table(type: 'dos' | 'gpt', parts: Array<[number, number, number, string]>, sectors = 100 * MiB): PartitionTable {
-  return { device: '/dev/vdb', type, sectorSize: 512, sectors, partitions: parts.map(([number, start, size, t]) => ({ number, node: `/dev/vdb${number}`, start, size, type: t })) };
+function table(
+  type: 'dos' | 'gpt',
+  parts: Array<[number, number, number, string]>,
+  sectors = 100 * MiB,
+): PartitionTable {
+  return {
+    device: '/dev/vdb',
+    type,
+    sectorSize: 512,
+    sectors,
+    partitions: parts.map(([number, start, size, t]) => ({ number, node: `/dev/vdb${number}`, start, size, type: t })),
+  };
 }
 
 describe('SWAP property', () => {
@@ -30,7 +40,10 @@ describe('SWAP property', () => {
     assert.equal(parseSwapProperty(undefined), undefined);
     assert.deepEqual(parseSwapProperty('2:512'), { kind: 'partition', number: 2, mib: 512 });
     assert.deepEqual(parseSwapProperty('c'), { kind: 'disk', letter: 'c', diskIndex: 2 });
-    assert.throws(() => parseSwapProperty('a'), /^Error: SWAP: must be <partition number>:<size in MB> or a disk letter b-z$/);
+    assert.throws(
+      () => parseSwapProperty('a'),
+      /^Error: SWAP: must be <partition number>:<size in MB> or a disk letter b-z$/,
+    );
     assert.throws(() => parseSwapProperty('2:0'), /SWAP: must be/);
     assert.throws(() => parseSwapProperty('129:10'), /SWAP: partition number 129 is above 128/);
   });
@@ -49,13 +62,19 @@ describe('SWAP property', () => {
       { op: 'create', number: 2, start: 67 * MiB, size: 33 * MiB, kind: 'extended' },
       { op: 'create', number: 5, start: 68 * MiB, size: 32 * MiB, kind: 'swap' },
     ]);
-    const logical = table('dos', [[1, MiB, 20 * MiB, '5'], [5, 2 * MiB, 10 * MiB, '83']]);
+    const logical = table('dos', [
+      [1, MiB, 20 * MiB, '5'],
+      [5, 2 * MiB, 10 * MiB, '83'],
+    ]);
     assert.deepEqual(planSwapPartition(logical, { number: 6, mib: 32 }), [
       { op: 'resize', number: 1, size: 99 * MiB },
       { op: 'resize', number: 5, size: 65 * MiB },
       { op: 'create', number: 6, start: 68 * MiB, size: 32 * MiB, kind: 'swap' },
     ]);
-    assert.throws(() => planSwapPartition(logical, { number: 7, mib: 32 }), /next logical partition of this image is 6, not 7/);
+    assert.throws(
+      () => planSwapPartition(logical, { number: 7, mib: 32 }),
+      /next logical partition of this image is 6, not 7/,
+    );
     assert.throws(() => planSwapPartition(logical, { number: 2, mib: 32 }), /cannot follow the extended partition/);
   });
 
@@ -84,18 +103,32 @@ describe('task table rows of this issue', () => {
   const linux = { OSFAMILY: 'linux' };
 
   it('AddSwap, RunCustomTask and InitializeDatasource run only with their inputs', () => {
-    assert.deepEqual(decide(task('AddSwap'), { properties: linux, config }), { run: false, why: 'no SWAP property', warn: false });
+    assert.deepEqual(decide(task('AddSwap'), { properties: linux, config }), {
+      run: false,
+      why: 'no SWAP property',
+      warn: false,
+    });
     assert.equal(decide(task('AddSwap'), { properties: { ...linux, SWAP: '2:64' }, config }).run, true);
     assert.equal(decide(task('RunCustomTask'), { properties: linux, config }).run, false);
-    assert.equal(decide(task('RunCustomTask'), { properties: { ...linux, CUSTOM_TASK: 'ZWNobwo=' }, config }).run, true);
+    assert.equal(
+      decide(task('RunCustomTask'), { properties: { ...linux, CUSTOM_TASK: 'ZWNobwo=' }, config }).run,
+      true,
+    );
     assert.equal(decide(task('InitializeDatasource'), { properties: linux, config }).run, false);
-    assert.equal(decide(task('InitializeDatasource'), { properties: { ...linux, CLOUD_INIT: 'yes' }, config }).run, true);
+    assert.equal(
+      decide(task('InitializeDatasource'), { properties: { ...linux, CLOUD_INIT: 'yes' }, config }).run,
+      true,
+    );
   });
 
   it('cloud-init mode skips the tasks the seed replaces', () => {
     const ci = { ...linux, CLOUD_INIT: 'yes' };
-    for (const name of ['FixPartitionTable', 'AssignHostname', 'ConfigureNetwork', 'DeleteSSHKeys']) assert.equal(decide(task(name), { properties: ci, config }).run, false, name);
-    assert.equal(decide(task('ChangePassword'), { properties: ci, config: { ...config, secrets: { password: 'x' } } }).run, false);
+    for (const name of ['FixPartitionTable', 'AssignHostname', 'ConfigureNetwork', 'DeleteSSHKeys'])
+      assert.equal(decide(task(name), { properties: ci, config }).run, false, name);
+    assert.equal(
+      decide(task('ChangePassword'), { properties: ci, config: { ...config, secrets: { password: 'x' } } }).run,
+      false,
+    );
     assert.equal(decide(task('ChangeMachineId'), { properties: ci, config }).run, true);
   });
 });
@@ -113,7 +146,11 @@ describe('in-image overrides', () => {
     mkdirSync(join(dir, 'overwrite_task_ChangeMachineId'));
     assert.equal(findOverride(root, 'ChangeMachineId'), undefined);
     symlinkSync('/bin/sh', join(dir, 'overwrite_task_DeleteSSHKeys'));
-    assert.equal(findOverride(root, 'DeleteSSHKeys'), undefined, 'the link resolves inside the guest, where /bin/sh does not exist');
+    assert.equal(
+      findOverride(root, 'DeleteSSHKeys'),
+      undefined,
+      'the link resolves inside the guest, where /bin/sh does not exist',
+    );
   });
 });
 
@@ -122,7 +159,10 @@ describe('guest files of hostile images', () => {
     const root = mkdtempSync(join(tmpdir(), 'snf-hostile-'));
     mkdirSync(join(root, 'etc'));
     symlinkSync('/../../../../etc/host-shadow', join(root, 'etc/shadow'));
-    assert.throws(() => new GuestFs(root).read('/etc/shadow'), /^Error: the image's \/etc\/shadow \(a link to \/etc\/host-shadow inside the image\) does not exist$/);
+    assert.throws(
+      () => new GuestFs(root).read('/etc/shadow'),
+      /^Error: the image's \/etc\/shadow \(a link to \/etc\/host-shadow inside the image\) does not exist$/,
+    );
     assert.throws(() => new GuestFs(root).read('/etc/passwd'), /^Error: the image's \/etc\/passwd does not exist$/);
     assert.throws(() => new GuestFs(root).read('/etc'), /^Error: the image's \/etc is a directory, not a file$/);
   });
@@ -132,19 +172,61 @@ describe('CUSTOM_TASK', () => {
   it('decodes base64 and gives the upstream variables without the program itself', () => {
     assert.equal(decodeCustomTask('IyEvYmluL3NoCmVjaG8gaGkK').toString(), '#!/bin/sh\necho hi\n');
     assert.throws(() => decodeCustomTask('not base64!'), /^Error: CUSTOM_TASK: must be base64$/);
-    const env = customTaskEnv({ target: '/run/snf-target', disks: ['/dev/vdb', '/dev/vdc'], properties: { OSFAMILY: 'linux', CUSTOM_TASK: 'x' }, config: { hostname: 'vm1' } as ConfigDocument, resizedPartition: '/dev/vdb1' });
-    assert.deepEqual(env, { TARGET: '/run/snf-target', HOSTNAME: 'vm1', DEV_COUNT: '2', DEV: '/dev/vdb /dev/vdc', DEV_0: '/dev/vdb', DEV_1: '/dev/vdc', RESIZE_PART: '/dev/vdb1', PROPERTY_OSFAMILY: 'linux' });
+    const env = customTaskEnv({
+      target: '/run/snf-target',
+      disks: ['/dev/vdb', '/dev/vdc'],
+      properties: { OSFAMILY: 'linux', CUSTOM_TASK: 'x' },
+      config: { hostname: 'vm1' } as ConfigDocument,
+      resizedPartition: '/dev/vdb1',
+    });
+    assert.deepEqual(env, {
+      TARGET: '/run/snf-target',
+      HOSTNAME: 'vm1',
+      DEV_COUNT: '2',
+      DEV: '/dev/vdb /dev/vdc',
+      DEV_0: '/dev/vdb',
+      DEV_1: '/dev/vdc',
+      RESIZE_PART: '/dev/vdb1',
+      PROPERTY_OSFAMILY: 'linux',
+    });
   });
 });
 
 describe('cloud-init NoCloud seed', () => {
-  const nic = { index: 0, mac: 'aa:00:00:00:00:01', name: 'snf0', ipv4: { method: 'static' as const, address: '192.0.2.10', prefix: 24, netmask: '255.255.255.0', gateway: '192.0.2.1' }, ipv6: 'slaac' as const, source: 'network' as const };
-  const seed = renderSeed({ instanceId: 'iid-1', hostname: 'vm1.example.org', users: ['root'], passwordHash: '$6$salt$hash', authKeys: 'ssh-ed25519 AAAA k1\n# comment\n\n', userData: Buffer.from('#cloud-config\nruncmd: [ [touch, /x] ]\n'), nics: [nic], swapMiB: 64, debug: false });
+  const nic = {
+    index: 0,
+    mac: 'aa:00:00:00:00:01',
+    name: 'snf0',
+    ipv4: {
+      method: 'static' as const,
+      address: '192.0.2.10',
+      prefix: 24,
+      netmask: '255.255.255.0',
+      gateway: '192.0.2.1',
+    },
+    ipv6: 'slaac' as const,
+    source: 'network' as const,
+  };
+  const seed = renderSeed({
+    instanceId: 'iid-1',
+    hostname: 'vm1.example.org',
+    users: ['root'],
+    passwordHash: '$6$salt$hash',
+    authKeys: 'ssh-ed25519 AAAA k1\n# comment\n\n',
+    userData: Buffer.from('#cloud-config\nruncmd: [ [touch, /x] ]\n'),
+    nics: [nic],
+    swapMiB: 64,
+    debug: false,
+  });
   const file = (name: string) => seed.find((f) => f.path === `${SEED_DIR}/${name}`);
 
   it('meta-data has the instance id, the hostname and the public keys', () => {
     const meta = JSON.parse(String(file('meta-data')?.content)) as Record<string, unknown>;
-    assert.deepEqual(meta, { 'instance-id': 'iid-1', 'local-hostname': 'vm1.example.org', 'public-keys': ['ssh-ed25519 AAAA k1'] });
+    assert.deepEqual(meta, {
+      'instance-id': 'iid-1',
+      'local-hostname': 'vm1.example.org',
+      'public-keys': ['ssh-ed25519 AAAA k1'],
+    });
   });
 
   it('user-data is cloud_userdata as given; vendor-data holds the password hash, key reset and swap file', () => {
@@ -152,22 +234,39 @@ describe('cloud-init NoCloud seed', () => {
     const vendorText = String(file('vendor-data')?.content);
     assert.ok(vendorText.startsWith('#cloud-config\n'));
     const vendor = JSON.parse(vendorText.slice('#cloud-config\n'.length)) as Record<string, unknown>;
-    assert.deepEqual(vendor.chpasswd, { expire: false, users: [{ name: 'root', password: '$6$salt$hash', type: 'hash' }] });
+    assert.deepEqual(vendor.chpasswd, {
+      expire: false,
+      users: [{ name: 'root', password: '$6$salt$hash', type: 'hash' }],
+    });
     assert.equal(vendor.ssh_deletekeys, true);
     assert.equal(vendor.disable_root, false);
     assert.deepEqual(vendor.swap, { filename: '/swap.img', size: 64 * 1048576, maxsize: 64 * 1048576 });
   });
 
   it('network-config is version 2 from the network model, matched by MAC', () => {
-    const net = JSON.parse(String(file('network-config')?.content)) as { version: number; ethernets: Record<string, Record<string, unknown>> };
+    const net = JSON.parse(String(file('network-config')?.content)) as {
+      version: number;
+      ethernets: Record<string, Record<string, unknown>>;
+    };
     assert.equal(net.version, 2);
-    assert.deepEqual(net.ethernets.snf0, { match: { macaddress: 'aa:00:00:00:00:01' }, 'set-name': 'snf0', dhcp4: false, addresses: ['192.0.2.10/24'], routes: [{ to: '0.0.0.0/0', via: '192.0.2.1' }], dhcp6: false, 'accept-ra': true });
+    assert.deepEqual(net.ethernets.snf0, {
+      match: { macaddress: 'aa:00:00:00:00:01' },
+      'set-name': 'snf0',
+      dhcp4: false,
+      addresses: ['192.0.2.10/24'],
+      routes: [{ to: '0.0.0.0/0', via: '192.0.2.1' }],
+      dhcp6: false,
+      'accept-ra': true,
+    });
   });
 
   it('seed files are private; without NICs or a password those parts are absent', () => {
     for (const f of seed.filter((s) => s.path.startsWith(SEED_DIR))) assert.equal(f.mode, 0o600, f.path);
     const bare = renderSeed({ instanceId: 'i', hostname: 'h', users: ['user'], nics: [], debug: false });
-    assert.equal(bare.some((f) => f.path.endsWith('network-config')), false);
+    assert.equal(
+      bare.some((f) => f.path.endsWith('network-config')),
+      false,
+    );
     const vendor = String(bare.find((f) => f.path.endsWith('vendor-data'))?.content);
     assert.doesNotMatch(vendor, /chpasswd|disable_root|swap/);
     assert.equal(String(bare.find((f) => f.path.endsWith('user-data'))?.content), '#cloud-config\n{}\n');
@@ -179,7 +278,10 @@ describe('README task table', () => {
     const readme = readFileSync('README.md', 'utf8');
     const rows = [...readme.matchAll(/^\| (\d+) \| (\w+)/gm)].map((m) => `${m[1]} ${m[2]}`);
     const table = [...TASKS].sort((a, b) => a.order - b.order).map((t) => `${t.order} ${t.name}`);
-    assert.deepEqual(rows.filter((r) => table.includes(r) || /^\d+ [A-Z]\w+$/.test(r)), table);
+    assert.deepEqual(
+      rows.filter((r) => table.includes(r) || /^\d+ [A-Z]\w+$/.test(r)),
+      table,
+    );
   });
 });
 

@@ -28,7 +28,18 @@ function node(): { imageDir: string; outside: string; settings: Parameters<typeo
   const outside = join(root, 'outside');
   mkdirSync(imageDir);
   mkdirSync(outside);
-  return { imageDir, outside, settings: { imageDir, httpTimeoutSeconds: 5, httpRetries: 0, downloadTimeoutSeconds: 60, downloadMinSpeed: 0, downloadMaxBytes: 64 * MiB } };
+  return {
+    imageDir,
+    outside,
+    settings: {
+      imageDir,
+      httpTimeoutSeconds: 5,
+      httpRetries: 0,
+      downloadTimeoutSeconds: 60,
+      downloadMinSpeed: 0,
+      downloadMaxBytes: 64 * MiB,
+    },
+  };
 }
 
 describe('local image source', () => {
@@ -45,7 +56,10 @@ describe('local image source', () => {
       symlinkSync(join(outside, 'host-secret'), join(imageDir, 'disk.img'));
       assert.ok((await collect(opened.stream())).equals(original), 'stream()');
       assert.ok(opened.localPath !== undefined);
-      assert.ok((await collect(readImageFile(opened.localPath, { sparse: false }))).equals(original), 'localPath (O_DIRECT reader, qemu-img, decompressors)');
+      assert.ok(
+        (await collect(readImageFile(opened.localPath, { sparse: false }))).equals(original),
+        'localPath (O_DIRECT reader, qemu-img, decompressors)',
+      );
     } finally {
       await opened.close();
     }
@@ -75,8 +89,17 @@ describe('local image source', () => {
     writeFileSync(join(outside, 'host-secret'), 'x');
     symlinkSync(join(outside, 'host-secret'), join(imageDir, 'out.img'));
     mkdirSync(join(imageDir, 'dir.img'));
-    await assert.rejects(localSource.open('out.img', settings), /^UserError: img_id: local image 'out\.img' resolves outside IMAGE_DIR /);
-    await assert.rejects(localSource.open('dir.img', settings), /^UserError: img_id: local image 'dir\.img' is not a regular file$/);
-    await assert.rejects(localSource.open('nope.img', settings), /^UserError: img_id: local image 'nope\.img' not found in IMAGE_DIR /);
+    await assert.rejects(
+      localSource.open('out.img', settings),
+      /^UserError: img_id: local image 'out\.img' resolves outside IMAGE_DIR /,
+    );
+    await assert.rejects(
+      localSource.open('dir.img', settings),
+      /^UserError: img_id: local image 'dir\.img' is not a regular file$/,
+    );
+    await assert.rejects(
+      localSource.open('nope.img', settings),
+      /^UserError: img_id: local image 'nope\.img' not found in IMAGE_DIR /,
+    );
   });
 });

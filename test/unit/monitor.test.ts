@@ -18,11 +18,26 @@ function script(body: string): string {
 
 describe('progress monitor', () => {
   it('every message kind matches the published schema', () => {
-    const all = [m.info('Starting image copy...'), m.error('Image customization failed.'), m.copyProgress(335547996, 474398720), m.taskStart('FixPartitionTable'), m.taskEnd('FixPartitionTable'), m.helperWarning('No swap partition defined'), m.helperError('Unable to read partition table.')];
-    for (const message of all) assert.deepEqual(validateJson('monitor-message', message, 'message'), [], JSON.stringify(message));
+    const all = [
+      m.info('Starting image copy...'),
+      m.error('Image customization failed.'),
+      m.copyProgress(335547996, 474398720),
+      m.taskStart('FixPartitionTable'),
+      m.taskEnd('FixPartitionTable'),
+      m.helperWarning('No swap partition defined'),
+      m.helperError('Unable to read partition table.'),
+    ];
+    for (const message of all)
+      assert.deepEqual(validateJson('monitor-message', message, 'message'), [], JSON.stringify(message));
     assert.equal((m.copyProgress(335547996, 474398720) as { progress: number }).progress, 70.73);
-    assert.notDeepEqual(validateJson('monitor-message', { type: 'image-helper', subtype: 'task-stop', task: 'x', timestamp: 1 }, 'm'), []);
-    assert.notDeepEqual(validateJson('monitor-message', { type: 'image-copy-progress', position: 1, timestamp: 1 }, 'm'), []);
+    assert.notDeepEqual(
+      validateJson('monitor-message', { type: 'image-helper', subtype: 'task-stop', task: 'x', timestamp: 1 }, 'm'),
+      [],
+    );
+    assert.notDeepEqual(
+      validateJson('monitor-message', { type: 'image-copy-progress', position: 1, timestamp: 1 }, 'm'),
+      [],
+    );
   });
 
   it('without a program, messages go to the log prefixed [MONITOR]', () => {
@@ -41,8 +56,14 @@ describe('progress monitor', () => {
     monitor.send(m.copyProgress(5, 10));
     await monitor.close();
     assert.equal(readFileSync(join(dir, 'argv'), 'utf8'), 'inst1.gnt.test\n');
-    const lines = readFileSync(join(dir, 'stdin'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
-    assert.deepEqual(lines.map((l) => l.type), ['image-info', 'image-copy-progress']);
+    const lines = readFileSync(join(dir, 'stdin'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string });
+    assert.deepEqual(
+      lines.map((l) => l.type),
+      ['image-info', 'image-copy-progress'],
+    );
   });
 
   it('a monitor that dies does not fail the deployment', async () => {
@@ -67,11 +88,24 @@ describe('progress monitor', () => {
       monitor.send(m.info('the end'));
       assert.ok(Date.now() - started < 1500, 'send does not wait for the monitor');
       await monitor.close();
-      const lines = readFileSync(join(dir, 'stdin'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; messages?: string[]; position?: number });
-      assert.ok(lines.length < SENT / 2, `${lines.length} of ${SENT + 1} messages queued for a monitor that did not read`);
-      assert.deepEqual(lines.filter((l) => l.type === 'image-info').map((l) => l.messages?.[0]), ['milestone 0', 'milestone 5000', 'milestone 10000', 'milestone 15000', 'the end']);
+      const lines = readFileSync(join(dir, 'stdin'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { type: string; messages?: string[]; position?: number });
+      assert.ok(
+        lines.length < SENT / 2,
+        `${lines.length} of ${SENT + 1} messages queued for a monitor that did not read`,
+      );
+      assert.deepEqual(
+        lines.filter((l) => l.type === 'image-info').map((l) => l.messages?.[0]),
+        ['milestone 0', 'milestone 5000', 'milestone 10000', 'milestone 15000', 'the end'],
+      );
       const positions = lines.filter((l) => l.type === 'image-copy-progress').map((l) => l.position ?? -1);
-      assert.deepEqual(positions, [...positions].sort((a, b) => a - b), 'order kept');
+      assert.deepEqual(
+        positions,
+        [...positions].sort((a, b) => a - b),
+        'order kept',
+      );
       const dropped = /progress monitor did not keep up: (\d+) messages dropped/.exec(logged.join(''));
       assert.ok(dropped, logged.join(''));
       assert.equal(Number(dropped[1]) + lines.length, SENT + 1);
@@ -82,7 +116,11 @@ describe('progress monitor', () => {
 
   it('a monitor that never exits is terminated, then killed, at the end', { timeout: 30_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'snf-mon-stuck-'));
-    const monitor = new ProgramMonitor(script(`trap '' TERM HUP INT; echo $$ > ${dir}/pid; exec 0<&-; while :; do sleep 0.2; done`), 'inst1', { graceMs: 300, killAfterMs: 300 });
+    const monitor = new ProgramMonitor(
+      script(`trap '' TERM HUP INT; echo $$ > ${dir}/pid; exec 0<&-; while :; do sleep 0.2; done`),
+      'inst1',
+      { graceMs: 300, killAfterMs: 300 },
+    );
     monitor.send(m.info('x'));
     while (!existsSync(join(dir, 'pid'))) await new Promise((r) => setTimeout(r, 20));
     await monitor.close();

@@ -25,12 +25,15 @@ describe('helper uid allocation', () => {
     const got = await Promise.all(Array.from({ length: 10 }, () => allocatePrivateUid(range, dir)));
     assert.equal(new Set(got.map((g) => g.uid)).size, 10);
     for (const g of got) assert.equal(g.user, `${g.uid}:${g.uid}`);
-    await assert.rejects(allocatePrivateUid(range, dir), /^UserError: HELPER_UIDS: every uid of \d+-\d+ is in use .*; widen the range$/);
+    await assert.rejects(
+      allocatePrivateUid(range, dir),
+      /^UserError: HELPER_UIDS: every uid of \d+-\d+ is in use .*; widen the range$/,
+    );
     await got[3]?.release();
     assert.equal((await allocatePrivateUid(range, dir)).uid, got[3]?.uid);
   });
 
-  it('a dead owner\'s lock is taken over; a live owner\'s is respected; release removes only its own lock', async () => {
+  it("a dead owner's lock is taken over; a live owner's is respected; release removes only its own lock", async () => {
     const dir = lockDir();
     const range = { first: BASE + 20, last: BASE + 20 };
     const dead = spawnSync('true').pid as number;
@@ -46,9 +49,13 @@ describe('helper uid allocation', () => {
     assert.ok(!existsSync(lock));
   });
 
-  it('skips a uid a process runs under', { skip: process.getuid?.() === 0 ? false : 'needs root (setpriv)' }, async () => {
+  it('skips a uid a process runs under', {
+    skip: process.getuid?.() === 0 ? false : 'needs root (setpriv)',
+  }, async () => {
     const busy = BASE + 30;
-    const child = spawn('setpriv', [`--reuid=${busy}`, `--regid=${busy}`, '--clear-groups', 'sleep', '30'], { stdio: 'ignore' });
+    const child = spawn('setpriv', [`--reuid=${busy}`, `--regid=${busy}`, '--clear-groups', 'sleep', '30'], {
+      stdio: 'ignore',
+    });
     try {
       while (!uidsInUse().has(busy)) await new Promise((r) => setTimeout(r, 20));
       const got = await allocatePrivateUid({ first: busy, last: busy + 1 }, lockDir());

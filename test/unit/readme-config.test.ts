@@ -23,8 +23,16 @@ function readmeTable(): Map<string, string> {
 describe('README configuration table', () => {
   it('lists every configuration key with its default, and nothing else', () => {
     const rows = readmeTable();
-    assert.deepEqual(SETTING_KEYS.filter((k) => !rows.has(k)), [], 'keys missing from the README table');
-    assert.deepEqual([...rows.keys()].filter((k) => !(SETTING_KEYS as string[]).includes(k)), [], 'README rows that are no configuration key');
+    assert.deepEqual(
+      SETTING_KEYS.filter((k) => !rows.has(k)),
+      [],
+      'keys missing from the README table',
+    );
+    assert.deepEqual(
+      [...rows.keys()].filter((k) => !(SETTING_KEYS as string[]).includes(k)),
+      [],
+      'README rows that are no configuration key',
+    );
     for (const key of SETTING_KEYS) assert.equal(rows.get(key), SETTINGS[key].default, key);
   });
 });

@@ -18,7 +18,11 @@ const SLEEP = realpathSync('/bin/sleep');
  * the shell carries `arg` in its command line, both carry `env`.
  */
 async function carrier(arg: string | undefined, env: Record<string, string> = {}): Promise<ChildProcess> {
-  const child = spawn(SH, ['-c', 'sleep 30; true', ...(arg === undefined ? [] : [arg])], { env: { PATH: '/usr/bin:/bin', ...env }, stdio: 'ignore', detached: true });
+  const child = spawn(SH, ['-c', 'sleep 30; true', ...(arg === undefined ? [] : [arg])], {
+    env: { PATH: '/usr/bin:/bin', ...env },
+    stdio: 'ignore',
+    detached: true,
+  });
   await new Promise((resolve, reject) => child.once('spawn', resolve).once('error', reject));
   // Until the shell's child has exec'd sleep: right after the fork it is still a shell.
   const execdSleep = (): boolean => {
@@ -51,7 +55,10 @@ describe('SecretWatch', { skip: process.platform === 'linux' ? false : 'needs /p
     assert.equal(report.scans, 1);
     assert.ok(report.leaks.includes(`${inArgs.pid} ${SH}: command line`), report.leaks.join('\n'));
     assert.ok(report.leaks.includes(`${inEnv.pid} ${SH}: environment`), report.leaks.join('\n'));
-    assert.ok(report.leaks.some((l) => l.endsWith(`${SLEEP}: environment`)), `the shell's child inherited the environment: ${report.leaks.join('\n')}`);
+    assert.ok(
+      report.leaks.some((l) => l.endsWith(`${SLEEP}: environment`)),
+      `the shell's child inherited the environment: ${report.leaks.join('\n')}`,
+    );
     assert.equal(report.allowedHolders, 0);
   });
 
@@ -63,7 +70,10 @@ describe('SecretWatch', { skip: process.platform === 'linux' ? false : 'needs /p
     watch.ignoredRoot = ignored.pid;
     const report = scanOnce(watch, [allowed, ignored]);
     // allowed's sleep child is not the allowed executable: the one leak left
-    assert.deepEqual(report.leaks.map((l) => l.replace(/^\d+ /, '')), [`${SLEEP}: environment`]);
+    assert.deepEqual(
+      report.leaks.map((l) => l.replace(/^\d+ /, '')),
+      [`${SLEEP}: environment`],
+    );
     assert.equal(report.allowedHolders, 1);
   });
 });

@@ -31,7 +31,10 @@ describe('secret redaction', () => {
       const lines: string[] = [];
       const logger = createLogger({ format, level: 'debug', sink: { write: (l) => lines.push(l) } });
       const secret = new Secret(SECRET);
-      logger.info({ img_passwd: SECRET, params: { auth_keys: SECRET }, OSP_IMG_PASSWD: SECRET, wrapped: secret }, 'params');
+      logger.info(
+        { img_passwd: SECRET, params: { auth_keys: SECRET }, OSP_IMG_PASSWD: SECRET, wrapped: secret },
+        'params',
+      );
       logger.error(`failed with ${SECRET} inside`);
       logger.debug({ err: new Error(`boom ${SECRET}`) }, 'error object');
       assert.equal(lines.length, 3);
@@ -50,7 +53,10 @@ describe('secret redaction', () => {
 
   it('formats readable text lines', () => {
     const lines: string[] = [];
-    createLogger({ format: 'text', sink: { write: (l) => lines.push(l) } }).warn({ disk: '/dev/loop0', bytes: 12 }, 'copy slow');
+    createLogger({ format: 'text', sink: { write: (l) => lines.push(l) } }).warn(
+      { disk: '/dev/loop0', bytes: 12 },
+      'copy slow',
+    );
     assert.match(lines[0] ?? '', /^\d{4}-\d\d-\d\dT[\d:.]+Z WARN {2}copy slow disk=\/dev\/loop0 bytes=12\n$/);
   });
 });

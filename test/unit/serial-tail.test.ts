@@ -68,8 +68,18 @@ function referenceLines(input: Buffer): string[] {
 }
 
 describe('SerialTail properties (fast-check)', () => {
-  const byte = fc.oneof(fc.constant(0x0a), fc.constant(0x0d), fc.constantFrom(0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f), fc.integer({ min: 0, max: 255 }));
-  const chunks = fc.array(fc.uint8Array({ minLength: 0, maxLength: 300 }).chain((a) => fc.array(byte, { minLength: a.length, maxLength: a.length }).map((b) => Uint8Array.from(b))), { maxLength: 12 });
+  const byte = fc.oneof(
+    fc.constant(0x0a),
+    fc.constant(0x0d),
+    fc.constantFrom(0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f),
+    fc.integer({ min: 0, max: 255 }),
+  );
+  const chunks = fc.array(
+    fc
+      .uint8Array({ minLength: 0, maxLength: 300 })
+      .chain((a) => fc.array(byte, { minLength: a.length, maxLength: a.length }).map((b) => Uint8Array.from(b))),
+    { maxLength: 12 },
+  );
   const RUNS = 150;
 
   it('any bytes in any chunks: lines bounded, no newline, nothing beyond maxBytes read, exact when no line is too long', async () => {
@@ -94,7 +104,10 @@ describe('SerialTail properties (fast-check)', () => {
         }
         assert.ok(tail.stats.bytesRead <= maxBytes);
         assert.ok(tail.stats.maxBufferedBytes <= maxLineBytes);
-        const tooLong = input.toString('latin1').split('\n').some((l) => l.length > maxLineBytes);
+        const tooLong = input
+          .toString('latin1')
+          .split('\n')
+          .some((l) => l.length > maxLineBytes);
         if (!tooLong && input.length <= maxBytes) assert.deepEqual(lines, referenceLines(input));
       }),
       { numRuns: RUNS },
@@ -106,7 +119,12 @@ describe('SerialTail properties (fast-check)', () => {
 describe('parseEvent properties (fast-check)', () => {
   const RUNS = 3000;
   const prefix = fc.constantFrom('TASK_START:', 'TASK_END:', 'WARNING:', 'ERROR:', '', 'TASK_START', 'ERROR: ');
-  const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 80 }), fc.string({ unit: 'grapheme', maxLength: 80 }), fc.string({ maxLength: 3000 }), fc.constantFrom('\u001b[2J', '\u001b]0;x\u0007', '\u009b31m', '\u202eevil', ''));
+  const text = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 80 }),
+    fc.string({ unit: 'grapheme', maxLength: 80 }),
+    fc.string({ maxLength: 3000 }),
+    fc.constantFrom('\u001b[2J', '\u001b]0;x\u0007', '\u009b31m', '\u202eevil', ''),
+  );
   const line = fc.tuple(prefix, fc.array(text, { maxLength: 4 })).map(([p, t]) => p + t.join(''));
 
   it('any line: undefined or a bounded, printable event whose monitor message is schema-valid; never throws', () => {

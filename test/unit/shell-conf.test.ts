@@ -7,7 +7,11 @@ const values = (text: string) => Object.fromEntries(parseShellConf(text, 'test.c
 
 describe('shell-style configuration parser', () => {
   it('reads KEY=VALUE lines, comments, export and blank lines', () => {
-    assert.deepEqual(values('# comment\n\nA=1\nexport B=two\n  C=three # trailing\n'), { A: '1', B: 'two', C: 'three' });
+    assert.deepEqual(values('# comment\n\nA=1\nexport B=two\n  C=three # trailing\n'), {
+      A: '1',
+      B: 'two',
+      C: 'three',
+    });
   });
 
   it('handles quoting like a shell', () => {
@@ -21,7 +25,13 @@ describe('shell-style configuration parser', () => {
   });
 
   it('expands earlier keys in $VAR and ${VAR}', () => {
-    assert.deepEqual(values('BASE=/var/lib\nA=$BASE/x\nB="${BASE}/y"\nC=\'$BASE\'\nD=$UNSET'), { BASE: '/var/lib', A: '/var/lib/x', B: '/var/lib/y', C: '$BASE', D: '' });
+    assert.deepEqual(values('BASE=/var/lib\nA=$BASE/x\nB="${BASE}/y"\nC=\'$BASE\'\nD=$UNSET'), {
+      BASE: '/var/lib',
+      A: '/var/lib/x',
+      B: '/var/lib/y',
+      C: '$BASE',
+      D: '',
+    });
   });
 
   it('joins continuation lines', () => {
@@ -39,7 +49,11 @@ describe('shell-style configuration parser', () => {
       ['not a line', /expected KEY=VALUE/],
       ['1A=x', /not a valid variable name/],
     ] as const) {
-      assert.throws(() => parseShellConf(text, 'test.conf'), (e: unknown) => e instanceof UserError && rule.test(e.message), text);
+      assert.throws(
+        () => parseShellConf(text, 'test.conf'),
+        (e: unknown) => e instanceof UserError && rule.test(e.message),
+        text,
+      );
     }
   });
 });

@@ -29,10 +29,16 @@ describe('the unprivileged user (HELPER_USER)', () => {
 
   it('refuses uid 0 and primary group 0 with one line', async () => {
     await withId('uid=0(toor) gid=0(root) groups=0(root)', async () => {
-      await assert.rejects(resolveUnprivilegedUser('toor', 'qemu-img converts images'), /^UserError: HELPER_USER: toor has uid 0; qemu-img converts images as an unprivileged user$/);
+      await assert.rejects(
+        resolveUnprivilegedUser('toor', 'qemu-img converts images'),
+        /^UserError: HELPER_USER: toor has uid 0; qemu-img converts images as an unprivileged user$/,
+      );
     });
     await withId('uid=4242(conv) gid=0(root) groups=0(root)', async () => {
-      await assert.rejects(resolveUnprivilegedUser('conv', 'qemu-img converts images'), /^UserError: HELPER_USER: conv has group 0 \(root\) as its primary group; qemu-img converts images as an unprivileged user$/);
+      await assert.rejects(
+        resolveUnprivilegedUser('conv', 'qemu-img converts images'),
+        /^UserError: HELPER_USER: conv has group 0 \(root\) as its primary group; qemu-img converts images as an unprivileged user$/,
+      );
     });
   });
 });

@@ -22,14 +22,21 @@ describe('verify parameters', () => {
     const { env } = node();
     assert.deepEqual(verifyProblems(env), []);
     const lines: string[] = [];
-    assert.equal(runVerify(['parameters'], env, (l) => lines.push(l)), 0);
+    assert.equal(
+      runVerify(['parameters'], env, (l) => lines.push(l)),
+      0,
+    );
     assert.deepEqual(lines, []);
   });
 
   it('prints one line per problem and exits 1', () => {
     const { env } = node();
     const lines: string[] = [];
-    const code = runVerify(['parameters'], { ...env, OSP_IMG_FORMAT: 'bogus', OSP_IMG_PROPERTIES: '{"OSFAMILY": 3}' }, (l) => lines.push(l));
+    const code = runVerify(
+      ['parameters'],
+      { ...env, OSP_IMG_FORMAT: 'bogus', OSP_IMG_PROPERTIES: '{"OSFAMILY": 3}' },
+      (l) => lines.push(l),
+    );
     assert.equal(code, 1);
     assert.equal(lines.length, 2);
     assert.match(lines[0] ?? '', /^img_format: 'bogus' is not a supported format/);
@@ -38,15 +45,22 @@ describe('verify parameters', () => {
 
   it('refuses unknown checks with usage', () => {
     const lines: string[] = [];
-    assert.equal(runVerify(['everything'], node().env, (l) => lines.push(l)), 1);
+    assert.equal(
+      runVerify(['everything'], node().env, (l) => lines.push(l)),
+      1,
+    );
     assert.match(lines[0] ?? '', /^usage: verify parameters/);
   });
 
   it('finds a missing or escaping local image', () => {
     const { env, imageDir } = node();
-    assert.deepEqual(verifyProblems({ ...env, OSP_IMG_ID: 'missing.img' }), [`img_id: local image 'missing.img' not found in IMAGE_DIR ${imageDir}`]);
+    assert.deepEqual(verifyProblems({ ...env, OSP_IMG_ID: 'missing.img' }), [
+      `img_id: local image 'missing.img' not found in IMAGE_DIR ${imageDir}`,
+    ]);
     symlinkSync('/etc/hostname', join(imageDir, 'escape'));
-    assert.deepEqual(verifyProblems({ ...env, OSP_IMG_ID: 'escape' }), [`img_id: local image 'escape' resolves outside IMAGE_DIR ${imageDir}`]);
+    assert.deepEqual(verifyProblems({ ...env, OSP_IMG_ID: 'escape' }), [
+      `img_id: local image 'escape' resolves outside IMAGE_DIR ${imageDir}`,
+    ]);
     assert.deepEqual(verifyProblems({ ...env, OSP_IMG_ID: 'null' }), []);
   });
 
@@ -55,7 +69,10 @@ describe('verify parameters', () => {
     const { OSP_IMG_ID: _a, OSP_IMG_FORMAT: _b, OSP_IMG_PASSWD: _c, ...bare } = env;
     const found = verifyProblems(bare);
     assert.equal(found.length, 1);
-    assert.match(found[0] ?? '', /no OS parameters reached snf-image; if this is gnt-instance reinstall, Ganeti 3\.0\.2 forgets/);
+    assert.match(
+      found[0] ?? '',
+      /no OS parameters reached snf-image; if this is gnt-instance reinstall, Ganeti 3\.0\.2 forgets/,
+    );
   });
 
   it('leaves image checks to the config_url document', () => {

@@ -6,7 +6,8 @@ import { decompress } from '../../src/image/decompress.ts';
 import type { ByteStream } from '../../src/image/stream-util.ts';
 
 const sha = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
-const zstd = (data: Uint8Array, ...args: string[]) => execFileSync('zstd', ['-q', '-c', ...args], { input: data, maxBuffer: 1 << 30 });
+const zstd = (data: Uint8Array, ...args: string[]) =>
+  execFileSync('zstd', ['-q', '-c', ...args], { input: data, maxBuffer: 1 << 30 });
 
 /** Yields `data` in pieces of `size` bytes, each a view of one reused buffer (as readImageFile does). */
 async function* pieces(data: Uint8Array, size: number): ByteStream {
@@ -35,7 +36,11 @@ describe('zstd decoding in the addon', () => {
   it('decodes exactly, whatever the input piece size', async () => {
     const compressed = zstd(image, '-3');
     for (const size of [4096, 1 << 20, compressed.length]) {
-      assert.deepEqual(await decodeAll(pieces(compressed, size)), { hash: sha(image), bytes: image.length }, `pieces of ${size}`);
+      assert.deepEqual(
+        await decodeAll(pieces(compressed, size)),
+        { hash: sha(image), bytes: image.length },
+        `pieces of ${size}`,
+      );
     }
     // One-byte pieces on a small stream exercise every partial-header path.
     const small = randomBytes(5000);
@@ -46,22 +51,35 @@ describe('zstd decoding in the addon', () => {
     const a = randomBytes(100000);
     const b = Buffer.alloc(3 << 20);
     const both = Buffer.concat([zstd(a), zstd(b, '-19')]);
-    assert.deepEqual(await decodeAll(pieces(both, 65536)), { hash: sha(Buffer.concat([a, b])), bytes: a.length + b.length });
+    assert.deepEqual(await decodeAll(pieces(both, 65536)), {
+      hash: sha(Buffer.concat([a, b])),
+      bytes: a.length + b.length,
+    });
   });
 
   it('a truncated stream, corrupt data and trailing garbage are one-line errors naming zstd', async () => {
     const compressed = zstd(image, '-3');
-    await assert.rejects(decodeAll(pieces(compressed.subarray(0, compressed.length - 100), 65536)), /^UserError: img_id: the zstd stream is corrupt or truncated \(the stream ends inside a frame\)$/m);
+    await assert.rejects(
+      decodeAll(pieces(compressed.subarray(0, compressed.length - 100), 65536)),
+      /^UserError: img_id: the zstd stream is corrupt or truncated \(the stream ends inside a frame\)$/m,
+    );
     const corrupt = Buffer.from(compressed);
     corrupt.fill(0x55, 2000, 6000);
     await assert.rejects(decodeAll(pieces(corrupt, 65536)), /img_id: the zstd stream is corrupt or truncated \(.+\)/);
-    await assert.rejects(decodeAll(pieces(Buffer.concat([compressed, Buffer.from('not zstd at all')]), 65536)), /img_id: the zstd stream is corrupt or truncated/);
+    await assert.rejects(
+      decodeAll(pieces(Buffer.concat([compressed, Buffer.from('not zstd at all')]), 65536)),
+      /img_id: the zstd stream is corrupt or truncated/,
+    );
   });
 
   it('refuses a frame that needs a window over 128 MiB (as the zstd program does) with one line; 128 MiB passes', async () => {
     const small = randomBytes(300 * 1024);
     // From a pipe zstd knows no content size, so the frame header keeps the full window.
-    await assert.rejects(decodeAll(pieces(zstd(small, '--long=28'), 65536)), (e: Error) => /^img_id: the zstd image needs a decoding window larger than 128 MiB \(compressed with --long=28 or more\); recompress it with at most --long=27$/.test(e.message));
+    await assert.rejects(decodeAll(pieces(zstd(small, '--long=28'), 65536)), (e: Error) =>
+      /^img_id: the zstd image needs a decoding window larger than 128 MiB \(compressed with --long=28 or more\); recompress it with at most --long=27$/.test(
+        e.message,
+      ),
+    );
     assert.equal((await decodeAll(pieces(zstd(small, '--long=27'), 65536))).hash, sha(small));
   });
 

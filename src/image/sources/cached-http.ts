@@ -17,7 +17,14 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { log } from '../../log/logger.ts';
 import { UserError } from '../../util/errors.ts';
-import { ImageCache, type CacheEntry, type CacheLock, type CacheMeta, type CacheOptions, type CacheWriter } from '../cache.ts';
+import {
+  ImageCache,
+  type CacheEntry,
+  type CacheLock,
+  type CacheMeta,
+  type CacheOptions,
+  type CacheWriter,
+} from '../cache.ts';
 import type { ExpectedDigest } from '../checksum.ts';
 import { checkAnnouncedSize } from '../download-limits.ts';
 import { displayUrl } from '../image-id.ts';
@@ -52,7 +59,12 @@ interface Remote {
 }
 
 /** One GET (conditional when headers say so): 2xx or 304, anything else is an error. */
-async function fetchRemote(url: URL, shown: string, settings: SourceSettings, conditional: Record<string, string>): Promise<Remote> {
+async function fetchRemote(
+  url: URL,
+  shown: string,
+  settings: SourceSettings,
+  conditional: Record<string, string>,
+): Promise<Remote> {
   const getter = await httpGetter(url, shown, settings);
   const { dispatcher, get } = getter;
   let first: Response;
@@ -71,7 +83,10 @@ async function fetchRemote(url: URL, shown: string, settings: SourceSettings, co
     throw new UserError(`img_id: ${shown} answered HTTP ${first.statusCode}`);
   }
   const lengthHeader = header(first, 'content-length');
-  const size = first.statusCode !== 304 && lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+  const size =
+    first.statusCode !== 304 && lengthHeader !== undefined && /^\d+$/.test(lengthHeader)
+      ? Number(lengthHeader)
+      : undefined;
   try {
     checkAnnouncedSize(shown, size, getter.limits);
   } catch (error) {
@@ -84,34 +99,67 @@ async function fetchRemote(url: URL, shown: string, settings: SourceSettings, co
   const validator = etag ?? lastModified;
   const resumable = header(first, 'accept-ranges') === 'bytes' && size !== undefined;
 
-  const body = () => resumableBody(first, { shown, size, resumable, validator, retries: settings.httpRetries, get, limits: getter.limits, started: getter.started, deadline: getter.deadline });
+  const body = () =>
+    resumableBody(first, {
+      shown,
+      size,
+      resumable,
+      validator,
+      retries: settings.httpRetries,
+      get,
+      limits: getter.limits,
+      started: getter.started,
+      deadline: getter.deadline,
+    });
 
   return { status: first.statusCode, size, etag, lastModified, at: Date.now(), body, close };
 }
 
 /** The same text as checksum.ts verified() gives. */
 function mismatch(expected: ExpectedDigest, actual: string): UserError {
-  return new UserError(`img_id: ${expected.algorithm} checksum mismatch (expected ${expected.hex.slice(0, 16)}… from ${expected.from}, got ${actual.slice(0, 16)}…): the image is corrupt or not the one named`);
+  return new UserError(
+    `img_id: ${expected.algorithm} checksum mismatch (expected ${expected.hex.slice(0, 16)}… from ${expected.from}, got ${actual.slice(0, 16)}…): the image is corrupt or not the one named`,
+  );
 }
 
 function conditionalHeaders(meta: CacheMeta): Record<string, string> {
-  return { ...(meta.etag !== undefined ? { 'if-none-match': meta.etag } : {}), ...(meta.lastModified !== undefined ? { 'if-modified-since': meta.lastModified } : {}) };
+  return {
+    ...(meta.etag !== undefined ? { 'if-none-match': meta.etag } : {}),
+    ...(meta.lastModified !== undefined ? { 'if-modified-since': meta.lastModified } : {}),
+  };
 }
 
 /** Fetched without the cache; the deployment verifies the checksum itself. */
 function bypass(remote: Remote, shown: string, digest: ExpectedDigest | undefined): CachedImage {
-  return { size: remote.size, description: shown, stream: remote.body, close: remote.close, pendingDigest: digest, via: 'bypass' };
+  return {
+    size: remote.size,
+    description: shown,
+    stream: remote.body,
+    close: remote.close,
+    pendingDigest: digest,
+    via: 'bypass',
+  };
 }
 
 /** Serves a sound entry: marks it in use, releases the lock. */
-async function serveEntry(cache: ImageCache, lock: CacheLock, entry: CacheEntry, shown: string, digest: ExpectedDigest | undefined): Promise<CachedImage> {
+async function serveEntry(
+  cache: ImageCache,
+  lock: CacheLock,
+  entry: CacheEntry,
+  shown: string,
+  digest: ExpectedDigest | undefined,
+): Promise<CachedImage> {
   let done: () => Promise<void>;
   try {
     done = await cache.markUse(lock, entry);
   } finally {
     await lock.release();
   }
-  await cache.evict({ key: lock.key, bytes: entry.meta.size }).catch((error: unknown) => log().warn(`image cache eviction failed: ${error instanceof Error ? error.message : String(error)}`));
+  await cache
+    .evict({ key: lock.key, bytes: entry.meta.size })
+    .catch((error: unknown) =>
+      log().warn(`image cache eviction failed: ${error instanceof Error ? error.message : String(error)}`),
+    );
   // The sha256 recorded while downloading stands for the content (its size was checked now).
   const known = digest?.algorithm === 'sha256' && digest.hex === entry.meta.sha256;
   return {
@@ -171,17 +219,34 @@ function tee(remote: Remote, writer: CacheWriter, digest: ExpectedDigest | undef
 }
 
 /** A 2xx answer: download it, through the cache when it can hold the image. */
-async function download(cache: ImageCache, lock: CacheLock, remote: Remote, url: URL, shown: string, settings: SourceSettings, options: CachedOpenOptions): Promise<CachedImage> {
+async function download(
+  cache: ImageCache,
+  lock: CacheLock,
+  remote: Remote,
+  url: URL,
+  shown: string,
+  settings: SourceSettings,
+  options: CachedOpenOptions,
+): Promise<CachedImage> {
   const digest = options.digest;
   let writer: CacheWriter | undefined;
   if (remote.size === undefined) {
     log().info({ url: shown }, 'the server sends no Content-Length: the image is not cached');
   } else if (remote.size > cache.maxBytes) {
-    log().info({ url: shown, bytes: remote.size, maxBytes: cache.maxBytes }, 'the image is larger than IMAGE_CACHE_MAX_SIZE: not cached');
+    log().info(
+      { url: shown, bytes: remote.size, maxBytes: cache.maxBytes },
+      'the image is larger than IMAGE_CACHE_MAX_SIZE: not cached',
+    );
   } else {
     try {
       await cache.evict({ key: lock.key, bytes: remote.size });
-      writer = await cache.writer(lock, { url: shown, etag: remote.etag, lastModified: remote.lastModified, size: remote.size, validated: remote.at });
+      writer = await cache.writer(lock, {
+        url: shown,
+        etag: remote.etag,
+        lastModified: remote.lastModified,
+        size: remote.size,
+        validated: remote.at,
+      });
     } catch (error) {
       log().warn({ url: shown }, `not caching the image: ${error instanceof Error ? error.message : String(error)}`);
     }
@@ -228,7 +293,12 @@ async function download(cache: ImageCache, lock: CacheLock, remote: Remote, url:
 }
 
 /** Opens an http(s) image through the cache (falls back to a plain download if the cache is unusable). */
-export async function openCachedHttp(imgId: string, settings: SourceSettings, cacheOptions: CacheOptions, options: CachedOpenOptions = {}): Promise<CachedImage> {
+export async function openCachedHttp(
+  imgId: string,
+  settings: SourceSettings,
+  cacheOptions: CacheOptions,
+  options: CachedOpenOptions = {},
+): Promise<CachedImage> {
   const url = new URL(imgId);
   const shown = displayUrl(url);
   const digest = options.digest;
@@ -236,7 +306,10 @@ export async function openCachedHttp(imgId: string, settings: SourceSettings, ca
   try {
     await cache.prepare();
   } catch (error) {
-    log().warn({ dir: cacheOptions.dir }, `image cache unusable (${error instanceof Error ? error.message : String(error)}): downloading without it`);
+    log().warn(
+      { dir: cacheOptions.dir },
+      `image cache unusable (${error instanceof Error ? error.message : String(error)}): downloading without it`,
+    );
     return bypass(await fetchRemote(url, shown, settings, {}), shown, digest);
   }
   const key = ImageCache.keyFor(url);
@@ -245,14 +318,24 @@ export async function openCachedHttp(imgId: string, settings: SourceSettings, ca
   const lock = await cache.lock(
     key,
     (holder) => {
-      waitLogged = setTimeout(() => log().info({ url: shown, pid: holder?.pid }, 'waiting for another deployment of the same image (it is downloading it into the cache)'), 1000);
+      waitLogged = setTimeout(
+        () =>
+          log().info(
+            { url: shown, pid: holder?.pid },
+            'waiting for another deployment of the same image (it is downloading it into the cache)',
+          ),
+        1000,
+      );
       waitLogged.unref();
     },
     options.stallMs,
   );
   clearTimeout(waitLogged);
   if (!lock) {
-    log().warn({ url: shown }, 'the deployment holding this image\'s cache lock makes no progress: downloading without the cache');
+    log().warn(
+      { url: shown },
+      "the deployment holding this image's cache lock makes no progress: downloading without the cache",
+    );
     return bypass(await fetchRemote(url, shown, settings, {}), shown, digest);
   }
   try {
@@ -269,7 +352,13 @@ export async function openCachedHttp(imgId: string, settings: SourceSettings, ca
       log().info({ url: shown }, 'image cache hit (the server says it is unchanged)');
       return await serveEntry(cache, lock, await cache.revalidated(lock, entry, remote), shown, digest);
     }
-    if (entry) log().info({ url: shown, validators: Object.keys(conditional).length }, Object.keys(conditional).length > 0 ? 'the image changed on the server: downloading it again' : 'the cached image has no ETag or Last-Modified to revalidate with: downloading it again');
+    if (entry)
+      log().info(
+        { url: shown, validators: Object.keys(conditional).length },
+        Object.keys(conditional).length > 0
+          ? 'the image changed on the server: downloading it again'
+          : 'the cached image has no ETag or Last-Modified to revalidate with: downloading it again',
+      );
     return await download(cache, lock, remote, url, shown, settings, options);
   } catch (error) {
     await lock.release();

@@ -22,20 +22,53 @@ export const ftpSource: ImageSource = {
     const config = curlConfigUrl(url);
     const limits = downloadLimits(settings);
     const started = Date.now();
-    const bounds = ['--max-time', String(limits.timeoutSeconds), '--max-filesize', String(limits.maxBytes), ...(limits.minSpeed > 0 ? ['--speed-limit', String(limits.minSpeed), '--speed-time', String(limits.windowSeconds)] : [])];
+    const bounds = [
+      '--max-time',
+      String(limits.timeoutSeconds),
+      '--max-filesize',
+      String(limits.maxBytes),
+      ...(limits.minSpeed > 0
+        ? ['--speed-limit', String(limits.minSpeed), '--speed-time', String(limits.windowSeconds)]
+        : []),
+    ];
     // -q first: no ~/.curlrc.
-    const common = ['-q', '--config', '-', '--fail', '--silent', '--show-error', '--connect-timeout', String(settings.httpTimeoutSeconds), '--retry', String(settings.httpRetries), ...bounds, ...(url.protocol === 'ftps:' ? ['--ssl-reqd'] : [])];
+    const common = [
+      '-q',
+      '--config',
+      '-',
+      '--fail',
+      '--silent',
+      '--show-error',
+      '--connect-timeout',
+      String(settings.httpTimeoutSeconds),
+      '--retry',
+      String(settings.httpRetries),
+      ...bounds,
+      ...(url.protocol === 'ftps:' ? ['--ssl-reqd'] : []),
+    ];
     let size: number | undefined;
     try {
-      const head = await execa('curl', [...common, '--head'], { input: config, env: { PATH: process.env.PATH ?? '' }, extendEnv: false });
+      const head = await execa('curl', [...common, '--head'], {
+        input: config,
+        env: { PATH: process.env.PATH ?? '' },
+        extendEnv: false,
+      });
       const m = /content-length:\s*(\d+)/i.exec(head.stdout);
       size = m ? Number(m[1]) : undefined;
     } catch (error) {
-      const why = error instanceof Error ? (error as Error & { stderr?: string }).stderr || error.message : String(error);
+      const why =
+        error instanceof Error ? (error as Error & { stderr?: string }).stderr || error.message : String(error);
       throw new UserError(`img_id: cannot fetch ${shown}: ${why.trim().split('\n')[0] ?? ''}`);
     }
     checkAnnouncedSize(shown, size, limits);
-    const child = execa('curl', common, { input: config, env: { PATH: process.env.PATH ?? '' }, extendEnv: false, buffer: false, stdout: 'pipe', stderr: 'pipe' });
+    const child = execa('curl', common, {
+      input: config,
+      env: { PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+      buffer: false,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     return {

@@ -57,20 +57,26 @@ async function* resumingBody(first: Response, o: ResumeOptions): AsyncGenerator<
         position += buf.byteLength;
         yield buf;
       }
-      if (o.size !== undefined && position < o.size) throw new Error(`connection closed after ${position} of ${o.size} bytes`);
+      if (o.size !== undefined && position < o.size)
+        throw new Error(`connection closed after ${position} of ${o.size} bytes`);
       return;
     } catch (error) {
       if (error instanceof UserError) throw error;
       if (o.deadline.aborted) throw tooLong(o.shown, o.limits);
       const why = error instanceof Error ? error.message : String(error);
-      if (!o.resumable || retries <= 0) throw new UserError(`img_id: download of ${o.shown} failed after ${position} bytes (${why})${o.resumable ? '' : '; the server does not allow resuming'}`);
+      if (!o.resumable || retries <= 0)
+        throw new UserError(
+          `img_id: download of ${o.shown} failed after ${position} bytes (${why})${o.resumable ? '' : '; the server does not allow resuming'}`,
+        );
       retries -= 1;
       log().warn({ position, retriesLeft: retries }, `download of ${o.shown} interrupted (${why}); resuming`);
       await sleep(1000 * (o.retries - retries));
       response = await o.get({ range: `bytes=${position}-`, ...(o.validator ? { 'if-range': o.validator } : {}) });
       if (response.statusCode !== 206) {
         await response.body.dump().catch(() => undefined);
-        throw new UserError(`img_id: ${o.shown} could not be resumed (HTTP ${response.statusCode}; the image may have changed)`);
+        throw new UserError(
+          `img_id: ${o.shown} could not be resumed (HTTP ${response.statusCode}; the image may have changed)`,
+        );
       }
     }
   }
@@ -95,10 +101,18 @@ export async function httpGetter(url: URL, shown: string, settings: SourceSettin
   const limits = downloadLimits(settings);
   const started = Date.now();
   const deadline = AbortSignal.timeout(Math.max(1, Math.round(limits.timeoutSeconds * 1000)));
-  const dispatcher = new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }).compose(interceptors.redirect({ maxRedirections: 10 }));
+  const dispatcher = new Agent({
+    connectTimeout: timeoutMs,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  }).compose(interceptors.redirect({ maxRedirections: 10 }));
   const get = async (headers: Record<string, string>): Promise<Response> => {
     try {
-      return (await request(url, { dispatcher, signal: deadline, headers: { 'accept-encoding': 'identity', ...headers } })) as Response;
+      return (await request(url, {
+        dispatcher,
+        signal: deadline,
+        headers: { 'accept-encoding': 'identity', ...headers },
+      })) as Response;
     } catch (error) {
       if (deadline.aborted) throw tooLong(shown, limits);
       throw new UserError(`img_id: cannot fetch ${shown}: ${error instanceof Error ? error.message : String(error)}`);
@@ -135,7 +149,18 @@ export const httpSource: ImageSource = {
     const validator = header(first, 'etag') ?? header(first, 'last-modified');
     const resumable = header(first, 'accept-ranges') === 'bytes' && size !== undefined;
 
-    const stream = () => resumableBody(first, { shown, size, resumable, validator, retries: settings.httpRetries, get, limits: getter.limits, started: getter.started, deadline: getter.deadline });
+    const stream = () =>
+      resumableBody(first, {
+        shown,
+        size,
+        resumable,
+        validator,
+        retries: settings.httpRetries,
+        get,
+        limits: getter.limits,
+        started: getter.started,
+        deadline: getter.deadline,
+      });
 
     return {
       size,

@@ -25,8 +25,10 @@ export const localSource: ImageSource = {
       file = await openConfined(parsed.path, settings.imageDir);
     } catch (error) {
       if (!(error instanceof ConfinementError)) throw error;
-      if (error.problem === 'not-file') throw new UserError(`img_id: local image '${parsed.name}' is not a regular file`);
-      if (error.problem === 'missing') throw new UserError(`img_id: local image '${parsed.name}' not found in IMAGE_DIR ${settings.imageDir}`);
+      if (error.problem === 'not-file')
+        throw new UserError(`img_id: local image '${parsed.name}' is not a regular file`);
+      if (error.problem === 'missing')
+        throw new UserError(`img_id: local image '${parsed.name}' not found in IMAGE_DIR ${settings.imageDir}`);
       throw new UserError(`img_id: local image '${parsed.name}' resolves outside IMAGE_DIR ${settings.imageDir}`);
     }
     let closed = false;

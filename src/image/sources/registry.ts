@@ -13,14 +13,22 @@ import type { ImageSource } from './source.ts';
 export const SOURCES: readonly ImageSource[] = [nullSource, httpSource, ftpSource, localSource];
 
 export function orderedSources(priorities: ReadonlyMap<string, number>, disabled: readonly string[]): ImageSource[] {
-  return SOURCES.filter((s) => !disabled.includes(s.name)).sort((a, b) => (priorities.get(b.name) ?? b.defaultPriority) - (priorities.get(a.name) ?? a.defaultPriority));
+  return SOURCES.filter((s) => !disabled.includes(s.name)).sort(
+    (a, b) => (priorities.get(b.name) ?? b.defaultPriority) - (priorities.get(a.name) ?? a.defaultPriority),
+  );
 }
 
-export function selectSource(imgId: string, priorities: ReadonlyMap<string, number>, disabled: readonly string[]): ImageSource {
+export function selectSource(
+  imgId: string,
+  priorities: ReadonlyMap<string, number>,
+  disabled: readonly string[],
+): ImageSource {
   const source = orderedSources(priorities, disabled).find((s) => s.probe(imgId));
   if (!source) {
     const off = SOURCES.filter((s) => disabled.includes(s.name) && s.probe(imgId)).map((s) => s.name);
-    throw new UserError(`img_id: no enabled image source handles this id${off.length > 0 ? ` (disabled: ${off.join(', ')})` : ''}`);
+    throw new UserError(
+      `img_id: no enabled image source handles this id${off.length > 0 ? ` (disabled: ${off.join(', ')})` : ''}`,
+    );
   }
   return source;
 }
