@@ -14,7 +14,7 @@ export function findDiskBySerial(serial: string, sysBlock = '/sys/block'): strin
 }
 
 /** A block device's size in 512-byte sectors, from sysfs (no program to start). */
-export function diskSectors(device: string, sysClassBlock = '/sys/class/block'): number {
+function diskSectors(device: string, sysClassBlock = '/sys/class/block'): number {
   const file = `${sysClassBlock}/${device.replace(/^\/dev\//, '')}/size`;
   const sectors = existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : NaN;
   if (!Number.isSafeInteger(sectors) || sectors <= 0)
@@ -28,7 +28,7 @@ export async function filesystemType(node: string): Promise<string> {
   return r.stdout.trim();
 }
 
-export type TableType = 'dos' | 'gpt';
+type TableType = 'dos' | 'gpt';
 
 export interface Partition {
   number: number;

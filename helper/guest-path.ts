@@ -55,7 +55,7 @@ interface Frame {
 }
 
 /** Mode and owner of the directories a walk creates. */
-export interface NewDirectories {
+interface NewDirectories {
   mode: number;
   uid: number;
   gid: number;

@@ -17,7 +17,7 @@ const LINUX_FS = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs']);
 const lvm = (command: string, args: readonly string[], allowFailure = false) =>
   run('lvm', [command, '--config', CONFIG, ...args], { allowFailure, label: `lvm ${command}` });
 
-export async function isPhysicalVolume(node: string): Promise<boolean> {
+async function isPhysicalVolume(node: string): Promise<boolean> {
   return (await filesystemType(node)) === 'LVM2_member';
 }
 
@@ -61,7 +61,10 @@ function remember(ctx: HelperContext, vg: string): void {
 export async function rootDevice(ctx: HelperContext): Promise<string> {
   if (ctx.rootDevice) return ctx.rootDevice;
   const node = partitionNode(ctx.disk, Number(ctx.properties.ROOT_PARTITION));
-  if (!(await isPhysicalVolume(node))) return (ctx.rootDevice = node);
+  if (!(await isPhysicalVolume(node))) {
+    ctx.rootDevice = node;
+    return node;
+  }
   const { vg, lvs } = await activateVolumeGroup(node);
   remember(ctx, vg);
   const root = await findRootVolume(lvs);
@@ -70,7 +73,8 @@ export async function rootDevice(ctx: HelperContext): Promise<string> {
       `ROOT_PARTITION ${ctx.properties.ROOT_PARTITION} is an LVM physical volume, but no logical volume of ${vg} holds /etc/fstab with an OS release file`,
     );
   ctx.info(`root filesystem on the logical volume ${root}`);
-  return (ctx.rootDevice = root);
+  ctx.rootDevice = root;
+  return root;
 }
 
 /**

@@ -9,7 +9,7 @@ import { run } from './exec.ts';
 import { GuestFs } from './guest-files.ts';
 
 /** Mount options of a probe of filesystem type `fs`. */
-export function probeMountOptions(fs: string): string {
+function probeMountOptions(fs: string): string {
   return ['ro', 'nosuid', 'nodev', 'noexec', ...(fs.startsWith('ext') ? ['noload'] : [])].join(',');
 }
 

@@ -20,7 +20,7 @@ import { fixPartitionTable } from './tasks/partitions.ts';
 import { enforcePersonality } from './tasks/personality.ts';
 import { addSwap } from './tasks/swap.ts';
 
-export interface TaskAttributes {
+interface TaskAttributes {
   /** Honours EXCLUDE_TASK_<NAME>. */
   excludable: boolean;
   /** Skipped by EXCLUDE_FILESYSTEMRESIZE_TASKS. */
@@ -34,7 +34,7 @@ export interface TaskAttributes {
 }
 
 /** Inputs a task needs: without them it is skipped (not an error). */
-export type Requirement = 'password-or-keys' | 'personality' | 'swap' | 'custom-task' | 'cloud-init';
+type Requirement = 'password-or-keys' | 'personality' | 'swap' | 'custom-task' | 'cloud-init';
 
 export interface TaskSpec {
   name: string;

@@ -1,5 +1,6 @@
 /**
- * The README's test command (npm test): typecheck, build the single executable, then run
+ * The README's test command (npm test): format and lint (Biome, knip), typecheck, build the
+ * single executable, then run
  * every test file (unit, integration, end-to-end, Ganeti) in one node:test run so the
  * closing summary counts them all. Tests that need root, KVM, a helper VM or Ganeti say
  * why when they skip.
@@ -28,6 +29,8 @@ function testFiles(dir: string): string[] {
 }
 
 const only = process.argv.slice(2);
+// Formatting, lint rules and unused code (Biome, knip) first: they take seconds.
+if (!process.env.SNF_SKIP_LINT) run('lint', 'npm', ['run', '--silent', 'lint']);
 if (!process.env.SNF_SKIP_BUILD) run('build', 'npm', ['run', '--silent', 'build']);
 const files =
   only.length > 0

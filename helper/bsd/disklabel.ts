@@ -13,15 +13,15 @@
  */
 import type { BsdFamily } from './partition-types.ts';
 
-export const DISKLABEL_MAGIC = 0x82564557;
+const DISKLABEL_MAGIC = 0x82564557;
 /** The label's byte offset inside its slice. */
 export const LABEL_OFFSET = 512;
 const PARTITIONS_AT = 148;
 const PARTITION_SIZE = 16;
 /** Labels hold at most this many partitions in one 512-byte sector. */
-export const MAX_PARTITIONS = 22;
+const MAX_PARTITIONS = 22;
 
-export const FS_UNUSED = 0;
+const FS_UNUSED = 0;
 export const FS_SWAP = 1;
 export const FS_BSDFFS = 7;
 
@@ -44,12 +44,12 @@ export interface Disklabel {
   partitions: LabelPartition[];
 }
 
-export function letterOf(index: number): string {
+function letterOf(index: number): string {
   return String.fromCharCode(97 + index);
 }
 
 /** The raw partitions that describe the slice or disk, not a filesystem. */
-export function rawLetters(flavour: BsdFamily): readonly string[] {
+function rawLetters(flavour: BsdFamily): readonly string[] {
   return flavour === 'netbsd' ? ['c', 'd'] : ['c'];
 }
 
@@ -91,7 +91,7 @@ export function parseDisklabel(sector: Buffer, flavour: BsdFamily): Disklabel {
 }
 
 /** Where a label partition starts on the disk, given the start sector of its slice. */
-export function absoluteStart(label: Disklabel, partition: LabelPartition, sliceStart: number): number {
+function absoluteStart(label: Disklabel, partition: LabelPartition, sliceStart: number): number {
   if (label.flavour !== 'freebsd') return partition.offset;
   const raw = label.partitions.find((p) => p.letter === 'c');
   return sliceStart + partition.offset - (raw?.offset ?? 0);

@@ -6,8 +6,6 @@ import type { OsFamily } from '../context.ts';
 
 export type BsdFamily = Extract<OsFamily, 'freebsd' | 'openbsd' | 'netbsd'>;
 
-export const BSD_FAMILIES: readonly BsdFamily[] = ['freebsd', 'openbsd', 'netbsd'];
-
 export function isBsdFamily(family: string | undefined): family is BsdFamily {
   return family === 'freebsd' || family === 'openbsd' || family === 'netbsd';
 }
@@ -23,7 +21,7 @@ interface GptType {
 }
 
 /** GPT partition type GUIDs (lower case) of the three families. */
-export const BSD_GPT_TYPES: Readonly<Record<string, GptType>> = {
+const BSD_GPT_TYPES: Readonly<Record<string, GptType>> = {
   '516e7cb6-6ecf-11d6-8ff8-00022d09712b': { family: 'freebsd', root: true, what: 'freebsd-ufs' },
   '83bd6b9d-7f41-11dc-be0b-001560b84f0f': { family: 'freebsd', root: false, what: 'freebsd-boot' },
   '516e7cb5-6ecf-11d6-8ff8-00022d09712b': { family: 'freebsd', root: false, what: 'freebsd-swap' },

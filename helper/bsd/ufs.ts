@@ -41,7 +41,7 @@ export function ufs2At64k(head: Buffer): boolean {
   );
 }
 
-export function readAt(device: string, position: number, length: number): Buffer {
+function readAt(device: string, position: number, length: number): Buffer {
   const fd = openSync(device, 'r');
   try {
     const buffer = Buffer.alloc(length);

@@ -10,7 +10,7 @@ import { networkConfigV2 } from '../network/renderers.ts';
 
 export const SEED_DIR = '/var/lib/cloud/seed/nocloud-net';
 export const DATASOURCE_CFG = '/etc/cloud/cloud.cfg.d/98_snf-image-datasource.cfg';
-export const DEBUG_CFG = '/etc/cloud/cloud.cfg.d/98_snf-image-debug.cfg';
+const DEBUG_CFG = '/etc/cloud/cloud.cfg.d/98_snf-image-debug.cfg';
 
 export interface SeedInput {
   instanceId: string;
@@ -36,7 +36,7 @@ export interface SeedFile {
 
 const cloudConfig = (data: Record<string, unknown>): string => `#cloud-config\n${JSON.stringify(data, null, 2)}\n`;
 
-export function authorizedKeyLines(text: string | undefined): string[] {
+function authorizedKeyLines(text: string | undefined): string[] {
   return (text ?? '')
     .split('\n')
     .map((l) => l.trim())

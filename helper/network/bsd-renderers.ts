@@ -12,7 +12,7 @@ import type { NicModel } from './model.ts';
 export class BsdNetworkError extends Error {}
 
 /** Ganeti's KVM nic_type values → each family's driver (upstream's table). */
-export const BSD_DRIVERS: Readonly<Record<string, Readonly<Record<BsdFamily, string>>>> = {
+const BSD_DRIVERS: Readonly<Record<string, Readonly<Record<BsdFamily, string>>>> = {
   paravirtual: { freebsd: 'vtnet', openbsd: 'vio', netbsd: 'vioif' },
   e1000: { freebsd: 'em', openbsd: 'em', netbsd: 'wm' },
   rtl8139: { freebsd: 'rl', openbsd: 'rl', netbsd: 're' },
@@ -25,7 +25,7 @@ export const BSD_DRIVERS: Readonly<Record<string, Readonly<Record<BsdFamily, str
 };
 
 /** Ganeti's default KVM nic_type. */
-export const DEFAULT_FRONTEND = 'paravirtual';
+const DEFAULT_FRONTEND = 'paravirtual';
 
 export interface BsdNic {
   nic: NicModel;

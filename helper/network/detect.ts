@@ -68,7 +68,7 @@ export function listDir(fs: GuestFs, guestPath: string): string[] {
 const UNITS = '/etc/systemd/system';
 
 /** Whether a unit is enabled in the guest: linked in some <unit>.wants directory, or its D-Bus alias exists. */
-export function unitEnabled(fs: GuestFs, unit: string, alias?: string): boolean {
+function unitEnabled(fs: GuestFs, unit: string, alias?: string): boolean {
   if (alias && present(fs, `${UNITS}/${alias}`)) return true;
   for (const dir of listDir(fs, UNITS).filter((d) => d.endsWith('.wants'))) {
     if (present(fs, `${UNITS}/${dir}/${unit}`)) return true;

@@ -74,14 +74,14 @@ export const DEFAULT_NIC_CONFIG_VALUES = [
 type Nic = ConfigDocument['nics'][number];
 type NetworkSettings = ConfigDocument['network'];
 
-export function interfaceName(index: number): string {
+function interfaceName(index: number): string {
   return `snf${index}`;
 }
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
-export function isIpv4(text: string): boolean {
+function isIpv4(text: string): boolean {
   return IPV4.test(text);
 }
 

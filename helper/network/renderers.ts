@@ -58,12 +58,12 @@ export interface GuestFile {
 
 export const HEADER = "Written by snf-image's ConfigureNetwork task";
 
-export function linkFilePath(nic: Pick<NicModel, 'index'>): string {
+function linkFilePath(nic: Pick<NicModel, 'index'>): string {
   return `/etc/systemd/network/10-snf-image-${nic.index}.link`;
 }
 
 export const UDEV_RULES_PATH = '/etc/udev/rules.d/70-snf-image-net.rules';
-export const INTERFACES_PATH = '/etc/network/interfaces';
+const INTERFACES_PATH = '/etc/network/interfaces';
 export const NETPLAN_PATH = '/etc/netplan/50-snf-image.yaml';
 export const IFCFG_DIR = '/etc/sysconfig/network-scripts';
 export const NM_DIR = '/etc/NetworkManager/system-connections';
@@ -166,7 +166,7 @@ export function nameUuid(name: string, namespace: string = NM_UUID_NAMESPACE): s
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
-export function nmConnectionPath(nic: Pick<NicModel, 'index'>): string {
+function nmConnectionPath(nic: Pick<NicModel, 'index'>): string {
   return `${NM_DIR}/snf-image-${nic.index}.nmconnection`;
 }
 
@@ -247,7 +247,7 @@ export function networkConfigV2(nics: readonly NicModel[]): {
   return { version: 2, ethernets };
 }
 
-export function networkdPath(nic: Pick<NicModel, 'index'>): string {
+function networkdPath(nic: Pick<NicModel, 'index'>): string {
   return `${NETWORKD_DIR}/10-snf-image-${nic.index}.network`;
 }
 

@@ -4,7 +4,7 @@
  */
 import type { HelperContext, OsFamily } from '../context.ts';
 import { TaskError } from '../exec.ts';
-import { GuestFs } from '../guest-files.ts';
+import type { GuestFs } from '../guest-files.ts';
 import * as linux from './linux.ts';
 import * as windows from './windows.ts';
 import { assignBsdHostname, bsdFamily, changeBsdPassword, deleteBsdSshKeys } from './bsd.ts';
@@ -25,7 +25,7 @@ function users(ctx: HelperContext, fallback: string): string[] {
   return list.length > 0 ? list : [fallback];
 }
 
-export const linuxAdapter: OsAdapter = {
+const linuxAdapter: OsAdapter = {
   family: 'linux',
   async assignHostname(ctx, fs) {
     const written = linux.assignHostname(fs, ctx.config.hostname);
@@ -116,8 +116,4 @@ export function adapterFor(family: OsFamily | undefined): OsAdapter {
   const adapter = family ? ADAPTERS[family] : undefined;
   if (!adapter) throw new TaskError(`OSFAMILY ${family ?? '(unknown)'} is not supported by this version of snf-image`);
   return adapter;
-}
-
-export function supportedFamilies(): OsFamily[] {
-  return Object.keys(ADAPTERS) as OsFamily[];
 }

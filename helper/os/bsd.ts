@@ -107,7 +107,7 @@ export function deleteBsdSshKeys(fs: GuestFs): string[] {
   return removed;
 }
 
-export function usersOf(ctx: HelperContext): string[] {
+function usersOf(ctx: HelperContext): string[] {
   const list = (ctx.properties.USERS ?? '').split(/\s+/).filter(Boolean);
   if (list.length === 0) ctx.warn('USERS not set: using root');
   return list.length > 0 ? list : ['root'];
@@ -215,7 +215,7 @@ export async function fixBsdPartitionTable(ctx: HelperContext): Promise<void> {
     });
     const grown = (await readPartitionTable(ctx.disk)).partitions.find((p) => p.number === slice.number);
     if (!grown) throw new TaskError(`slice ${slice.number} vanished after growing`);
-    let result;
+    let result: ReturnType<typeof growDisklabel>;
     try {
       result = growDisklabel(readLabelSector(ctx.disk, slice.start), family, grown.start, grown.size, table.sectors);
     } catch (e) {

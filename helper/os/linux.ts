@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, TaskError } from '../exec.ts';
-import { GuestFs, parsePasswd } from '../guest-files.ts';
+import { type GuestFs, parsePasswd } from '../guest-files.ts';
 
 export type DistroFamily = 'debian' | 'redhat' | 'suse' | 'arch' | 'gentoo' | 'slackware' | 'alpine' | 'unknown';
 
@@ -181,7 +181,7 @@ export function addAuthorizedKeys(fs: GuestFs, users: readonly string[], keys: s
     const dir = path.slice(0, path.lastIndexOf('/')) || '/';
     fs.mkdirp(dir, 0o700, user.uid, user.gid);
     const existing = fs.readOr(path, '');
-    const addition = keys.replace(/\r/g, '').trim() + '\n';
+    const addition = `${keys.replace(/\r/g, '').trim()}\n`;
     fs.write(path, existing === '' || existing.endsWith('\n') ? existing + addition : `${existing}\n${addition}`, {
       mode: 0o600,
       uid: user.uid,

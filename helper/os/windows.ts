@@ -25,18 +25,18 @@ import {
 } from '../windows/unattend.ts';
 import { decodeXmlBytes, type XmlDocument } from '../windows/xml.ts';
 
-export const PANTHER_UNATTEND = '/Windows/Panther/unattend.xml';
-export const SYSPREP_INF = '/sysprep/sysprep.inf';
-export const SCRIPTS_DIR = '/Windows/SnfScripts';
-export const PASSWORD_SCRIPT = `${SCRIPTS_DIR}/ChangeAdminPassword.cmd`;
-export const EXTEND_SCRIPT = `${SCRIPTS_DIR}/ExtendFilesystem`;
-export const SETUP_COMPLETE = '/Windows/Setup/Scripts/SetupComplete.cmd';
+const PANTHER_UNATTEND = '/Windows/Panther/unattend.xml';
+const SYSPREP_INF = '/sysprep/sysprep.inf';
+const SCRIPTS_DIR = '/Windows/SnfScripts';
+const PASSWORD_SCRIPT = `${SCRIPTS_DIR}/ChangeAdminPassword.cmd`;
+const EXTEND_SCRIPT = `${SCRIPTS_DIR}/ExtendFilesystem`;
+const SETUP_COMPLETE = '/Windows/Setup/Scripts/SetupComplete.cmd';
 
 const CLEANUP_MARK = 'rem snf-image: clean-up';
 const win = (guestPath: string) => `C:${guestPath.replaceAll('/', '\\')}`;
 const crlf = (lines: readonly string[]) => `${lines.join('\r\n')}\r\n`;
 
-export function windowsInfo(ctx: HelperContext): WindowsInfo {
+function windowsInfo(ctx: HelperContext): WindowsInfo {
   if (!ctx.windows) throw new TaskError('the Windows volume is not mounted (MountImage did not run)');
   return ctx.windows;
 }
@@ -201,7 +201,7 @@ export async function assignHostname(ctx: HelperContext, fs: GuestFs): Promise<v
 }
 
 /** Accounts of the image: the SAM's user names, plus the ones the answer file creates. */
-export async function knownAccounts(ctx: HelperContext, fs: GuestFs): Promise<string[]> {
+async function knownAccounts(ctx: HelperContext, fs: GuestFs): Promise<string[]> {
   const names = await listSubkeys(windowsInfo(ctx).hives.sam, '\\SAM\\Domains\\Account\\Users\\Names');
   if (!legacy(ctx)) names.push(...localAccountNames(readUnattend(fs)));
   return names;

@@ -12,9 +12,9 @@ import { TaskError } from '../exec.ts';
 import { resolveInGuest } from '../guest-path.ts';
 import { runInGuest } from './guest-program.ts';
 
-export const OVERRIDE_DIR = '/root/snf-image/helper';
+const OVERRIDE_DIR = '/root/snf-image/helper';
 /** pre-exec exit code asking for the built-in task (then post-exec). */
-export const RUN_BUILTIN = 101;
+const RUN_BUILTIN = 101;
 
 /** Guest path of the executable overriding `task`, if the image has one. */
 export function findOverride(target: string, task: string): string | undefined {

@@ -13,7 +13,7 @@ import { networkModel, type NicModel } from '../network/model.ts';
 import { guestHashMethod, hashPassword } from '../os/linux.ts';
 import { parseSwapProperty } from '../swap-plan.ts';
 
-export function usersOf(properties: Readonly<Record<string, string>>): string[] {
+function usersOf(properties: Readonly<Record<string, string>>): string[] {
   const list = (properties.USERS ?? '').split(/\s+/).filter(Boolean);
   return list.length > 0 ? list : ['root'];
 }

@@ -34,7 +34,7 @@ export function customTaskEnv(
     DEV_COUNT: String(ctx.disks.length),
     DEV: ctx.disks.join(' '),
   };
-  ctx.disks.forEach((d, i) => (env[`DEV_${i}`] = d));
+  for (const [i, d] of ctx.disks.entries()) env[`DEV_${i}`] = d;
   if (ctx.resizedPartition) env.RESIZE_PART = ctx.resizedPartition;
   for (const [name, value] of Object.entries(ctx.properties)) if (!WITHHELD.has(name)) env[`PROPERTY_${name}`] = value;
   return env;

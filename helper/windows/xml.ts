@@ -90,7 +90,7 @@ class Reader {
   }
 }
 
-function unescape(r: Reader, raw: string): string {
+function unescapeText(r: Reader, raw: string): string {
   return raw.replace(/&([^;&\s]*);?/g, (whole, ref: string) => {
     if (!whole.endsWith(';')) r.fail(`unterminated entity reference '${whole}'`);
     if (ref in ENTITIES) return ENTITIES[ref] as string;
@@ -152,7 +152,7 @@ function readElement(r: Reader, depth: number): XmlElement {
     if (raw.includes('<')) r.fail(`'<' in the value of attribute ${attr}`);
     if (seen.has(attr)) r.fail(`attribute ${attr} repeated in <${name}>`);
     seen.add(attr);
-    attributes.push([attr, unescape(r, raw)]);
+    attributes.push([attr, unescapeText(r, raw)]);
   }
   const children: XmlNode[] = [];
   for (;;) {
@@ -177,7 +177,7 @@ function readElement(r: Reader, depth: number): XmlElement {
       const raw = r.text.slice(r.pos, at < 0 ? r.text.length : at);
       if (raw.includes(']]>')) r.fail("']]>' in text");
       r.pos += raw.length;
-      children.push({ kind: 'text', text: unescape(r, raw) });
+      children.push({ kind: 'text', text: unescapeText(r, raw) });
     }
   }
 }

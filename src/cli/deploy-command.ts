@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { loadScriptContext } from '../ganeti/context.ts';
 import { runCreate } from '../ganeti/create.ts';
 import { TerminalProgress } from '../monitor/progress-bar.ts';
@@ -39,7 +39,7 @@ function readSecretFile(path: string, flag: string): string {
   }
 }
 
-export function deployEnvironment(flags: DeployFlags, base: NodeJS.ProcessEnv): Record<string, string> {
+function deployEnvironment(flags: DeployFlags, base: NodeJS.ProcessEnv): Record<string, string> {
   const env: Record<string, string> = {
     PATH: base.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     OS_API_VERSION: '20',

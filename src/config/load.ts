@@ -42,11 +42,6 @@ const TOOL_KEYS = [
   'INSTALL_MBR',
 ];
 
-export interface ConfigSource {
-  file: string;
-  keys: string[];
-}
-
 export interface LoadedConfig {
   settings: Settings;
   /** Where each non-default setting came from ("file:line"). */
@@ -113,7 +108,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     if (result.success) settings[key] = result.data;
     else
       problems.push(
-        `${given ? given.origin + ': ' : ''}${key}: ${result.error.issues[0]?.message ?? 'invalid'} (got '${text}')`,
+        `${given ? `${given.origin}: ` : ''}${key}: ${result.error.issues[0]?.message ?? 'invalid'} (got '${text}')`,
       );
     if (given) origins[key] = given.origin;
   }
@@ -150,7 +145,7 @@ export function renderEffectiveConfig(config: LoadedConfig): string {
   }
   for (const [name] of config.paramDefaults) lines.push(`${name.toUpperCase()}=...  # OS parameter preset`);
   for (const warning of config.warnings) lines.push(`# warning: ${warning}`);
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /** The shipped configuration file: every key commented out at its default. */
@@ -166,6 +161,6 @@ export function renderDefaultConfigFile(): string {
   return lines.join('\n');
 }
 
-export function shellQuote(text: string): string {
+function shellQuote(text: string): string {
   return /^[A-Za-z0-9_./:@%+=,-]+$/.test(text) ? text : `"${text.replace(/(["\\$`])/g, '\\$1')}"`;
 }

@@ -62,7 +62,7 @@ const uidRange = z
     error: 'must be FIRST-LAST with 1000 <= FIRST <= LAST < 4294967295',
   });
 
-export const NIC_CONFIG_VALUES = [
+const NIC_CONFIG_VALUES = [
   '',
   'dhcp',
   'dhcpv6',

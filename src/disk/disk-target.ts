@@ -8,7 +8,7 @@ import { closeSync, constants, fstatSync, openSync, promises as fs } from 'node:
 import { directIo } from './native.ts';
 import { UserError } from '../util/errors.ts';
 
-export type DiskKind = 'block' | 'file';
+type DiskKind = 'block' | 'file';
 
 export interface DiskInfo {
   path: string;

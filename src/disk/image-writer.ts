@@ -28,10 +28,10 @@ import { UserError } from '../util/errors.ts';
 import { directIo, type DirectIo } from './native.ts';
 
 const MiB = 1024 * 1024;
-export const DEFAULT_BLOCK_SIZE = 2 * MiB;
-export const DEFAULT_ZERO_BLOCK_SIZE = 64 * 1024;
-export const DEFAULT_IN_FLIGHT = 3;
-export const DEFAULT_MIN_ZERO_RUN = 0;
+const DEFAULT_BLOCK_SIZE = 2 * MiB;
+const DEFAULT_ZERO_BLOCK_SIZE = 64 * 1024;
+const DEFAULT_IN_FLIGHT = 3;
+const DEFAULT_MIN_ZERO_RUN = 0;
 /** Memory alignment of the buffers: a page satisfies every device's DMA alignment. */
 const MEMORY_ALIGNMENT = 4096;
 /** A run of zeroes is handed to zeroRange once it reaches this size (overlaps with reading). */
@@ -75,7 +75,7 @@ export interface WriteImageResult {
 }
 
 /** Largest chunk zeroChunk() returns. */
-export const ZERO_CHUNK_MAX = 8 * MiB;
+const ZERO_CHUNK_MAX = 8 * MiB;
 let sharedZeros: Uint8Array | undefined;
 
 /**

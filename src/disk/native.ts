@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { isSea } from 'node:sea';
 import { readAssetBytes } from '../util/assets.ts';
 
-export const NATIVE_ASSET = 'dist/directio.node';
+const NATIVE_ASSET = 'dist/directio.node';
 
 export interface DirectIo {
   /** `size` bytes of memory aligned to `alignment` (a power of two), freed by the GC. */
@@ -58,7 +58,7 @@ export interface DirectIo {
 
 /** Opaque handle of a native zstd decoding stream. */
 declare const zstdDecoderBrand: unique symbol;
-export type ZstdDecoderHandle = { readonly [zstdDecoderBrand]: true };
+type ZstdDecoderHandle = { readonly [zstdDecoderBrand]: true };
 
 const FUNCTIONS = [
   'allocAligned',

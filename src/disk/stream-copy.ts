@@ -8,7 +8,7 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { UserError } from '../util/errors.ts';
 
-export const COPY_BLOCK_SIZE = 4 * 1024 * 1024;
+const COPY_BLOCK_SIZE = 4 * 1024 * 1024;
 
 /** Streams `size` bytes of the disk at `path` to `out`. Returns the byte count. */
 export async function copyDiskToStream(path: string, size: number, out: Writable): Promise<number> {

@@ -27,7 +27,7 @@ export interface CreateOptions {
 }
 
 /** Resolves config_url and checks all parameters; nothing touches the disk before this. */
-export async function resolveCreateParams(ctx: ScriptContext): Promise<OsParams> {
+async function resolveCreateParams(ctx: ScriptContext): Promise<OsParams> {
   let raw = ctx.params;
   const configUrl = raw.get('config_url');
   if (typeof configUrl === 'string' && configUrl !== '') {

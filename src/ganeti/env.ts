@@ -11,7 +11,7 @@ export type Env = Readonly<Record<string, string | undefined>>;
 
 export type ScriptName = 'create' | 'import' | 'export' | 'rename' | 'verify';
 
-export interface CoreEnv {
+interface CoreEnv {
   apiVersion: 10 | 15 | 20;
   osName: string;
   /** '' when the OS has no variants; undefined when unset. */
@@ -21,7 +21,7 @@ export interface CoreEnv {
   osParams: ReadonlyMap<string, string>;
 }
 
-export interface DiskEnv {
+interface DiskEnv {
   index: number;
   path: string | undefined;
   uri: string | undefined;
@@ -34,7 +34,7 @@ export interface DiskEnv {
   backendType: string | undefined;
 }
 
-export interface NicEnv {
+interface NicEnv {
   index: number;
   mac: string;
   uuid: string | undefined;
@@ -72,7 +72,7 @@ export interface InstanceEnv {
   nics: NicEnv[];
 }
 
-export interface TransferEnv {
+interface TransferEnv {
   index: number;
   diskPath: string | undefined;
   diskUri: string | undefined;
@@ -208,7 +208,7 @@ function collectPrefixed(env: Env, prefix: string): Record<string, string> {
   return out;
 }
 
-export function collectOsParams(env: Env): Map<string, string> {
+function collectOsParams(env: Env): Map<string, string> {
   const params = new Map<string, string>();
   for (const [key, value] of Object.entries(env)) {
     if (key.startsWith('OSP_') && value !== undefined) params.set(key.slice(4).toLowerCase(), value);

@@ -13,7 +13,7 @@ export const GANETI_SCRIPTS = ['create', 'import', 'export', 'rename', 'verify']
 export type GanetiScript = (typeof GANETI_SCRIPTS)[number];
 
 /** Variant files shipped in the binary (variants/ in the repository). */
-export const BUNDLED_VARIANTS = ['default'] as const;
+const BUNDLED_VARIANTS = ['default'] as const;
 
 export interface InstallOsOptions {
   dir: string;
@@ -36,7 +36,7 @@ function atomicSymlink(target: string, path: string): void {
 }
 
 /** Variant names: the *.conf files of the variants directory, `default` first. */
-export function listVariants(variantsDir: string): string[] {
+function listVariants(variantsDir: string): string[] {
   const names = existsSync(variantsDir)
     ? readdirSync(variantsDir)
         .filter((f) => f.endsWith('.conf') && !f.startsWith('.'))
@@ -64,7 +64,7 @@ export function installOsDefinition(options: InstallOsOptions): string[] {
     done.push(`wrote ${configFile}`);
   }
   atomicWrite(join(options.dir, 'ganeti_api_version'), '20\n');
-  atomicWrite(join(options.dir, 'variants.list'), listVariants(options.variantsDir).join('\n') + '\n');
+  atomicWrite(join(options.dir, 'variants.list'), `${listVariants(options.variantsDir).join('\n')}\n`);
   atomicWrite(join(options.dir, 'parameters.list'), renderParametersList());
   for (const script of GANETI_SCRIPTS) atomicSymlink(options.binary, join(options.dir, script));
   done.push(`wrote OS definition ${options.dir} (scripts link to ${options.binary})`);

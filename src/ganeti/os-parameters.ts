@@ -3,7 +3,7 @@
  * config_url document schema, redaction and the docs.
  */
 
-export type OsParameterKind =
+type OsParameterKind =
   | 'text'
   | 'uri'
   | 'format'
@@ -135,12 +135,6 @@ export function isOsParameterName(name: string): name is OsParameterName {
   return (OS_PARAMETER_NAMES as readonly string[]).includes(name);
 }
 
-export function osParameterSpec(name: OsParameterName): OsParameterSpec {
-  const spec = OS_PARAMETERS.find((p) => p.name === name);
-  if (!spec) throw new Error(`unknown OS parameter ${name}`);
-  return spec;
-}
-
 /** Ganeti's environment variable for a parameter: upper case, '-' becomes '_'. */
 export function osParameterEnvName(name: string): string {
   return `OSP_${name.toUpperCase().replaceAll('-', '_')}`;
@@ -148,5 +142,5 @@ export function osParameterEnvName(name: string): string {
 
 /** The text of parameters.list: one `name description` line per parameter, no blank line. */
 export function renderParametersList(): string {
-  return OS_PARAMETERS.map((p) => `${p.name} ${p.description}`).join('\n') + '\n';
+  return `${OS_PARAMETERS.map((p) => `${p.name} ${p.description}`).join('\n')}\n`;
 }

@@ -10,9 +10,9 @@ import { oneLine } from '../util/errors.ts';
 import { Secret } from '../util/secret.ts';
 import { OS_PARAMETERS, type OsParameterName } from './os-parameters.ts';
 
-export type Properties = Readonly<Record<string, string>>;
+type Properties = Readonly<Record<string, string>>;
 
-export interface PersonalityFile {
+interface PersonalityFile {
   path: string;
   /** base64 */
   contents: string;
@@ -79,7 +79,7 @@ function parseJsonParam(name: OsParameterName, value: string, problems: string[]
 }
 
 /** Upper-cases property names and turns values into strings, as upstream does. */
-export function normalizeProperties(data: Record<string, unknown>): Record<string, string> {
+function normalizeProperties(data: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(data)) {
     out[key.toUpperCase()] = typeof value === 'boolean' ? (value ? 'yes' : 'no') : String(value);

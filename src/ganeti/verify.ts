@@ -10,20 +10,20 @@ import { parseGanetiEnv, type Env } from './env.ts';
 import { configFileFrom, dropSecretsFromProcessEnv, effectiveParams } from './context.ts';
 import { parseOsParams, wrapSecrets } from './params.ts';
 
-export const VERIFY_CHECKS = ['parameters'] as const;
+const VERIFY_CHECKS = ['parameters'] as const;
 
 /** Ganeti 3.0.2's reinstall without -O stores empty parameters; say so plainly. */
 const REINSTALL_HINT =
   'no OS parameters reached snf-image; if this is gnt-instance reinstall, Ganeti 3.0.2 forgets the stored OS parameters after a reinstall: pass them again, e.g. gnt-instance reinstall -O img_id=...,img_format=... INSTANCE';
 
 export function verifyProblems(env: Env): string[] {
-  let ganeti;
+  let ganeti: ReturnType<typeof parseGanetiEnv>;
   try {
     ganeti = parseGanetiEnv(env, 'verify');
   } catch (error) {
     return error instanceof ValidationError ? [...error.problems] : [describeError(error)];
   }
-  let config;
+  let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig({ configFile: configFileFrom(env), variant: ganeti.core.variant, requireVariantFile: true });
   } catch (error) {
@@ -47,7 +47,7 @@ export function verifyProblems(env: Env): string[] {
       else {
         const real = realpathSync(parsed.path);
         const realRoot = existsSync(imageDir) ? realpathSync(imageDir) : imageDir;
-        if (!real.startsWith(realRoot + '/'))
+        if (!real.startsWith(`${realRoot}/`))
           problems.push(`img_id: local image '${parsed.name}' resolves outside IMAGE_DIR ${imageDir}`);
         else if (!statSync(real).isFile()) problems.push(`img_id: local image '${parsed.name}' is not a regular file`);
       }

@@ -36,7 +36,7 @@ const personalityFile = z.object({
   mode: z.optional(z.number().check(z.int())),
 });
 
-export const configDocumentSchema = z.object({
+const configDocumentSchema = z.object({
   version: z.literal(CONFIG_DOCUMENT_VERSION),
   /** 'create' runs the task table; 'rename' only the hostname task. */
   operation: z.enum(['create', 'rename']),

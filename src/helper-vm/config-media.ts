@@ -19,8 +19,8 @@ export const FLOPPY_BYTES = 1440 * 1024;
 /** The archive's file on the floppy. */
 export const CONFIG_FILE_NAME = 'config.json';
 /** Above this the personality goes on its own disk (room left for the tar header and end blocks). */
-export const FLOPPY_PAYLOAD_LIMIT = FLOPPY_BYTES - 4096;
-export const PERSONALITY_DISK_SERIAL = 'snf-personality';
+const FLOPPY_PAYLOAD_LIMIT = FLOPPY_BYTES - 4096;
+const PERSONALITY_DISK_SERIAL = 'snf-personality';
 
 /** Read-only descriptors of nameless files. */
 export interface ConfigMedia {

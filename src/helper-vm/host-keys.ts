@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { log } from '../log/logger.ts';
 
-export const HOST_KEY_TYPES = ['rsa', 'ecdsa', 'ed25519'] as const;
-export type HostKeyType = (typeof HOST_KEY_TYPES)[number];
+const HOST_KEY_TYPES = ['rsa', 'ecdsa', 'ed25519'] as const;
+type HostKeyType = (typeof HOST_KEY_TYPES)[number];
 export type HostKeys = Partial<Record<HostKeyType, { privateKey: string; publicKey: string }>>;
 
 export async function generateHostKeys(): Promise<HostKeys> {

@@ -39,7 +39,7 @@ export type HelperOutcome =
   | { ok: true; seconds: number; tasks: TaskTiming[] }
   | { ok: false; seconds: number; reason: 'timeout' | 'error' | 'crashed'; message: string; tasks: TaskTiming[] };
 
-export interface TaskTiming {
+interface TaskTiming {
   task: string;
   seconds: number;
 }

@@ -14,7 +14,7 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): void {
 }
 
 /** Pids of the group's members that are not zombies. */
-export function liveMembers(pgid: number): number[] {
+function liveMembers(pgid: number): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;

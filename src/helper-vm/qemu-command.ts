@@ -38,12 +38,12 @@ export interface QemuCommandInput {
   kernelArgs?: readonly string[];
 }
 
-export const HELPER_ROOT_SERIAL = 'helper-root';
+const HELPER_ROOT_SERIAL = 'helper-root';
 const FLOPPY_FDSET = 1;
 const PERSONALITY_FDSET = 2;
 
 /** QEMU option values escape a comma by doubling it. */
-export function optionValue(text: string): string {
+function optionValue(text: string): string {
   return text.replaceAll(',', ',,');
 }
 
@@ -132,9 +132,8 @@ export function qemuArguments(input: QemuCommandInput): string[] {
     );
   }
   const ports = [input.serial.console, input.serial.result, input.serial.monitor];
-  ports.forEach((path, i) =>
-    args.push('-chardev', `file,id=serial${i},path=${optionValue(path)}`, '-serial', `chardev:serial${i}`),
-  );
+  for (const [i, path] of ports.entries())
+    args.push('-chardev', `file,id=serial${i},path=${optionValue(path)}`, '-serial', `chardev:serial${i}`);
   if (input.serial.debug) args.push('-chardev', `pty,id=serial3`, '-serial', 'chardev:serial3');
   return args;
 }

@@ -121,7 +121,7 @@ export async function chooseAccel(
       ? 'KVM boots the helper kernel: using KVM'
       : '/dev/kvm exists but does not boot the helper kernel: using TCG (software emulation)',
   );
-  await writeFile(cacheFile, JSON.stringify({ key, accel, probedAt: new Date().toISOString() }) + '\n').catch(
+  await writeFile(cacheFile, `${JSON.stringify({ key, accel, probedAt: new Date().toISOString() })}\n`).catch(
     (error: unknown) => log().warn({ err: String(error) }, `cannot cache the accelerator probe in ${cacheFile}`),
   );
   return accel;

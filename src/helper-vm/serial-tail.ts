@@ -7,10 +7,10 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 
-export const MAX_LINE_BYTES = 4096;
-export const MAX_PORT_BYTES = 8 * 1024 * 1024;
+const MAX_LINE_BYTES = 4096;
+const MAX_PORT_BYTES = 8 * 1024 * 1024;
 /** The result port: one line, SUCCESS or ERROR: <message>. */
-export const MAX_RESULT_BYTES = 4096;
+const MAX_RESULT_BYTES = 4096;
 const READ_BYTES = 64 * 1024;
 const CR = 0x0d;
 const LF = 0x0a;

@@ -13,9 +13,9 @@ import { readAssetText } from '../util/assets.ts';
 import { UserError } from '../util/errors.ts';
 import { readHelperManifest } from './helper-files.ts';
 
-export const HELPER_BUILD_ASSETS = ['helper/build/build-helper.sh', 'helper/build/initrd-init.sh'] as const;
+const HELPER_BUILD_ASSETS = ['helper/build/build-helper.sh', 'helper/build/initrd-init.sh'] as const;
 
-export async function sha256File(path: string): Promise<string> {
+async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) hash.update(chunk as Buffer);
   return hash.digest('hex');

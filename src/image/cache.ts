@@ -73,7 +73,7 @@ interface Owner {
 /** An unwritten lock file older than this was left by a process that died creating it. */
 const HALF_WRITTEN_MS = 10_000;
 /** A lock whose holder wrote nothing (no heartbeat) for this long is bypassed, not waited for. */
-export const STALL_MS = 10 * 60_000;
+const STALL_MS = 10 * 60_000;
 const HEARTBEAT_MS = 5_000;
 /** Longest pause between two looks at a held lock. */
 const POLL_MAX_MS = 100;
@@ -536,7 +536,7 @@ export class ImageCache {
     const path = this.dataPath(lock.key, meta.sha256);
     const problem = await (async () => {
       if (meta.url !== url) return 'it belongs to another URL';
-      let st;
+      let st: Awaited<ReturnType<typeof stat>>;
       try {
         st = await stat(path);
       } catch {

@@ -35,7 +35,7 @@ export function findInSums(text: string, name: string, algorithm: 'sha256' | 'sh
 }
 
 /** Largest SHA256SUMS / SHA512SUMS read: a line per file is a few hundred bytes. */
-export const SUMS_MAX_BYTES = 1024 * 1024;
+const SUMS_MAX_BYTES = 1024 * 1024;
 
 /**
  * Looks for SHA512SUMS, then SHA256SUMS, in the image URL's directory, each within

@@ -202,7 +202,7 @@ async function deployStream(
     );
   }
   const knownZero = req.disk.kind === 'file' && (await isKnownZero(req.disk.path));
-  let written;
+  let written: Awaited<ReturnType<typeof writeImage>>;
   try {
     // Local files and decompressor pipes reuse their buffers; zlib and HTTP allocate per chunk.
     const producesGarbage = opened.localPath === undefined || compression === 'gzip';

@@ -11,7 +11,7 @@ export interface ImageFormatSpec {
   readonly filesystemDump?: 'ext' | 'ntfs';
 }
 
-export const IMAGE_FORMATS: readonly ImageFormatSpec[] = [
+const IMAGE_FORMATS: readonly ImageFormatSpec[] = [
   { name: 'diskdump', description: 'raw dump of a whole disk (MBR or GPT), optionally gzip/xz/zstd/bzip2 compressed' },
   {
     name: 'extdump',

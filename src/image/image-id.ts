@@ -6,8 +6,6 @@
  */
 import { resolve, sep } from 'node:path';
 
-export type ImageIdKind = 'local' | 'http' | 'ftp' | 'null';
-
 export type ParsedImageId =
   | { kind: 'local'; name: string; path: string }
   | { kind: 'http' | 'ftp'; url: URL }
@@ -16,11 +14,11 @@ export type ParsedImageId =
 export class ImageIdError extends Error {}
 
 /** Resolves a local image name inside imageDir; refuses names whose path escapes it. */
-export function resolveLocalImagePath(name: string, imageDir: string): string {
+function resolveLocalImagePath(name: string, imageDir: string): string {
   if (name === '' || name.includes('\0')) throw new ImageIdError('local image name is empty');
   const root = resolve(imageDir);
   // An absolute name inside IMAGE_DIR is taken as is; any other name is relative to it.
-  const relative = name.startsWith(root + '/') ? name.slice(root.length + 1) : name.replace(/^\/+/, '');
+  const relative = name.startsWith(`${root}/`) ? name.slice(root.length + 1) : name.replace(/^\/+/, '');
   const path = resolve(root, relative);
   if (!path.startsWith(root + sep)) throw new ImageIdError(`local image path escapes IMAGE_DIR (${root})`);
   return path;

@@ -5,8 +5,8 @@ import { open } from 'node:fs/promises';
  * recognise compression and to refuse files that are something else than declared.
  */
 export type Compression = 'gzip' | 'xz' | 'zstd' | 'bzip2';
-export type Container = 'qcow2' | 'qcow' | 'vmdk' | 'vmdk-descriptor' | 'vdi' | 'vhdx' | 'vhd';
-export type Content = 'mbr-disk' | 'gpt-disk' | 'ext' | 'ntfs' | 'unknown';
+type Container = 'qcow2' | 'qcow' | 'vmdk' | 'vmdk-descriptor' | 'vdi' | 'vhdx' | 'vhd';
+type Content = 'mbr-disk' | 'gpt-disk' | 'ext' | 'ntfs' | 'unknown';
 
 export type Detected =
   | { kind: 'compressed'; compression: Compression }

@@ -28,7 +28,7 @@ const LEVEL_NAMES: Readonly<Record<number, string>> = {
 const HIDDEN_FIELDS = new Set(['level', 'time', 'msg']);
 
 /** Formats one pino JSON record as `TIME LEVEL message key=value ...`. */
-export function formatTextLine(json: string): string {
+function formatTextLine(json: string): string {
   let record: Record<string, unknown>;
   try {
     record = JSON.parse(json) as Record<string, unknown>;
@@ -40,7 +40,7 @@ export function formatTextLine(json: string): string {
   const extras = Object.entries(record)
     .filter(([key]) => !HIDDEN_FIELDS.has(key))
     .map(([key, value]) => `${key}=${typeof value === 'string' && !/\s/.test(value) ? value : JSON.stringify(value)}`);
-  return `${time} ${level.padEnd(5)} ${String(record.msg ?? '')}${extras.length > 0 ? ' ' + extras.join(' ') : ''}\n`;
+  return `${time} ${level.padEnd(5)} ${String(record.msg ?? '')}${extras.length > 0 ? ` ${extras.join(' ')}` : ''}\n`;
 }
 
 function destination(format: LogFormat, sink: LineSink) {

@@ -9,7 +9,7 @@ export type MonitorMessage =
   | { type: 'image-helper'; subtype: 'task-start' | 'task-end'; task: string; timestamp: number }
   | { type: 'image-helper'; subtype: 'warning' | 'error'; messages?: string[]; stderr?: string; timestamp: number };
 
-export function now(): number {
+function now(): number {
   return Date.now() / 1000;
 }
 

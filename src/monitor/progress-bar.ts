@@ -2,7 +2,7 @@
 
 const MiB = 1024 * 1024;
 
-export function formatBytes(n: number): string {
+function formatBytes(n: number): string {
   return n >= 1024 * MiB ? `${(n / 1024 / MiB).toFixed(2)} GiB` : `${(n / MiB).toFixed(1)} MiB`;
 }
 

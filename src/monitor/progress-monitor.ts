@@ -18,7 +18,7 @@ export interface MonitorSink {
 }
 
 /** Serializes a message; secrets cannot survive this. */
-export function serialize(message: MonitorMessage): string {
+function serialize(message: MonitorMessage): string {
   return scrub(JSON.stringify(message));
 }
 
@@ -37,7 +37,7 @@ export class LogMonitor implements MonitorSink {
 }
 
 /** Messages waiting for a monitor that does not keep up. */
-export const MAX_QUEUED = 1000;
+const MAX_QUEUED = 1000;
 
 export interface ProgramMonitorOptions {
   /** After EOF, how long the monitor may take to exit before SIGTERM (ms). */

@@ -32,7 +32,7 @@ interface Entry {
 }
 
 /** Thrown by registerCleanup once shutdown has begun. */
-export class InterruptedError extends UserError {
+class InterruptedError extends UserError {
   constructor(reason: string) {
     super(`interrupted (${reason}): not starting anything new`);
     this.name = 'InterruptedError';
@@ -108,15 +108,6 @@ export async function temporaryDirectory(prefix: string, name: string): Promise<
 /** Runs every registered cleanup, newest first, each after the previous one finished. */
 export async function runCleanups(): Promise<void> {
   for (let entry = entries.at(-1); entry !== undefined; entry = entries.at(-1)) await runEntry(entry);
-}
-
-/** The names of the cleanups still registered (tests, diagnostics). */
-export function pendingCleanups(): string[] {
-  return entries.map((e) => e.name);
-}
-
-export function shuttingDown(): boolean {
-  return shutdownReason !== undefined;
 }
 
 function shutDown(reason: string, exitCode: number): void {

@@ -44,7 +44,7 @@ export class Secret {
 }
 
 /** Registers a text (and each of its lines) as secret so that scrub() removes it. */
-export function registerSecretText(text: string): void {
+function registerSecretText(text: string): void {
   const candidates = [text, ...text.split(/\r?\n/)];
   for (const candidate of candidates) {
     const trimmed = candidate.trim();
@@ -63,10 +63,6 @@ export function scrub(text: string): string {
     if (escaped !== value && out.includes(escaped)) out = out.split(escaped).join(REDACTED);
   }
   return out;
-}
-
-export function isSecret(value: unknown): value is Secret {
-  return value instanceof Secret;
 }
 
 /** For tests: forget every registered secret text. */

@@ -76,11 +76,9 @@ describe('helper VM (real QEMU)', { skip, timeout: 1_800_000 }, () => {
     execFileSync('truncate', ['-s', '128M', disk]);
     // Last state seen of each QEMU process: it starts as root and switches to its own uid from HELPER_UIDS (-runas uid:gid).
     const seen = new Map<string, string>();
-    const watcher = setInterval(
-      () =>
-        qemuProcesses(disk).forEach((l) => seen.set(l.trim().split(/\s+/)[0] ?? '', l.trim().replace(/^\d+\s+/, ''))),
-      100,
-    );
+    const watcher = setInterval(() => {
+      for (const l of qemuProcesses(disk)) seen.set(l.trim().split(/\s+/)[0] ?? '', l.trim().replace(/^\d+\s+/, ''));
+    }, 100);
     const r = await create(node, disk, 'guest.img');
     clearInterval(watcher);
     assert.equal(r.code, 0, r.stderr);

@@ -173,7 +173,7 @@ describe('image pipeline (built binary, create with a Ganeti environment)', { sk
 
   it('credentials in an http img_id never reach the log', async () => {
     const disk = dirtyFile('http-credentials', 32 * MiB);
-    const r = await deploy(disk, base.replace('http://', 'http://admin:pw-in-img-id@') + '/disk.img', 'diskdump');
+    const r = await deploy(disk, `${base.replace('http://', 'http://admin:pw-in-img-id@')}/disk.img`, 'diskdump');
     assert.equal(r.code, 0, r.stderr);
     assert.equal(sha256Prefix(disk, 24 * MiB), rawSha256);
     assert.match(

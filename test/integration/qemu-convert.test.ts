@@ -62,9 +62,7 @@ async function observeConverter(until: Promise<unknown>): Promise<Observed | und
           status: readFileSync(`/proc/${entry}/status`, 'utf8'),
           limits: readFileSync(`/proc/${entry}/limits`, 'utf8'),
         };
-      } catch {
-        continue;
-      }
+      } catch {}
     }
     await sleep(20);
   }

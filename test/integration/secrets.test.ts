@@ -56,7 +56,7 @@ describe('secret parameters (built binary)', { skip: binaryMissingReason() }, ()
       `#!/bin/sh\nps -eo args > ${spy}.ps\ncat /proc/self/environ | tr '\\0' '\\n' > ${spy}.env\ncat > ${spy}.messages\n`,
     );
     chmodSync(monitor, 0o755);
-    writeFileSync(node.configFile, readFileSync(node.configFile, 'utf8') + `PROGRESS_MONITOR=${monitor}\n`);
+    writeFileSync(node.configFile, `${readFileSync(node.configFile, 'utf8')}PROGRESS_MONITOR=${monitor}\n`);
     const image = join(node.imageDir, 'disk.img');
     writeFileSync(image, Buffer.alloc(4 * 1024 * 1024, 7));
     const disk = join(node.root, 'disk0');

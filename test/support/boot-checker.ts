@@ -237,7 +237,7 @@ export async function checkDeployedDisk(
       add(
         'new host keys',
         fps.includes('SHA256:') && reused.length === 0,
-        reused.length > 0 ? `template keys still present: ${reused.join(' ')}` : fps.split('\n').length + ' keys',
+        reused.length > 0 ? `template keys still present: ${reused.join(' ')}` : `${fps.split('\n').length} keys`,
       );
     }
     if (expected.sshdRunning) {

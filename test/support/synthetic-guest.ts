@@ -133,7 +133,7 @@ export function makeSyntheticGuest(path: string, options: GuestOptions = {}): Sy
         'root:$6$template$UcVbkp2JvJ0p1dnn6pquTc0Tz3Vbl6F8dZo0xBfwk3bd5.J4DV4lA9S/VSEu3P3r4WK1s3E/EaQ.k0UXq6n.R.:19000:0:99999:7:::\nuser:!:19000:0:99999:7:::\n',
       'etc/hostname': 'template-host\n',
       'etc/hosts': '127.0.0.1\tlocalhost\n127.0.1.1\ttemplate-host\n',
-      'etc/machine-id': 'f'.repeat(32) + '\n',
+      'etc/machine-id': `${'f'.repeat(32)}\n`,
       'etc/ssh/sshd_config': 'PermitRootLogin yes\n',
       ...options.files,
     };

@@ -53,7 +53,9 @@ describe('boot checker on a console shared with kernel messages', () => {
   writeFileSync(script, FAKE_CONSOLE);
   after(() => rmSync(dir, { recursive: true, force: true }));
   const guests: BootedGuest[] = [];
-  after(() => guests.forEach((g) => g.kill()));
+  after(() => {
+    for (const g of guests) g.kill();
+  });
   const attach = (...args: string[]) => {
     const guest = BootedGuest.attach(process.execPath, [script, ...args]);
     guest.promptNudgeMs = 500;

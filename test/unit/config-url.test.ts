@@ -29,7 +29,7 @@ before(async () => {
         res.end();
         break;
       case '/big':
-        res.end('{"img_id": "' + 'x'.repeat(4096) + '"}');
+        res.end(`{"img_id": "${'x'.repeat(4096)}"}`);
         break;
       case '/slow':
         setTimeout(() => res.end('{}'), 3000);

@@ -97,7 +97,7 @@ describe('configuration', () => {
     );
     assert.match(
       renderEffectiveConfig(loadConfig({ configFile: setup('HELPER_UIDS=\n').file })),
-      /^HELPER_UIDS=""  #/m,
+      /^HELPER_UIDS="" {2}#/m,
     );
   });
 

@@ -184,10 +184,7 @@ describe('OS parameter problems are one line each (src/ganeti/params.ts, src/sch
       "img_format: ' .' is not a supported format (one of diskdump, extdump, ntfsdump, qcow2, vmdk, vdi, vhdx)",
     ]);
     const [json] = problems({ img_personality: '\u0085' });
-    assert.ok(
-      json !== undefined && json.startsWith('img_personality: is not valid JSON') && !LINE_BREAK.test(json),
-      JSON.stringify(json),
-    );
+    assert.ok(json?.startsWith('img_personality: is not valid JSON') && !LINE_BREAK.test(json), JSON.stringify(json));
   });
 
   it('a JSON key with a line break is named on one line', () => {

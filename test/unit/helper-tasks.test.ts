@@ -156,10 +156,10 @@ describe('Linux adapter', () => {
     assert.equal(changeMachineId(fs), false);
     writeFileSync(join(root, 'etc/machine-id'), 'uninitialized\n');
     assert.equal(changeMachineId(fs), false);
-    writeFileSync(join(root, 'etc/machine-id'), 'a'.repeat(32) + '\n');
+    writeFileSync(join(root, 'etc/machine-id'), `${'a'.repeat(32)}\n`);
     assert.equal(changeMachineId(fs), true);
     assert.match(readFileSync(join(root, 'etc/machine-id'), 'utf8'), /^[0-9a-f]{32}\n$/);
-    assert.notEqual(readFileSync(join(root, 'etc/machine-id'), 'utf8'), 'a'.repeat(32) + '\n');
+    assert.notEqual(readFileSync(join(root, 'etc/machine-id'), 'utf8'), `${'a'.repeat(32)}\n`);
   });
 });
 

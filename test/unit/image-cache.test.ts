@@ -48,7 +48,10 @@ let origin = '';
 
 function count(path: string): Counts {
   let c = counts.get(path);
-  if (!c) counts.set(path, (c = { total: 0, full: 0, notModified: 0, conditional: 0 }));
+  if (!c) {
+    c = { total: 0, full: 0, notModified: 0, conditional: 0 };
+    counts.set(path, c);
+  }
   return c;
 }
 

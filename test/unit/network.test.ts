@@ -658,7 +658,7 @@ describe('configuring the network of synthetic guests', () => {
     assert.equal(result.naming, 'netplan');
     assert.deepEqual(readdirSync(join(root, 'etc/netplan')).sort(), [
       `01-network-manager-all.yaml.snf-image-${STAMP}`,
-      '50-cloud-init.yaml.snf-image-' + STAMP,
+      `50-cloud-init.yaml.snf-image-${STAMP}`,
       '50-snf-image.yaml',
     ]);
     assert.equal(

@@ -10,7 +10,7 @@ import { localSource } from './local.ts';
 import { nullSource } from './null.ts';
 import type { ImageSource } from './source.ts';
 
-export const SOURCES: readonly ImageSource[] = [nullSource, httpSource, ftpSource, localSource];
+const SOURCES: readonly ImageSource[] = [nullSource, httpSource, ftpSource, localSource];
 
 export function orderedSources(priorities: ReadonlyMap<string, number>, disabled: readonly string[]): ImageSource[] {
   return SOURCES.filter((s) => !disabled.includes(s.name)).sort(
