@@ -14,7 +14,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ensureTestImages } from '../support/test-images.ts';
+import { ensureImageForm, ensureTestImages } from '../support/test-images.ts';
 
 const { values } = parseArgs({
   options: { runs: { type: 'string', default: '3' }, dir: { type: 'string' }, only: { type: 'string' } },
@@ -24,6 +24,7 @@ const BIN = resolve('dist/snf-image');
 const dir = values.dir ?? ensureTestImages().dir;
 const raw = join(dir, 'debian-mbr.img');
 const size = statSync(raw).size;
+for (const form of ['xz', 'gz'] as const) ensureImageForm(dir, 'debian-mbr.img', form);
 const work = '/var/tmp/snf-image-bench';
 mkdirSync(work, { recursive: true });
 const backing = join(work, 'target');
