@@ -10,21 +10,14 @@
  *    data), or skipped when the target is known to read as zeroes (a fresh sparse file);
  *  - the disk size is a hard limit checked before anything beyond it is written;
  *  - a final partial logical block goes through a second, buffered descriptor; fdatasync.
+ *
+ * writeImage checks the options and runs one ImageWriter (the slots being filled and written)
+ * with its ZeroRuns (the zero ranges being coalesced and zeroed). Local image files are read
+ * for it by image-file-reader.ts.
  */
-import {
-  close,
-  closeSync,
-  constants,
-  fdatasync,
-  fstatSync,
-  openSync,
-  read,
-  statSync,
-  write,
-  type Stats,
-} from 'node:fs';
+import { close, closeSync, constants, fdatasync, fstatSync, openSync, statSync, write, type Stats } from 'node:fs';
 import Queue from 'yocto-queue';
-import { UserError } from '../util/errors.ts';
+import { errorCode, UserError } from '../util/errors.ts';
 import { directIo, type DirectIo } from './native.ts';
 
 const MiB = 1024 * 1024;
@@ -33,7 +26,7 @@ const DEFAULT_ZERO_BLOCK_SIZE = 64 * 1024;
 const DEFAULT_IN_FLIGHT = 3;
 const DEFAULT_MIN_ZERO_RUN = 0;
 /** Memory alignment of the buffers: a page satisfies every device's DMA alignment. */
-const MEMORY_ALIGNMENT = 4096;
+export const MEMORY_ALIGNMENT = 4096;
 /** A run of zeroes is handed to zeroRange once it reaches this size (overlaps with reading). */
 const MAX_ZERO_RUN = 256 * MiB;
 /** Errors of zeroRange that mean "not supported here": fall back to writing zeroes. */
@@ -52,7 +45,7 @@ export interface WriteImageOptions {
   knownZero?: boolean;
   /** Bytes of the image durably handed to the disk so far (in order). */
   onProgress?: (bytesDone: number) => void;
-  /** Size of each aligned I/O buffer (default 4 MiB); a multiple of zeroBlockSize. */
+  /** Size of each aligned I/O buffer (default 2 MiB); a multiple of zeroBlockSize. */
   blockSize?: number;
   /** Granularity of zero detection (default 64 KiB); a multiple of 4096. */
   zeroBlockSize?: number;
@@ -75,7 +68,7 @@ export interface WriteImageResult {
 }
 
 /** Largest chunk zeroChunk() returns. */
-const ZERO_CHUNK_MAX = 8 * MiB;
+export const ZERO_CHUNK_MAX = 8 * MiB;
 let sharedZeros: Uint8Array | undefined;
 
 /**
@@ -97,6 +90,13 @@ interface Slot {
   flags: Uint8Array;
 }
 
+/** A submitted slot: its writes, and the image offset its end is durable at. */
+interface InFlight {
+  done: Promise<void>;
+  end: number;
+  slot: Slot;
+}
+
 /** An error of the input iterator: passed on as it is (the caller's pipeline owns it). */
 class InputFailure {
   readonly error: unknown;
@@ -111,12 +111,6 @@ async function* guarded(input: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8A
   } catch (error) {
     throw new InputFailure(error);
   }
-}
-
-interface InFlight {
-  done: Promise<void>;
-  end: number;
-  slot: Slot;
 }
 
 /**
@@ -138,11 +132,6 @@ export function isKnownZero(path: string): boolean {
   } finally {
     closeSync(fd);
   }
-}
-
-function errorCode(error: unknown): string | undefined {
-  if (typeof error !== 'object' || error === null || !('code' in error)) return undefined;
-  return typeof error.code === 'string' ? error.code : undefined;
 }
 
 function writeAt(fd: number, data: Uint8Array, position: number): Promise<number> {
@@ -219,6 +208,368 @@ function checkTarget(io: DirectIo, fd: number, target: WriteTarget): void {
   }
 }
 
+/** The first error of the writer's asynchronous operations (which themselves never reject). */
+class FirstFailure {
+  #first: { error: unknown } | undefined;
+
+  readonly record = (error: unknown): void => {
+    this.#first ??= { error };
+  };
+
+  get happened(): boolean {
+    return this.#first !== undefined;
+  }
+
+  throwIfAny(): void {
+    if (this.#first !== undefined) throw this.#first.error;
+  }
+}
+
+/**
+ * Runs of zero bytes of the image: adjacent ranges are coalesced and each run is made to
+ * read as zeroes on the disk (zeroRange, else written zeroes where the disk does not support
+ * it), or skipped when the target is known to read as zeroes. Up to a depth of runs are
+ * zeroed while the writer goes on.
+ */
+class ZeroRuns {
+  readonly #io: DirectIo;
+  readonly #fd: number;
+  readonly #isBlock: boolean;
+  readonly #skip: boolean;
+  readonly #bufferSize: number;
+  readonly #failure: FirstFailure;
+  readonly #zeroing = new Set<Promise<void>>();
+  /** The run [start, end) of the image not yet handed to the disk. */
+  #run: { start: number; end: number } | undefined;
+  #mode: 'native' | 'write' = 'native';
+  #writeBuffer: Uint8Array | undefined;
+
+  constructor(io: DirectIo, fd: number, isBlock: boolean, skip: boolean, bufferSize: number, failure: FirstFailure) {
+    this.#io = io;
+    this.#fd = fd;
+    this.#isBlock = isBlock;
+    this.#skip = skip;
+    this.#bufferSize = bufferSize;
+    this.#failure = failure;
+  }
+
+  /** Image bytes [start, end) are zero. */
+  add(start: number, end: number): void {
+    if (this.#run !== undefined && this.#run.end === start) {
+      this.#run.end = end;
+    } else {
+      this.flush();
+      this.#run = { start, end };
+    }
+    if (this.#run.end - this.#run.start >= MAX_ZERO_RUN) this.flush();
+  }
+
+  /** Hands the pending run to the disk (data follows it, or the image ends). */
+  flush(): void {
+    const run = this.#run;
+    if (run === undefined) return;
+    this.#run = undefined;
+    if (this.#skip) return;
+    const op: Promise<void> = this.#zeroOut(run.start, run.end - run.start).then(
+      () => {
+        this.#zeroing.delete(op);
+      },
+      (error: unknown) => {
+        this.#zeroing.delete(op);
+        this.#failure.record(error);
+      },
+    );
+    this.#zeroing.add(op);
+  }
+
+  /** Waits until fewer than `depth` runs are being zeroed. */
+  async below(depth: number): Promise<void> {
+    while (this.#zeroing.size >= depth) await Promise.race(this.#zeroing);
+  }
+
+  async drain(): Promise<void> {
+    await this.below(1);
+  }
+
+  async #zeroOut(start: number, length: number): Promise<void> {
+    if (this.#mode === 'native') {
+      try {
+        await this.#io.zeroRange(this.#fd, start, length, this.#isBlock);
+        return;
+      } catch (error) {
+        if (!ZERO_UNSUPPORTED.has(errorCode(error) ?? '')) throw error;
+        this.#mode = 'write';
+      }
+    }
+    if (this.#writeBuffer === undefined) {
+      this.#writeBuffer = new Uint8Array(this.#io.allocAligned(this.#bufferSize, MEMORY_ALIGNMENT));
+      this.#writeBuffer.fill(0);
+    }
+    for (let done = 0; done < length; ) {
+      const n = Math.min(length - done, this.#writeBuffer.length);
+      await writeFully(this.#fd, this.#writeBuffer.subarray(0, n), start + done);
+      done += n;
+    }
+  }
+}
+
+/**
+ * Short zero runs between data in one buffer become data (real zeroes written): one longer
+ * write costs less than a separate zeroing call.
+ */
+function absorbShortZeroRuns(slot: Slot, count: number, grain: number, minZeroRun: number): void {
+  const { bytes, flags } = slot;
+  for (let k = 0; k < count; ) {
+    if (flags[k] === 1) {
+      k++;
+      continue;
+    }
+    let j = k + 1;
+    while (j < count && flags[j] !== 1) j++;
+    if (k > 0 && j < count && (j - k) * grain < minZeroRun) {
+      bytes.fill(0, k * grain, j * grain);
+      flags.fill(1, k, j);
+    }
+    k = j;
+  }
+}
+
+interface WriterSettings {
+  blockSize: number;
+  /** Zero-detection sub-block size. */
+  grain: number;
+  depth: number;
+  minZeroRun: number;
+  knownZero: boolean;
+  expected: number | undefined;
+  onProgress: ((bytesDone: number) => void) | undefined;
+}
+
+/**
+ * One image write onto one open target. The image is cut into slots (aligned buffers of
+ * blockSize), each slot into sub-blocks of `grain` bytes flagged data or zero; a full slot's
+ * data ranges are written while the next slot fills, its zero ranges go to ZeroRuns.
+ */
+class ImageWriter {
+  readonly #io = directIo();
+  readonly #target: WriteTarget;
+  readonly #settings: WriterSettings;
+  readonly #fd: number;
+  readonly #direct: boolean;
+  /** A second, buffered descriptor for the final partial logical block, once needed. */
+  #bufferedFd: number | undefined;
+  /** One sub-block of zeroes to compare input with. */
+  readonly #zeros: Uint8Array;
+  readonly #failure = new FirstFailure();
+  readonly #zeroRuns: ZeroRuns;
+  /** Slots being written, oldest first. */
+  readonly #inflight = new Queue<InFlight>();
+  /** Slots written and free for reuse. */
+  readonly #free: Slot[] = [];
+  /** Set once the write is over (failed or not): no more progress reports. */
+  #closing = false;
+
+  /** The slot being filled: its image offset, bytes filled, and the sub-block being filled. */
+  #slot: Slot;
+  #slotPos = 0;
+  #fill = 0;
+  #subStart = 0;
+  /** The sub-block being filled is all zero so far (its bytes were not copied). */
+  #subZero = true;
+
+  #received = 0;
+  #dataBytes = 0;
+  #zeroBytes = 0;
+
+  constructor(target: WriteTarget, settings: WriterSettings) {
+    this.#target = target;
+    this.#settings = settings;
+    ({ fd: this.#fd, direct: this.#direct } = openTarget(target));
+    this.#zeros = new Uint8Array(settings.grain);
+    this.#zeroRuns = new ZeroRuns(
+      this.#io,
+      this.#fd,
+      target.kind === 'block',
+      settings.knownZero,
+      Math.min(settings.blockSize, 1 * MiB),
+      this.#failure,
+    );
+    this.#slot = this.#takeSlot();
+  }
+
+  async write(input: AsyncIterable<Uint8Array>): Promise<WriteImageResult> {
+    const { grain, expected } = this.#settings;
+    checkTarget(this.#io, this.#fd, this.#target);
+    const lbs = this.#direct ? this.#io.logicalBlockSize(this.#fd) : 1;
+    if (this.#target.kind === 'block' && grain % lbs !== 0)
+      throw new RangeError(`zeroBlockSize ${grain} is not a multiple of the logical block size ${lbs}`);
+
+    for await (const chunk of guarded(input)) {
+      this.#failure.throwIfAny();
+      this.#admit(chunk.length);
+      await this.#take(chunk);
+    }
+    this.#failure.throwIfAny();
+    if (expected !== undefined && this.#received !== expected) {
+      throw new UserError(
+        `${this.#target.path}: the image ended after ${this.#received} bytes, ${expected} were announced`,
+      );
+    }
+    await this.#finish(lbs);
+    return { bytes: this.#slotPos, dataBytes: this.#dataBytes, zeroBytes: this.#zeroBytes };
+  }
+
+  /** Waits for every operation, then closes the descriptors (nothing may use them, or the buffers, after). */
+  async close(): Promise<void> {
+    this.#closing = true;
+    await this.#drain();
+    await closeFd(this.#fd);
+    if (this.#bufferedFd !== undefined) await closeFd(this.#bufferedFd);
+  }
+
+  /** The disk size and the announced size are hard limits, checked before the bytes are taken. */
+  #admit(length: number): void {
+    const label = this.#target.path;
+    const limit = this.#target.sizeBytes;
+    const expected = this.#settings.expected;
+    if (this.#received + length > limit) {
+      throw new UserError(
+        `${label}: the image is larger than the disk (${limit} bytes); nothing beyond the disk end was written`,
+      );
+    }
+    if (expected !== undefined && this.#received + length > expected) {
+      throw new UserError(`${label}: the image is larger than its announced size (${expected} bytes)`);
+    }
+    this.#received += length;
+  }
+
+  /** Copies the data sub-blocks of `chunk` into slots (zero ones are only flagged), submitting full slots. */
+  async #take(chunk: Uint8Array): Promise<void> {
+    const { grain, blockSize } = this.#settings;
+    const knownZeroChunk = chunk.buffer === sharedZeros?.buffer;
+    for (let i = 0; i < chunk.length; ) {
+      const subEnd = this.#subStart + grain;
+      const n = Math.min(chunk.length - i, subEnd - this.#fill);
+      if (!this.#subZero || !(knownZeroChunk || isAllZero(chunk.subarray(i, i + n), this.#zeros))) {
+        if (this.#subZero) {
+          // First data in this sub-block: its skipped zero prefix must be real zeroes now.
+          if (this.#fill > this.#subStart) this.#slot.bytes.fill(0, this.#subStart, this.#fill);
+          this.#subZero = false;
+        }
+        this.#slot.bytes.set(chunk.subarray(i, i + n), this.#fill);
+      }
+      this.#fill += n;
+      i += n;
+      if (this.#fill === subEnd) {
+        this.#flagSubBlock();
+        this.#subStart = this.#fill;
+        this.#subZero = true;
+        if (this.#fill === blockSize) await this.#submit(blockSize);
+      }
+    }
+  }
+
+  #flagSubBlock(): void {
+    this.#slot.flags[this.#subStart / this.#settings.grain] = this.#subZero ? 0 : 1;
+  }
+
+  #takeSlot(): Slot {
+    const { blockSize, grain } = this.#settings;
+    return (
+      this.#free.pop() ?? {
+        bytes: new Uint8Array(this.#io.allocAligned(blockSize, MEMORY_ALIGNMENT)),
+        flags: new Uint8Array(blockSize / grain),
+      }
+    );
+  }
+
+  /** Hands slot bytes [0, length) to the disk at slotPos and starts a new slot. */
+  async #submit(length: number): Promise<void> {
+    const { grain, depth, minZeroRun, knownZero } = this.#settings;
+    while (this.#inflight.size >= depth) await this.#retireOldest();
+    await this.#zeroRuns.below(depth);
+    this.#failure.throwIfAny();
+    const pos = this.#slotPos;
+    const slot = this.#slot;
+    const count = Math.ceil(length / grain);
+    if (minZeroRun > grain && !knownZero) absorbShortZeroRuns(slot, count, grain, minZeroRun);
+    const writes: Promise<void>[] = [];
+    for (let k = 0; k < count; ) {
+      const data = slot.flags[k] === 1;
+      let j = k + 1;
+      while (j < count && (slot.flags[j] === 1) === data) j++;
+      const a = k * grain;
+      const b = Math.min(j * grain, length);
+      if (data) {
+        this.#zeroRuns.flush();
+        writes.push(writeFully(this.#fd, slot.bytes.subarray(a, b), pos + a));
+        this.#dataBytes += b - a;
+      } else {
+        this.#zeroBytes += b - a;
+        this.#zeroRuns.add(pos + a, pos + b);
+      }
+      k = j;
+    }
+    const done = Promise.all(writes).then(() => undefined, this.#failure.record);
+    this.#inflight.enqueue({ done, end: pos + length, slot });
+    this.#slotPos += length;
+    this.#slot = this.#takeSlot();
+    this.#fill = 0;
+    this.#subStart = 0;
+    this.#subZero = true;
+  }
+
+  async #retireOldest(): Promise<void> {
+    const item = this.#inflight.dequeue();
+    if (item === undefined) return;
+    await item.done;
+    this.#free.push(item.slot);
+    if (!this.#failure.happened && !this.#closing) this.#settings.onProgress?.(item.end);
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#inflight.size > 0) await this.#retireOldest();
+    await this.#zeroRuns.drain();
+  }
+
+  /** The last, partial slot: whole logical blocks go direct, the remainder buffered; then fdatasync. */
+  async #finish(lbs: number): Promise<void> {
+    const { grain, knownZero } = this.#settings;
+    if (this.#fill > this.#subStart) this.#flagSubBlock();
+    const fill = this.#fill;
+    const directLength = fill - (fill % lbs);
+    const tailLength = fill - directLength;
+    let tail: { data: Uint8Array; zero: boolean } | undefined;
+    if (tailLength > 0) {
+      const zero = this.#slot.flags[Math.floor(directLength / grain)] !== 1;
+      tail = { data: zero ? new Uint8Array(tailLength) : this.#slot.bytes.slice(directLength, fill), zero };
+    }
+    if (directLength > 0) await this.#submit(directLength);
+    this.#zeroRuns.flush();
+    await this.#drain();
+    this.#failure.throwIfAny();
+
+    if (tail !== undefined) {
+      // After every direct write and zeroing has completed: the kernel's read-modify-write
+      // of this last block then sees the new data around it.
+      const position = this.#slotPos;
+      if (tail.zero) this.#zeroBytes += tail.data.length;
+      else this.#dataBytes += tail.data.length;
+      if (!(tail.zero && knownZero)) {
+        this.#bufferedFd = openSync(this.#target.path, constants.O_WRONLY);
+        await writeFully(this.#bufferedFd, tail.data, position);
+        await syncFd(this.#bufferedFd);
+        const pageStart = position - (position % 4096);
+        this.#io.dropCache(this.#bufferedFd, pageStart, position + tail.data.length - pageStart + 4096);
+      }
+      this.#slotPos += tail.data.length;
+    }
+    await syncFd(this.#fd);
+    if (!this.#direct && this.#slotPos > 0) this.#io.dropCache(this.#fd, 0, this.#slotPos);
+    this.#settings.onProgress?.(this.#slotPos);
+  }
+}
+
 /**
  * Writes the image `input` yields onto `target` from offset 0 and returns what it did.
  * Bytes of the disk beyond the image are not touched. Throws a UserError when the image is
@@ -230,249 +581,25 @@ export async function writeImage(
   target: WriteTarget,
   options: WriteImageOptions = {},
 ): Promise<WriteImageResult> {
-  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
-  const grain = options.zeroBlockSize ?? DEFAULT_ZERO_BLOCK_SIZE;
-  const depth = options.inFlight ?? DEFAULT_IN_FLIGHT;
-  const minZeroRun = options.minZeroRun ?? DEFAULT_MIN_ZERO_RUN;
-  checkOptions(blockSize, grain, depth);
-  const limit = target.sizeBytes;
-  const expected = options.expectedBytes;
-  const knownZero = options.knownZero === true;
-  const onProgress = options.onProgress;
+  const settings: WriterSettings = {
+    blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE,
+    grain: options.zeroBlockSize ?? DEFAULT_ZERO_BLOCK_SIZE,
+    depth: options.inFlight ?? DEFAULT_IN_FLIGHT,
+    minZeroRun: options.minZeroRun ?? DEFAULT_MIN_ZERO_RUN,
+    knownZero: options.knownZero === true,
+    expected: options.expectedBytes,
+    onProgress: options.onProgress,
+  };
+  checkOptions(settings.blockSize, settings.grain, settings.depth);
   const label = target.path;
-  if (expected !== undefined && expected > limit) {
-    throw new UserError(`${label}: the image (${expected} bytes) is larger than the disk (${limit} bytes)`);
-  }
-
-  const io = directIo();
-  const { fd, direct } = openTarget(target);
-  const isBlock = target.kind === 'block';
-  let bufferedFd: number | undefined;
-
-  // Every asynchronous operation resolves (never rejects); the first error is kept here.
-  let failure: { error: unknown } | undefined;
-  const fail = (error: unknown): void => {
-    failure ??= { error };
-  };
-  const inflight = new Queue<InFlight>();
-  const zeroOps = new Set<Promise<void>>();
-  const free: Slot[] = [];
-  let zeroWriteBuffer: Uint8Array | undefined;
-  let zeroMode: 'native' | 'write' = 'native';
-  let closing = false;
-
-  const zeros = new Uint8Array(grain);
-  const newSlot = (): Slot => ({
-    bytes: new Uint8Array(io.allocAligned(blockSize, MEMORY_ALIGNMENT)),
-    flags: new Uint8Array(blockSize / grain),
-  });
-  const takeSlot = (): Slot => free.pop() ?? newSlot();
-
-  let dataBytes = 0;
-  let zeroBytes = 0;
-  let received = 0;
-  let slot = takeSlot();
-  let slotPos = 0; // image offset of slot.bytes[0]
-  let fill = 0; // bytes of slot filled
-  let subStart = 0; // start (in slot) of the sub-block being filled
-  let subZero = true; // the sub-block being filled is all zero so far (and not copied)
-  let zeroStart = -1; // pending run of zeroes [zeroStart, zeroEnd) of the image
-  let zeroEnd = -1;
-
-  const throwIfFailed = (): void => {
-    if (failure !== undefined) throw failure.error;
-  };
-
-  const zeroOut = async (start: number, length: number): Promise<void> => {
-    if (zeroMode === 'native') {
-      try {
-        await io.zeroRange(fd, start, length, isBlock);
-        return;
-      } catch (error) {
-        if (!ZERO_UNSUPPORTED.has(errorCode(error) ?? '')) throw error;
-        zeroMode = 'write';
-      }
-    }
-    if (zeroWriteBuffer === undefined) {
-      zeroWriteBuffer = new Uint8Array(io.allocAligned(Math.min(blockSize, 1 * MiB), MEMORY_ALIGNMENT));
-      zeroWriteBuffer.fill(0);
-    }
-    for (let done = 0; done < length; ) {
-      const n = Math.min(length - done, zeroWriteBuffer.length);
-      await writeFully(fd, zeroWriteBuffer.subarray(0, n), start + done);
-      done += n;
-    }
-  };
-
-  const flushZeroes = (): void => {
-    if (zeroStart < 0) return;
-    const start = zeroStart;
-    const length = zeroEnd - zeroStart;
-    zeroStart = zeroEnd = -1;
-    if (knownZero) return;
-    const op: Promise<void> = zeroOut(start, length).then(
-      () => {
-        zeroOps.delete(op);
-      },
-      (error: unknown) => {
-        zeroOps.delete(op);
-        fail(error);
-      },
+  if (settings.expected !== undefined && settings.expected > target.sizeBytes) {
+    throw new UserError(
+      `${label}: the image (${settings.expected} bytes) is larger than the disk (${target.sizeBytes} bytes)`,
     );
-    zeroOps.add(op);
-  };
-
-  const addZeroes = (start: number, end: number): void => {
-    zeroBytes += end - start;
-    if (zeroStart >= 0 && zeroEnd === start) {
-      zeroEnd = end;
-    } else {
-      flushZeroes();
-      zeroStart = start;
-      zeroEnd = end;
-    }
-    if (zeroEnd - zeroStart >= MAX_ZERO_RUN) flushZeroes();
-  };
-
-  const retireOldest = async (): Promise<void> => {
-    const item = inflight.dequeue();
-    if (item === undefined) return;
-    await item.done;
-    free.push(item.slot);
-    if (failure === undefined && !closing) onProgress?.(item.end);
-  };
-
-  /** Hands slot bytes [0, length) to the disk at slotPos and starts a new slot. */
-  const submit = async (length: number): Promise<void> => {
-    while (inflight.size >= depth) await retireOldest();
-    while (zeroOps.size >= depth) await Promise.race(zeroOps);
-    throwIfFailed();
-    const pos = slotPos;
-    const { bytes, flags } = slot;
-    const ops: Promise<void>[] = [];
-    const count = Math.ceil(length / grain);
-    if (minZeroRun > grain && !knownZero) {
-      // Short zero runs between data in this buffer: one longer write beats a zeroing call.
-      for (let k = 0; k < count; ) {
-        if (flags[k] === 1) {
-          k++;
-          continue;
-        }
-        let j = k + 1;
-        while (j < count && flags[j] !== 1) j++;
-        if (k > 0 && j < count && (j - k) * grain < minZeroRun) {
-          bytes.fill(0, k * grain, j * grain);
-          flags.fill(1, k, j);
-        }
-        k = j;
-      }
-    }
-    for (let k = 0; k < count; ) {
-      const data = flags[k] === 1;
-      let j = k + 1;
-      while (j < count && (flags[j] === 1) === data) j++;
-      const a = k * grain;
-      const b = Math.min(j * grain, length);
-      if (data) {
-        flushZeroes();
-        ops.push(writeFully(fd, bytes.subarray(a, b), pos + a));
-        dataBytes += b - a;
-      } else {
-        addZeroes(pos + a, pos + b);
-      }
-      k = j;
-    }
-    const done = Promise.all(ops).then(() => undefined, fail);
-    inflight.enqueue({ done, end: pos + length, slot });
-    slotPos += length;
-    slot = takeSlot();
-    fill = 0;
-    subStart = 0;
-    subZero = true;
-  };
-
-  const drain = async (): Promise<void> => {
-    while (inflight.size > 0) await retireOldest();
-    while (zeroOps.size > 0) await Promise.race(zeroOps);
-  };
-
+  }
+  const writer = new ImageWriter(target, settings);
   try {
-    checkTarget(io, fd, target);
-    const lbs = direct ? io.logicalBlockSize(fd) : 1;
-    if (isBlock && grain % lbs !== 0)
-      throw new RangeError(`zeroBlockSize ${grain} is not a multiple of the logical block size ${lbs}`);
-
-    for await (const chunk of guarded(input)) {
-      throwIfFailed();
-      if (received + chunk.length > limit) {
-        throw new UserError(
-          `${label}: the image is larger than the disk (${limit} bytes); nothing beyond the disk end was written`,
-        );
-      }
-      if (expected !== undefined && received + chunk.length > expected) {
-        throw new UserError(`${label}: the image is larger than its announced size (${expected} bytes)`);
-      }
-      received += chunk.length;
-      const knownZeroChunk = chunk.buffer === sharedZeros?.buffer;
-      for (let i = 0; i < chunk.length; ) {
-        const subEnd = subStart + grain;
-        const n = Math.min(chunk.length - i, subEnd - fill);
-        if (!subZero || !(knownZeroChunk || isAllZero(chunk.subarray(i, i + n), zeros))) {
-          if (subZero) {
-            // First data in this sub-block: its skipped zero prefix must be real zeroes now.
-            if (fill > subStart) slot.bytes.fill(0, subStart, fill);
-            subZero = false;
-          }
-          slot.bytes.set(chunk.subarray(i, i + n), fill);
-        }
-        fill += n;
-        i += n;
-        if (fill === subEnd) {
-          slot.flags[subStart / grain] = subZero ? 0 : 1;
-          subStart = fill;
-          subZero = true;
-          if (fill === blockSize) await submit(blockSize);
-        }
-      }
-    }
-    throwIfFailed();
-    if (expected !== undefined && received !== expected) {
-      throw new UserError(`${label}: the image ended after ${received} bytes, ${expected} were announced`);
-    }
-
-    // The last, partial slot: whole logical blocks go direct, the remainder buffered.
-    if (fill > subStart) slot.flags[subStart / grain] = subZero ? 0 : 1;
-    const directLength = fill - (fill % lbs);
-    const tailLength = fill - directLength;
-    let tail: { data: Uint8Array; zero: boolean } | undefined;
-    if (tailLength > 0) {
-      const zero = slot.flags[Math.floor(directLength / grain)] !== 1;
-      tail = { data: zero ? new Uint8Array(tailLength) : slot.bytes.slice(directLength, fill), zero };
-    }
-    if (directLength > 0) await submit(directLength);
-    flushZeroes();
-    await drain();
-    throwIfFailed();
-
-    if (tail !== undefined) {
-      // After every direct write and zeroing has completed: the kernel's read-modify-write
-      // of this last block then sees the new data around it.
-      const position = slotPos;
-      if (tail.zero) zeroBytes += tail.data.length;
-      else dataBytes += tail.data.length;
-      if (!(tail.zero && knownZero)) {
-        bufferedFd = openSync(target.path, constants.O_WRONLY);
-        await writeFully(bufferedFd, tail.data, position);
-        await syncFd(bufferedFd);
-        const pageStart = position - (position % 4096);
-        io.dropCache(bufferedFd, pageStart, position + tail.data.length - pageStart + 4096);
-      }
-      slotPos += tail.data.length;
-    }
-    await syncFd(fd);
-    if (!direct && slotPos > 0) io.dropCache(fd, 0, slotPos);
-    onProgress?.(slotPos);
-    return { bytes: slotPos, dataBytes, zeroBytes };
+    return await writer.write(input);
   } catch (error) {
     if (error instanceof InputFailure) throw error.error;
     if (error instanceof UserError || error instanceof RangeError) throw error;
@@ -483,163 +610,6 @@ export async function writeImage(
       },
     );
   } finally {
-    // Nothing may still use the descriptors (or the buffers) once they are closed.
-    closing = true;
-    await drain();
-    await closeFd(fd);
-    if (bufferedFd !== undefined) await closeFd(bufferedFd);
-  }
-}
-
-export interface ReadImageFileOptions {
-  /** Largest chunk read (and yielded) at once; a multiple of 4096 (default 4 MiB). */
-  chunkSize?: number;
-  /** Reads in flight ahead of the consumer (default 2). */
-  readAhead?: number;
-  /** Skip holes with SEEK_DATA / SEEK_HOLE and yield zeroChunk()s for them (default true). */
-  sparse?: boolean;
-  /** Holes shorter than this are read like data (default 1 MiB). */
-  minHole?: number;
-}
-
-function readAt(fd: number, buffer: Uint8Array, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    read(fd, buffer, 0, length, position, (error, bytesRead) => (error ? reject(error) : resolve(bytesRead)));
-  });
-}
-
-/**
- * Reads a local raw image file for writeImage without filling the page cache: O_DIRECT
- * reads into aligned buffers (falling back to buffered reads plus posix_fadvise DONTNEED
- * behind the read position), `readAhead` reads in flight, holes skipped (SEEK_DATA /
- * SEEK_HOLE) and yielded as zeroChunk()s. Each yielded chunk is valid only until the next
- * one is requested (its buffer is then reused).
- */
-export async function* readImageFile(path: string, options: ReadImageFileOptions = {}): AsyncGenerator<Uint8Array> {
-  const chunkSize = options.chunkSize ?? 4 * MiB;
-  const ahead = options.readAhead ?? 2;
-  const sparse = options.sparse ?? true;
-  const minHole = options.minHole ?? MiB;
-  if (!Number.isInteger(chunkSize) || chunkSize < 4096 || chunkSize % 4096 !== 0) {
-    throw new RangeError(`chunkSize must be a positive multiple of 4096 (got ${chunkSize})`);
-  }
-  if (!Number.isInteger(ahead) || ahead < 1 || ahead > 64)
-    throw new RangeError(`readAhead must be in 1..64 (got ${ahead})`);
-  const io = directIo();
-  let fd: number;
-  let direct = true;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_DIRECT);
-  } catch (error) {
-    if (errorCode(error) !== 'EINVAL') throw error;
-    fd = openSync(path, constants.O_RDONLY);
-    direct = false;
-  }
-  let bufferedFd: number | undefined;
-  const size = fstatSync(fd).size;
-  const ring = Array.from({ length: ahead + 1 }, () => new Uint8Array(io.allocAligned(chunkSize, MEMORY_ALIGNMENT)));
-  let ringIndex = 0;
-  let dropped = 0;
-
-  // The image as segments: data ranges (<= chunkSize each) and holes (<= ZERO_CHUNK_MAX).
-  function* segments(): Generator<{ position: number; length: number; hole: boolean }> {
-    let position = 0;
-    while (position < size) {
-      let dataStart = position;
-      if (sparse) {
-        const found = io.seekData(fd, position);
-        dataStart = found < 0 ? size : Math.min(found, size);
-      }
-      for (; position < dataStart; ) {
-        const length = Math.min(dataStart - position, ZERO_CHUNK_MAX);
-        yield { position, length, hole: true };
-        position += length;
-      }
-      if (position >= size) return;
-      let dataEnd = size;
-      if (sparse) {
-        // Holes shorter than minHole are read through (cheap with O_DIRECT: the kernel
-        // zero-fills), so a fragmented image does not turn into many small reads.
-        for (let from = position; ; ) {
-          const hole = io.seekHole(fd, from);
-          dataEnd = hole < 0 ? size : Math.min(hole, size);
-          if (dataEnd <= from) {
-            dataEnd = size; // a file system that misreports: read the rest
-            break;
-          }
-          if (dataEnd >= size) break;
-          const next = io.seekData(fd, dataEnd);
-          if (next < 0 || next - dataEnd >= minHole) break;
-          from = next;
-        }
-      }
-      for (; position < dataEnd; ) {
-        const length = Math.min(dataEnd - position, chunkSize);
-        yield { position, length, hole: false };
-        position += length;
-      }
-    }
-  }
-
-  const readSegment = async (buffer: Uint8Array, position: number, length: number): Promise<Uint8Array> => {
-    let done = 0;
-    while (done < length) {
-      let n: number;
-      if (direct) {
-        // O_DIRECT: whole aligned blocks; the end of the file makes the last read short.
-        const want = Math.min(Math.ceil((length - done) / 4096) * 4096, buffer.length - done);
-        try {
-          n = await readAt(fd, done === 0 ? buffer : buffer.subarray(done), want, position + done);
-        } catch (error) {
-          if (errorCode(error) !== 'EINVAL') throw error;
-          direct = false; // alignment this file system does not accept: read buffered
-          continue;
-        }
-      } else {
-        bufferedFd ??= openSync(path, constants.O_RDONLY);
-        n = await readAt(bufferedFd, done === 0 ? buffer : buffer.subarray(done), length - done, position + done);
-      }
-      if (n <= 0) throw new Error(`${path}: unexpected end of file at offset ${position + done} (size ${size})`);
-      done += n;
-    }
-    return buffer.subarray(0, length);
-  };
-
-  const plan = segments();
-  const pending: Promise<Uint8Array>[] = [];
-  const issue = (): void => {
-    const next = plan.next();
-    if (next.done === true) return;
-    const { position, length, hole } = next.value;
-    if (hole) {
-      pending.push(Promise.resolve(zeroChunk(length)));
-      return;
-    }
-    const buffer = ring[ringIndex] ?? new Uint8Array(0);
-    ringIndex = (ringIndex + 1) % ring.length;
-    const promise = readSegment(buffer, position, length);
-    promise.catch(() => undefined); // awaited in order below; avoid an unhandled rejection meanwhile
-    pending.push(promise);
-  };
-  try {
-    for (let i = 0; i < ahead; i++) issue();
-    let position = 0;
-    for (let next = pending.shift(); next !== undefined; next = pending.shift()) {
-      const chunk = await next;
-      issue(); // into the buffer of the chunk yielded before this one: the consumer is done with it
-      yield chunk;
-      position += chunk.length;
-      const cacheFd = bufferedFd ?? (direct ? undefined : fd);
-      if (cacheFd !== undefined && position - dropped >= 64 * MiB) {
-        io.dropCache(cacheFd, dropped, position - dropped);
-        dropped = position;
-      }
-    }
-    const cacheFd = bufferedFd ?? (direct ? undefined : fd);
-    if (cacheFd !== undefined && position > dropped) io.dropCache(cacheFd, dropped, position - dropped);
-  } finally {
-    await Promise.allSettled(pending);
-    closeSync(fd);
-    if (bufferedFd !== undefined) closeSync(bufferedFd);
+    await writer.close();
   }
 }

@@ -10,7 +10,8 @@ import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { Settings } from '../config/settings.ts';
 import type { DiskInfo } from '../disk/disk-target.ts';
-import { isKnownZero, readImageFile, writeImage } from '../disk/image-writer.ts';
+import { readImageFile } from '../disk/image-file-reader.ts';
+import { isKnownZero, writeImage } from '../disk/image-writer.ts';
 import { zeroDiskRange } from '../disk/wipe.ts';
 import { log } from '../log/logger.ts';
 import * as msg from '../monitor/messages.ts';
@@ -26,7 +27,6 @@ import { findImageFormat, type ImageFormatSpec } from './formats.ts';
 import { describeDetected, detect, filesystemSize, MAGIC_BYTES, readFileHead, type Detected } from './magic.ts';
 import { bootCode, PREFIX_BYTES, synthesizePrefix } from './mbr.ts';
 import { inspectQemuImage, prepareConversion, type QemuFormat } from './qemu-img.ts';
-import { openCachedHttp, type CachedImage } from './sources/cached-http.ts';
 import { selectSource } from './sources/registry.ts';
 import type { OpenedImage, SourceSettings } from './sources/source.ts';
 import { counted, peek, prefixed, type ByteStream } from './stream-util.ts';
@@ -316,35 +316,32 @@ async function deployQemu(
 export async function deployImage(req: DeployRequest): Promise<DeployResult> {
   const format = findImageFormat(req.imgFormat);
   if (!format) throw new UserError(`img_format: '${req.imgFormat}' is not a supported format`);
-  const source = selectSource(req.imgId, req.settings.SOURCE_PRIORITIES, req.settings.SOURCES_DISABLED);
-  // Remote http(s) images go through the node-local cache, which verifies the checksum itself.
-  const cached = source.name === 'http' && req.settings.IMAGE_CACHE;
-  let digest = cached ? await expectedDigest(req) : undefined;
-  const fromCache: CachedImage | undefined = cached
-    ? await openCachedHttp(
-        req.imgId,
-        sourceSettings(req.settings, req.disk),
-        {
-          dir: req.settings.IMAGE_CACHE_DIR,
-          maxBytes: req.settings.IMAGE_CACHE_MAX_SIZE,
-          verify: req.settings.IMAGE_CACHE_VERIFY,
-        },
-        { digest, needFile: format.qemuFormat !== undefined },
-      )
+  const cache = req.settings.IMAGE_CACHE
+    ? {
+        dir: req.settings.IMAGE_CACHE_DIR,
+        maxBytes: req.settings.IMAGE_CACHE_MAX_SIZE,
+        verify: req.settings.IMAGE_CACHE_VERIFY,
+      }
     : undefined;
-  const opened = fromCache ?? (await source.open(req.imgId, sourceSettings(req.settings, req.disk)));
+  const source = selectSource(req.imgId, req.settings.SOURCE_PRIORITIES, req.settings.SOURCES_DISABLED, cache);
+  // A source that verifies the checksum itself (the cache) is given it before it opens.
+  const early = source.verifiesDigest === true ? await expectedDigest(req) : undefined;
+  const opened = await source.open(req.imgId, sourceSettings(req.settings, req.disk), {
+    digest: early,
+    needFile: format.qemuFormat !== undefined,
+  });
   try {
     log().info(
       { source: source.name, image: opened.description, bytes: opened.size, format: format.name },
       'image source opened',
     );
-    if (source.name === 'null') {
+    if (opened.nothingToCopy === true) {
       req.monitor.send(msg.info('No image to copy (img_id=null): customizing the disk as it is.'));
       return { method: 'none', imageBytes: 0, diskBytes: 0, seconds: 0 };
     }
-    if (!cached) digest = await expectedDigest(req);
+    const digest = source.verifiesDigest === true ? early : await expectedDigest(req);
     if (digest) log().info({ algorithm: digest.algorithm, from: digest.from }, 'image checksum will be verified');
-    const toVerify = fromCache ? fromCache.pendingDigest : digest;
+    const toVerify = source.verifiesDigest === true ? opened.pendingDigest : digest;
     req.monitor.send(msg.info('Starting image copy...'));
     const result = format.qemuFormat
       ? await deployQemu(req, format.qemuFormat as QemuFormat, opened, toVerify)

@@ -46,3 +46,9 @@ export function describeError(error: unknown): string {
   if (error instanceof Error) return oneLine(error.message);
   return oneLine(String(error));
 }
+
+/** The `code` of a Node system error (ENOENT, EINVAL, ...), if it has one. */
+export function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null || !('code' in error)) return undefined;
+  return typeof error.code === 'string' ? error.code : undefined;
+}

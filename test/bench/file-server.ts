@@ -8,7 +8,7 @@ import { statSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, normalize } from 'node:path';
-import { readImageFile } from '../../src/disk/image-writer.ts';
+import { readImageFile } from '../../src/disk/image-file-reader.ts';
 
 const dir = process.argv[2] ?? '.';
 const server = createServer((req, res) => {

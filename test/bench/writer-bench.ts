@@ -42,7 +42,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readImageFile, writeImage } from '../../src/disk/image-writer.ts';
+import { readImageFile } from '../../src/disk/image-file-reader.ts';
+import { writeImage } from '../../src/disk/image-writer.ts';
 import { directIo } from '../../src/disk/native.ts';
 
 const MiB = 1024 * 1024;

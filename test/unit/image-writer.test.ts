@@ -17,9 +17,9 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { readImageFile } from '../../src/disk/image-file-reader.ts';
 import {
   isKnownZero,
-  readImageFile,
   writeImage,
   zeroChunk,
   type WriteImageOptions,

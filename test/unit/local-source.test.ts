@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { readImageFile } from '../../src/disk/image-writer.ts';
+import { readImageFile } from '../../src/disk/image-file-reader.ts';
 import { localSource } from '../../src/image/sources/local.ts';
 import type { ByteStream } from '../../src/image/stream-util.ts';
 

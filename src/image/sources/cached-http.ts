@@ -30,7 +30,7 @@ import { checkAnnouncedSize } from '../download-limits.ts';
 import { displayUrl } from '../image-id.ts';
 import { READ_CHUNK } from './local.ts';
 import { header, httpGetter, resumableBody, type Response } from './http.ts';
-import type { OpenedImage, SourceSettings } from './source.ts';
+import type { ImageSource, OpenedImage, SourceSettings } from './source.ts';
 
 export interface CachedImage extends OpenedImage {
   /** The checksum the deployment still has to verify; undefined when the cache did. */
@@ -364,4 +364,18 @@ export async function openCachedHttp(
     await lock.release();
     throw error;
   }
+}
+
+/**
+ * `http` served through the cache: the same name, priority and probe; open() goes through
+ * the cache, which verifies the expected checksum itself when it downloads.
+ */
+export function cachedHttpSource(http: ImageSource, cacheOptions: CacheOptions): ImageSource {
+  return {
+    name: http.name,
+    defaultPriority: http.defaultPriority,
+    verifiesDigest: true,
+    probe: (imgId) => http.probe(imgId),
+    open: (imgId, settings, options) => openCachedHttp(imgId, settings, cacheOptions, options),
+  };
 }

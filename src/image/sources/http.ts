@@ -124,6 +124,7 @@ export async function httpGetter(url: URL, shown: string, settings: SourceSettin
 export const httpSource: ImageSource = {
   name: 'http',
   defaultPriority: 20,
+  cacheable: true,
   probe: (imgId) => /^https?:\/\//i.test(imgId),
   async open(imgId: string, settings: SourceSettings): Promise<OpenedImage> {
     const url = new URL(imgId);

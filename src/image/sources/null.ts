@@ -8,6 +8,7 @@ export const nullSource: ImageSource = {
   async open() {
     return {
       size: 0,
+      nothingToCopy: true,
       description: 'no image (null): the disk is customized as it is',
       async *stream() {},
       close: async () => undefined,

@@ -1,9 +1,12 @@
 /**
  * The image source back-ends, ordered by priority (configurable with SOURCE_PRIORITIES,
  * e.g. "http=40 local=10"), minus the disabled ones (SOURCES_DISABLED). The first back-end
- * whose probe accepts the img_id opens it.
+ * whose probe accepts the img_id opens it. With the image cache on, a cacheable back-end
+ * (http) is served through it.
  */
 import { UserError } from '../../util/errors.ts';
+import type { CacheOptions } from '../cache.ts';
+import { cachedHttpSource } from './cached-http.ts';
 import { ftpSource } from './ftp.ts';
 import { httpSource } from './http.ts';
 import { localSource } from './local.ts';
@@ -22,6 +25,7 @@ export function selectSource(
   imgId: string,
   priorities: ReadonlyMap<string, number>,
   disabled: readonly string[],
+  cache?: CacheOptions,
 ): ImageSource {
   const source = orderedSources(priorities, disabled).find((s) => s.probe(imgId));
   if (!source) {
@@ -30,5 +34,5 @@ export function selectSource(
       `img_id: no enabled image source handles this id${off.length > 0 ? ` (disabled: ${off.join(', ')})` : ''}`,
     );
   }
-  return source;
+  return cache !== undefined && source.cacheable === true ? cachedHttpSource(source, cache) : source;
 }
