@@ -3,9 +3,11 @@
  * OS family and root partition, the guest mount point, and ways to report.
  */
 import type { ConfigDocument } from '../src/helper-vm/config-document.ts';
+import type { OsFamily } from './plan/families.ts';
+import type { ImageProperties } from './plan/properties.ts';
 import type { WindowsInfo } from './windows/guest.ts';
 
-export type OsFamily = 'linux' | 'windows' | 'windows-legacy' | 'freebsd' | 'netbsd' | 'openbsd';
+export type { OsFamily } from './plan/families.ts';
 
 export interface HelperContext {
   config: ConfigDocument;
@@ -13,8 +15,8 @@ export interface HelperContext {
   disk: string;
   /** Devices of all instance disks, by index. */
   disks: string[];
-  /** Image properties, upper-case names; detection fills OSFAMILY / ROOT_PARTITION. */
-  properties: Record<string, string>;
+  /** Image properties, upper-case names, typed by the property table; detection fills OSFAMILY / ROOT_PARTITION. */
+  properties: ImageProperties;
   /** Where the guest root is mounted while mounted tasks run. */
   target: string;
   /** Filesystems mounted under target, in mount order. */

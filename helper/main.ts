@@ -17,7 +17,6 @@ import { openPorts, type Ports } from './ports.ts';
 import { runTasks } from './runner.ts';
 
 const TARGET = '/run/snf-target';
-const RENAME_TASKS = ['MountImage', 'AssignHostname', 'UmountImage'];
 
 function stamp(line: string): string {
   return `[${(process.uptime()).toFixed(2)}] ${line}`;
@@ -126,11 +125,7 @@ export async function helperMain(): Promise<never> {
         );
       }
       adapterFor(ctx.properties.OSFAMILY as OsFamily);
-      await runTasks(ctx, {
-        emit: (e) => ports.event(e),
-        log,
-        ...(config.operation === 'rename' ? { only: RENAME_TASKS } : {}),
-      });
+      await runTasks(ctx, { emit: (e) => ports.event(e), log, operation: config.operation });
     }
     flushDisks(ctx.disks);
     ports.result('SUCCESS');

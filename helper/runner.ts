@@ -4,48 +4,36 @@
  * warning / error on the monitor port.
  */
 import type { HelperEvent } from '../src/helper-vm/monitor-protocol.ts';
-import { isYes, type HelperContext } from './context.ts';
+import type { HelperContext } from './context.ts';
+import { decideTask, type Decision, type DecisionInput } from './plan/decide.ts';
+import type { OsFamily } from './plan/families.ts';
+import type { Operation } from './plan/task-specs.ts';
 import { runWithOverride } from './programs/overrides.ts';
 import { TASKS, type TaskSpec } from './task-table.ts';
 
-export type Decision = { run: true } | { run: false; why: string; warn: boolean };
-
+/** The decision for one task of this deployment (plan/decide.ts, which the host asks too). */
 export function decide(task: TaskSpec, ctx: Pick<HelperContext, 'properties' | 'config'>): Decision {
-  const p = ctx.properties;
-  const family = p.OSFAMILY as TaskSpec['families'][number] | undefined;
-  if (!family || !task.families.includes(family))
-    return { run: false, why: `not for OSFAMILY ${family ?? 'unknown'}`, warn: false };
-  if (task.attributes.excludable && isYes(p[`EXCLUDE_TASK_${task.name.toUpperCase()}`]))
-    return { run: false, why: `excluded by EXCLUDE_TASK_${task.name}`, warn: true };
-  if (task.attributes.fsResize && isYes(p.EXCLUDE_FILESYSTEMRESIZE_TASKS))
-    return { run: false, why: 'excluded by EXCLUDE_FILESYSTEMRESIZE_TASKS', warn: true };
-  if (task.attributes.mounted && isYes(p.EXCLUDE_MOUNTED_TASKS))
-    return { run: false, why: 'excluded by EXCLUDE_MOUNTED_TASKS', warn: true };
-  if (task.attributes.cloudInitExcludable && isYes(p.CLOUD_INIT))
-    return { run: false, why: 'not run in cloud-init mode', warn: false };
+  return decideTask(task, decisionInput(ctx));
+}
+
+/** What the decision reads of a helper context: properties, the (detected) family, the inputs given. */
+function decisionInput(ctx: Pick<HelperContext, 'properties' | 'config'>): DecisionInput {
   const s = ctx.config.secrets;
-  if (
-    task.requires.includes('password-or-keys') &&
-    s.password === undefined &&
-    s.passwordHash === undefined &&
-    s.authKeys === undefined
-  )
-    return { run: false, why: 'no img_passwd, img_passwd_hash or auth_keys given', warn: false };
-  if (task.requires.includes('personality') && ctx.config.personality.length === 0 && !ctx.config.personalityDisk)
-    return { run: false, why: 'no img_personality given', warn: false };
-  if (task.requires.includes('swap') && !p.SWAP) return { run: false, why: 'no SWAP property', warn: false };
-  if (task.requires.includes('custom-task') && !p.CUSTOM_TASK)
-    return { run: false, why: 'no CUSTOM_TASK property', warn: false };
-  if (task.requires.includes('cloud-init') && !isYes(p.CLOUD_INIT))
-    return { run: false, why: 'CLOUD_INIT is not set', warn: false };
-  return { run: true };
+  return {
+    properties: ctx.properties,
+    family: (ctx.properties.OSFAMILY as OsFamily | undefined) ?? 'unknown',
+    inputs: {
+      passwordOrKeys: s.password !== undefined || s.passwordHash !== undefined || s.authKeys !== undefined,
+      personality: ctx.config.personality.length > 0 || ctx.config.personalityDisk !== undefined,
+    },
+  };
 }
 
 export interface TaskRunOptions {
   emit(event: HelperEvent): void;
   log(line: string): void;
-  /** Limits the run to these tasks (rename runs only AssignHostname and the mounts). */
-  only?: readonly string[];
+  /** The operation: only its tasks run (rename: the hostname and the mounts; see the task table). */
+  operation: Operation;
 }
 
 export async function runTasks(
@@ -55,7 +43,7 @@ export async function runTasks(
 ): Promise<void> {
   const ordered = [...tasks].sort((a, b) => a.order - b.order);
   for (const task of ordered) {
-    if (options.only && !options.only.includes(task.name)) continue;
+    if (!task.operations.includes(options.operation)) continue;
     const decision = decide(task, ctx);
     if (!decision.run) {
       options.log(`task ${task.name} skipped: ${decision.why}`);

@@ -2,6 +2,7 @@
  * `create` (and `snf-image deploy`, which shares this path): validate every input, write
  * the image to disk 0, then customize it in the helper VM.
  */
+import { decisionFor, helperNeeded, type HelperVerdict } from '../../helper/plan/decide.ts';
 import { inspectDisk } from '../disk/disk-target.ts';
 import { deployImage } from '../image/deploy.ts';
 import { displayImageId } from '../image/image-id.ts';
@@ -13,11 +14,11 @@ import * as msg from '../monitor/messages.ts';
 import type { TerminalProgress } from '../monitor/progress-bar.ts';
 import { createMonitor } from '../monitor/progress-monitor.ts';
 import { describeError, UserError, ValidationError } from '../util/errors.ts';
-import { isYes } from '../util/flags.ts';
 import { fetchAnswerFile } from './answer-file.ts';
 import { applyConfigDocument, fetchConfigDocument } from './config-url.ts';
 import type { ScriptContext } from './context.ts';
 import { parseOsParams, type OsParams } from './params.ts';
+import { hostDecisionInput } from './task-plan.ts';
 
 export interface CreateOptions {
   /** false: write the image only (snf-image deploy --no-helper). */
@@ -58,7 +59,12 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
     );
   const disk = inspectDisk(disk0.path, 'DISK_0_PATH');
   const properties = { ...params.imgProperties, ...params.instProperties };
-  const skipHelper = !options.customize || isYes(properties.EXCLUDE_ALL_TASKS);
+  // The helper's own decision says whether any task would run, and whether DeleteSSHKeys does.
+  const plan = hostDecisionInput(params, properties);
+  const verdict: HelperVerdict = options.customize
+    ? helperNeeded('create', plan)
+    : { boot: false, why: 'no customization requested' };
+  const skipHelper = !verdict.boot;
   const settings = ctx.config.settings;
   // As upstream: an answer file given by the administrator replaces the image's one.
   const answerFile =
@@ -85,13 +91,7 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
       },
       'deploying image',
     );
-    const hostKeys =
-      skipHelper ||
-      isYes(properties.EXCLUDE_TASK_DELETESSHKEYS) ||
-      isYes(properties.EXCLUDE_MOUNTED_TASKS) ||
-      isYes(properties.CLOUD_INIT)
-        ? undefined
-        : generateHostKeys();
+    const hostKeys = skipHelper || !decisionFor('DeleteSSHKeys', plan).run ? undefined : generateHostKeys();
     hostKeys?.catch(() => undefined);
     const result = await deployImage({
       imgId: params.imgId as string,
@@ -106,7 +106,8 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
       { method: result.method, imageBytes: result.imageBytes, diskBytes: result.diskBytes, seconds: result.seconds },
       'image deployed',
     );
-    if (skipHelper) {
+    if (!verdict.boot) {
+      log().info(`the helper VM is not started: ${verdict.why}`);
       monitor.send(msg.info('Image customization skipped (no customization requested).'));
     } else {
       const outcome = await runHelper({

@@ -1,15 +1,17 @@
 /**
  * `rename`: Ganeti runs it after gnt-instance rename (and after an import). It boots the
- * helper VM to run only the hostname task on the guest. Ganeti reports a failing rename
+ * helper VM to run only the hostname task on the guest, unless the task table's decision
+ * (the helper's own) says that task would not run: then it says why and boots nothing. Ganeti reports a failing rename
  * script as a warning; the instance is renamed in Ganeti either way.
  */
+import { helperNeeded } from '../../helper/plan/decide.ts';
 import { log } from '../log/logger.ts';
 import { runHelper } from '../helper-vm/run-helper.ts';
 import { createMonitor } from '../monitor/progress-monitor.ts';
-import { isYes } from '../util/flags.ts';
 import { UserError, ValidationError } from '../util/errors.ts';
 import type { ScriptContext } from './context.ts';
 import { parseOsParams } from './params.ts';
+import { hostDecisionInput } from './task-plan.ts';
 
 export async function runRename(ctx: ScriptContext): Promise<void> {
   const instance = ctx.env.instance;
@@ -21,8 +23,9 @@ export async function runRename(ctx: ScriptContext): Promise<void> {
   if (problems.length > 0) throw new ValidationError(problems);
   const properties = { ...params.imgProperties, ...params.instProperties };
   log().info({ from: ctx.env.oldInstanceName, to: instance.name }, 'instance renamed');
-  if (isYes(properties.EXCLUDE_ALL_TASKS) || isYes(properties.EXCLUDE_TASK_ASSIGNHOSTNAME)) {
-    log().info('customization is excluded for this instance: the guest hostname is left as it is');
+  const verdict = helperNeeded('rename', hostDecisionInput(undefined, properties));
+  if (!verdict.boot) {
+    log().info(`customization is excluded for this instance: the guest hostname is left as it is (${verdict.why})`);
     return;
   }
   const monitor = createMonitor(ctx.config.settings.PROGRESS_MONITOR, instance.name);

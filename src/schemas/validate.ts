@@ -7,7 +7,14 @@ import imgProperties from './img-properties.schema.json' with { type: 'json' };
 import imgPersonality from './img-personality.schema.json' with { type: 'json' };
 import configDocument from './config-document.schema.json' with { type: 'json' };
 import monitorMessage from './monitor-message.schema.json' with { type: 'json' };
+import { PROPERTIES } from '../../helper/plan/properties.ts';
+import { TASK_SPECS } from '../../helper/plan/task-specs.ts';
 import { oneLine } from '../util/errors.ts';
+
+/** The tasks EXCLUDE_TASK_<Task> can name (the schema allows no other). */
+const EXCLUDABLE_TASKS = TASK_SPECS.filter((t) => t.attributes.excludable)
+  .map((t) => t.name)
+  .join(', ');
 
 export const SCHEMAS = {
   'img-properties': imgProperties,
@@ -40,6 +47,8 @@ function describe(errors: readonly ErrorObject[], label: string): string[] {
     if (e.keyword === 'enum')
       return `${where}: must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
     if (e.keyword === 'pattern') return `${where}: has an invalid value (${explainPattern(e.schemaPath)})`;
+    if (e.keyword === 'false schema' && e.schemaPath.includes('EXCLUDE_TASK_'))
+      return `${where}: names no task that can be excluded (EXCLUDE_TASK_ takes ${EXCLUDABLE_TASKS})`;
     return `${where}: ${e.message ?? 'is invalid'}`;
   });
   // Keys come from the user's JSON and may hold line breaks: each problem stays one line.
@@ -47,15 +56,15 @@ function describe(errors: readonly ErrorObject[], label: string): string[] {
 }
 
 function explainPattern(schemaPath: string): string {
+  const property = /^#\/properties\/([A-Z0-9_]+)\//.exec(schemaPath)?.[1];
+  const type = PROPERTIES.find((p) => p.name === property)?.type;
+  if (type?.kind === 'pattern') return `must be ${type.form}`;
+  if (type?.kind === 'partition') return 'must be a partition number from 1 to 128';
   if (schemaPath.includes('propertyNames')) return 'property names are letters, digits and _';
   if (schemaPath.includes('/path/')) return 'must be an absolute path without . or .. components';
-  if (schemaPath.includes('/contents/') || schemaPath.includes('CUSTOM_TASK')) return 'must be base64';
-  if (schemaPath.includes('ROOT_PARTITION')) return 'must be a partition number from 1 to 128';
-  if (schemaPath.includes('SWAP')) return 'must be <partition number>:<size in MB> or a disk letter b-z';
-  if (schemaPath.includes('USERS')) return 'must be user names separated by spaces';
+  if (schemaPath.includes('/contents/')) return 'must be base64';
   if (schemaPath.includes('flag')) return 'must be yes or no';
   if (schemaPath.includes('owner') || schemaPath.includes('group')) return 'must be a user/group name or a number';
-  if (schemaPath.includes('SHA')) return 'must be a hex digest';
   return 'does not match the expected form';
 }
 

@@ -99,6 +99,18 @@ describe('rename (built binary)', { skip: skipBinary }, () => {
     assert.match(r.stderr, /customization is excluded for this instance/);
   });
 
+  it('does not boot the helper when the hostname task would not run (EXCLUDE_MOUNTED_TASKS, CLOUD_INIT), and says why', async () => {
+    // No helper VM is installed here: booting it would fail the script.
+    for (const [properties, why] of [
+      ['{"EXCLUDE_MOUNTED_TASKS": "yes"}', 'AssignHostname: excluded by EXCLUDE_MOUNTED_TASKS'],
+      ['{"CLOUD_INIT": "yes"}', 'AssignHostname: not run in cloud-init mode'],
+    ] as const) {
+      const r = await runScript('rename', { env: withConfig({ ...RENAME_ENV, OSP_IMG_PROPERTIES: properties }) });
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stderr.includes(`the guest hostname is left as it is (no task would run (${why}))`), r.stderr);
+    }
+  });
+
   it('says how to install the helper VM when it is missing', async () => {
     const r = await runScript('rename', { env: withConfig(RENAME_ENV) });
     assert.equal(r.code, 1);

@@ -76,8 +76,16 @@ describe('OS parameters', () => {
         /^inst_properties: has an invalid value \(property names are letters, digits and _\)$/,
       ],
       [
-        { img_properties: '{"EXCLUDE_TASK_X": "maybe"}' },
-        /^img_properties\.EXCLUDE_TASK_X: has an invalid value \(must be yes or no\)$/,
+        { img_properties: '{"EXCLUDE_TASK_AddSwap": "maybe"}' },
+        /^img_properties\.EXCLUDE_TASK_ADDSWAP: has an invalid value \(must be yes or no\)$/,
+      ],
+      [
+        { img_properties: '{"EXCLUDE_TASK_DeleteSSHKey": "yes"}' },
+        /^img_properties\.EXCLUDE_TASK_DELETESSHKEY: names no task that can be excluded \(EXCLUDE_TASK_ takes FixPartitionTable, .*DeleteSSHKeys, .*\)$/,
+      ],
+      [
+        { inst_properties: '{"EXCLUDE_TASK_MountImage": "yes"}' },
+        /^inst_properties\.EXCLUDE_TASK_MOUNTIMAGE: names no task that can be excluded/,
       ],
       [{ img_personality: '{"path": "/x"}' }, /^img_personality: must be array$/],
       [
