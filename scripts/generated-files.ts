@@ -1,7 +1,7 @@
 /**
  * What `npm run generate` writes, from the tables: the image properties schema (from the
- * property table, the OS family list and the excludable tasks) and the README's task and
- * property tables (between `<!-- generated: NAME -->` and `<!-- end generated: NAME -->`).
+ * property table, the OS family list and the excludable tasks) and the README's task,
+ * property and configuration tables (between `<!-- generated: NAME -->` and `<!-- end generated: NAME -->`).
  * test/unit/generated.test.ts fails when a file differs from what this makes.
  */
 import { spawnSync } from 'node:child_process';
@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { OS_FAMILIES, type OsFamily } from '../helper/plan/families.ts';
 import { excludeTaskProperty, PROPERTIES, type PropertySpec } from '../helper/plan/properties.ts';
 import { TASK_SPECS, type TaskDeclaration } from '../helper/plan/task-specs.ts';
+import { SETTING_KEYS, SETTINGS } from '../src/config/settings.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const SCHEMA_PATH = 'src/schemas/img-properties.schema.json';
@@ -117,8 +118,13 @@ function excludedBy(task: TaskDeclaration): string {
   return by.length > 0 ? by.join(', ') : '—';
 }
 
+/** Text for a Markdown table cell: | escaped, and < > outside `code` so that they are not read as HTML. */
 function cell(text: string): string {
-  return text.replaceAll('|', '\\|');
+  return text
+    .split('`')
+    .map((part, i) => (i % 2 === 1 ? part : part.replaceAll('<', '&lt;').replaceAll('>', '&gt;')))
+    .join('`')
+    .replaceAll('|', '\\|');
 }
 
 function taskTable(): string {
@@ -148,7 +154,7 @@ function typeText(spec: PropertySpec): string {
     case 'enum':
       return type.values.map((v) => `\`${v}\``).join(', ');
     case 'pattern':
-      return type.form.replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+      return type.form;
   }
 }
 
@@ -161,6 +167,15 @@ function propertyTable(): string {
     `| \`EXCLUDE_TASK_<Task>\` | yes/no | no | skip the task; \`<Task>\` (any case) is one of ${EXCLUDABLE.map((t) => t.name).join(', ')}: another name is refused | that task |`,
   );
   return ['| property | value | default | meaning | read by |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');
+}
+
+/** The configuration keys (src/config/settings.ts) with their defaults and descriptions. */
+function configurationTable(): string {
+  const rows = SETTING_KEYS.map((key) => {
+    const { default: value, description } = SETTINGS[key];
+    return `| \`${key}\` | ${value === '' ? '*(empty)*' : `\`${value}\``} | ${cell(description)} |`;
+  });
+  return ['| key | default | meaning |', '| --- | --- | --- |', ...rows].join('\n');
 }
 
 /** Replaces the text between the markers of section `name`; the markers must be there. */
@@ -183,6 +198,7 @@ export function generatedFiles(): GeneratedFile[] {
   let readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   readme = withSection(readme, 'README.md', 'tasks', taskTable());
   readme = withSection(readme, 'README.md', 'properties', propertyTable());
+  readme = withSection(readme, 'README.md', 'configuration', configurationTable());
   return [
     { path: SCHEMA_PATH, content: formatJson(SCHEMA_PATH, propertiesSchema()) },
     { path: 'README.md', content: readme },
