@@ -132,6 +132,25 @@ describe('create input validation (built binary)', { skip: skipBinary }, () => {
     );
   });
 
+  it('does not start the helper when no task would run, and says why', async () => {
+    // No helper VM is installed here: create would refuse to start without one.
+    const disk = diskFile('create-nothing-to-do', 1 << 20);
+    const r = await runScript('create', {
+      env: withConfig({
+        ...CREATE_ENV,
+        DISK_0_PATH: disk,
+        OSP_IMG_ID: 'null',
+        OSP_IMG_PROPERTIES:
+          '{"EXCLUDE_MOUNTED_TASKS": "yes", "EXCLUDE_TASK_FixPartitionTable": "yes", "EXCLUDE_FILESYSTEMRESIZE_TASKS": "yes"}',
+      }),
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /the helper VM is not started: no task would run \(FixPartitionTable: excluded by EXCLUDE_TASK_/,
+    );
+  });
+
   it('names a bad environment variable', async () => {
     const r = await runScript('create', { env: withConfig({ ...CREATE_ENV, DISK_0_SIZE: 'huge' }) });
     assert.equal(r.code, 1);
