@@ -53,6 +53,7 @@ describe('curl command lines', () => {
       timeoutSeconds: 5,
       maxBytes: 1024,
       dir: '/nonexistent',
+      tls: { caFile: '', verify: true },
     });
     assert.equal(body.toString(), XML);
     const [call, ...more] = calls();
@@ -72,6 +73,7 @@ describe('curl command lines', () => {
       downloadTimeoutSeconds: 60,
       downloadMinSpeed: 0,
       downloadMaxBytes: 1024 * 1024,
+      tls: { caFile: '', verify: true },
     });
     for await (const _chunk of opened.stream()) {
       // the stand-in's output

@@ -2,6 +2,7 @@
  * An image source back-end: probe (does it handle this img_id?), then open (size, stream).
  * Adding a back-end means adding one file and listing it in registry.ts.
  */
+import type { TlsTrust } from '../../util/tls-trust.ts';
 import type { ByteStream } from '../stream-util.ts';
 
 export interface SourceSettings {
@@ -15,6 +16,8 @@ export interface SourceSettings {
   downloadMinSpeed: number;
   /** Most bytes one download may bring (see downloadByteLimit). */
   downloadMaxBytes: number;
+  /** Certificates https and ftps servers may present (HTTPS_CA_FILE, HTTPS_VERIFY). */
+  tls: TlsTrust;
 }
 
 export interface OpenedImage {
