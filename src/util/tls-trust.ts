@@ -110,8 +110,9 @@ const UNTRUSTED = new Set([
 export function fetchFailure(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const code = (error as NodeJS.ErrnoException).code ?? '';
+  // Node's own hint ("try running Node.js with --use-system-ca") does not apply: the system store is in use.
   if (UNTRUSTED.has(code))
-    return `${error.message} (the server's certificate is not signed by a trusted CA: add the CA to the system store or HTTPS_CA_FILE)`;
+    return `${error.message.split('; if the root CA')[0]} (the server's certificate is not signed by a trusted CA: add the CA to the system store or HTTPS_CA_FILE)`;
   if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID')
     return `${error.message} (the server's certificate is not valid now)`;
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `${error.message} (the certificate is for another name)`;

@@ -36,7 +36,7 @@ before(() => {
   // --head gets a size, a transfer gets the answer file.
   writeFileSync(
     join(dir, 'curl'),
-    `#!/bin/sh\n{ echo '=== call'; for a in "$@"; do printf '%s\\n' "$a"; done; echo '--- stdin'; case " $* " in *" -K - "*|*" --config - "*) cat;; esac; } >> ${log}\ncase " $* " in *" --head "*) echo 'Content-Length: 55'; exit 0;; esac\nprintf '%s' '${XML}'\n`,
+    `#!/bin/sh\n{ echo '=== call'; for a in "$@"; do printf '%s\\n' "$a"; done; echo '--- stdin'; case " $* " in *" -K - "*|*" --config - "*) cat;; esac; } >> ${log}\ncase " $* " in *" --head "*) echo 'Content-Length: ${XML.length}'; exit 0;; esac\nprintf '%s' '${XML}'\n`,
   );
   chmodSync(join(dir, 'curl'), 0o755);
   process.env.PATH = `${dir}:${savedPath ?? ''}`;
