@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -114,7 +114,9 @@ const url = (name: string) => `https://127.0.0.1:${ports.get(name)}/disk.img`;
 
 /** `create` with Ganeti's environment (nothing else but what `env` adds) and a node configured with `conf`. */
 async function create(imgId: string, conf: string, env: Record<string, string> = {}) {
-  const node = makeNode(`HTTP_RETRIES=0\nHTTP_TIMEOUT=5\nIMAGE_CACHE=no\n${conf}`);
+  // IMAGE_CACHE at its default (yes), as operators run it: the download goes through the cache.
+  const node = makeNode(`HTTP_RETRIES=0\nHTTP_TIMEOUT=5\n${conf}`);
+  appendFileSync(node.configFile, `IMAGE_CACHE_DIR=${join(node.root, 'cache')}\n`);
   const disk = join(node.root, 'disk0');
   writeFileSync(disk, Buffer.alloc(4 * MiB, 0xff));
   const r = await runScript('create', {
