@@ -20,6 +20,7 @@ import {
   readFileSync,
   realpathSync,
   rmSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -357,6 +358,28 @@ describe('ftp(s) images from vsftpd (built binary, create under env -i)', { skip
     assert.ok(
       rest.some((n) => n > 0 && n < image.length),
       `the second transfer asked for the rest (REST ${rest.join(', ')})`,
+    );
+  });
+
+  it('the file replaced on the server before the resumption: one line, not resumed', async () => {
+    const retrs = () => (readFileSync(slow.log, 'utf8').match(/"RETR changing\.img"/g) ?? []).length;
+    const path = join(root, 'changing.img');
+    writeFileSync(path, image, { mode: 0o644 });
+    const dropper = (async () => {
+      while (retrs() === 0) await sleep(50);
+      await sleep(1000);
+      for (const pid of descendants(slow.child.pid as number)) process.kill(pid, 'SIGKILL');
+      // Another image under the same name (a later modification time: MDTM has seconds).
+      writeFileSync(path, randomBytes(image.length), { mode: 0o644 });
+      const later = new Date(Date.now() + 60_000);
+      utimesSync(path, later, later);
+    })();
+    const r = await create(`ftp://127.0.0.1:${slow.port}/changing.img`);
+    await dropper;
+    assert.notEqual(r.code, 0);
+    assert.match(
+      oneErrorLine(r.stderr),
+      /ERROR img_id: ftp:\/\/127\.0\.0\.1:\d+\/changing\.img changed on the server during the download \(size or modification time\); not resumed$/,
     );
   });
 

@@ -46,13 +46,37 @@ function curlError(stderr: string, fallback: string): string {
   );
 }
 
+/** What the server says of the file (SIZE, MDTM), before the download and before each resumption. */
+interface FileFacts {
+  size: number | undefined;
+  modified: string | undefined;
+}
+
+/** curl --head: the file's size and modification time (a login refused, a missing file: one line). */
+async function fileFacts(shown: string, config: string, args: string[]): Promise<FileFacts> {
+  const { execa } = await import('execa');
+  try {
+    const head = await execa('curl', [...args, '--head'], {
+      input: config,
+      env: { PATH: process.env.PATH ?? '' },
+      extendEnv: false,
+    });
+    const size = /^content-length:\s*(\d+)\s*$/im.exec(head.stdout)?.[1];
+    const modified = /^last-modified:\s*(.{1,100}?)\s*$/im.exec(head.stdout)?.[1];
+    return { size: size === undefined ? undefined : Number(size), modified };
+  } catch (error) {
+    const why = error instanceof Error ? (error as Error & { stderr?: string }).stderr || error.message : String(error);
+    throw new UserError(`img_id: cannot fetch ${shown}: ${curlError(why, 'curl failed')}`);
+  }
+}
+
 interface Transfer {
   shown: string;
   config: string;
   common: string[];
   limits: DownloadLimits;
   started: number;
-  size: number | undefined;
+  facts: FileFacts;
   retries: number;
 }
 
@@ -97,9 +121,9 @@ async function* transfers(t: Transfer, children: Set<Child>): AsyncGenerator<Uin
       const result = await child;
       exited = true;
       let code = result.exitCode ?? -1;
-      if (code === 0 && t.size !== undefined && position < t.size) {
+      if (code === 0 && t.facts.size !== undefined && position < t.facts.size) {
         code = 18;
-        stderr = `curl: (18) the transfer ended after ${position} of ${t.size} bytes`;
+        stderr = `curl: (18) the transfer ended after ${position} of ${t.facts.size} bytes`;
       }
       if (code === 0) return;
       // curl's exit codes: 28 timed out (total time, or too slow), 63 larger than --max-filesize.
@@ -112,6 +136,12 @@ async function* transfers(t: Transfer, children: Set<Child>): AsyncGenerator<Uin
       retries -= 1;
       log().warn({ position, retriesLeft: retries }, `download of ${t.shown} interrupted (${why}); resuming`);
       await sleep(1000 * (t.retries - retries));
+      // As If-Range for http: the rest of the same file only.
+      const now = await fileFacts(t.shown, t.config, [...t.common, '--max-time', String(t.limits.windowSeconds)]);
+      if (now.size !== t.facts.size || now.modified !== t.facts.modified)
+        throw new UserError(
+          `img_id: ${t.shown} changed on the server during the download (size or modification time); not resumed`,
+        );
     } finally {
       children.delete(child);
       if (!exited) {
@@ -127,7 +157,6 @@ export const ftpSource: ImageSource = {
   defaultPriority: 20,
   probe: (imgId) => /^ftps?:\/\//i.test(imgId),
   async open(imgId: string, settings: SourceSettings): Promise<OpenedImage> {
-    const { execa } = await import('execa');
     const url = new URL(imgId);
     const shown = displayUrl(url);
     const config = curlConfigUrl(url);
@@ -150,23 +179,17 @@ export const ftpSource: ImageSource = {
         : []),
       ...(url.protocol === 'ftps:' ? ['--ssl-reqd', ...curlTls(settings.tls)] : []),
     ];
-    let size: number | undefined;
-    try {
-      const head = await execa(
-        'curl',
-        [...common, '--max-time', String(limits.timeoutSeconds), '--retry', String(settings.httpRetries), '--head'],
-        { input: config, env: { PATH: process.env.PATH ?? '' }, extendEnv: false },
-      );
-      const m = /content-length:\s*(\d+)/i.exec(head.stdout);
-      size = m ? Number(m[1]) : undefined;
-    } catch (error) {
-      const why =
-        error instanceof Error ? (error as Error & { stderr?: string }).stderr || error.message : String(error);
-      throw new UserError(`img_id: cannot fetch ${shown}: ${curlError(why, 'curl failed')}`);
-    }
+    const facts = await fileFacts(shown, config, [
+      ...common,
+      '--max-time',
+      String(limits.timeoutSeconds),
+      '--retry',
+      String(settings.httpRetries),
+    ]);
+    const size = facts.size;
     checkAnnouncedSize(shown, size, limits);
     const children = new Set<Child>();
-    const transfer: Transfer = { shown, config, common, limits, started, size, retries: settings.httpRetries };
+    const transfer: Transfer = { shown, config, common, limits, started, facts, retries: settings.httpRetries };
     return {
       size,
       description: shown,
