@@ -190,6 +190,16 @@ export const SETTINGS = {
     sizeBytes,
   ),
   HTTP_RETRIES: setting('5', 'How often an interrupted image download is resumed', wholeNumber),
+  HTTPS_CA_FILE: setting(
+    '',
+    "PEM bundle of CA certificates trusted by https and ftps downloads (images, SHA256SUMS, config_url, os_answer_file) besides the system CA store and Node's bundled roots; empty: none",
+    optionalPath,
+  ),
+  HTTPS_VERIFY: setting(
+    'yes',
+    "Verify the certificate of https and ftps servers; no accepts any certificate (as upstream's curl -k) and logs a warning",
+    yesNo,
+  ),
   CONVERT_TIMEOUT: setting(
     '1h',
     'Time qemu-img may take to convert a qcow2, vmdk, vdi or vhdx image (it runs unprivileged, under limits)',

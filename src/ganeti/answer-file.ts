@@ -9,12 +9,14 @@ import { execFile } from 'node:child_process';
 import { ConfinementError, openConfined, type ConfinedFile } from '../image/confined-file.ts';
 import { curlConfigUrl, displayUrl } from '../image/image-id.ts';
 import { UserError } from '../util/errors.ts';
+import { curlTls, fetchFailure, undiciTls, type TlsTrust } from '../util/tls-trust.ts';
 
 export interface FetchAnswerFileOptions {
   timeoutSeconds: number;
   maxBytes: number;
   /** ANSWER_FILE_DIR: the only place file:// answer files are read from. */
   dir: string;
+  tls: TlsTrust;
 }
 
 const tooLarge = (shown: string, max: number) =>
@@ -58,6 +60,7 @@ async function readHttp(url: string, shown: string, o: FetchAnswerFileOptions): 
     connectTimeout: timeoutMs,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
+    connect: undiciTls(o.tls),
   }).compose(interceptors.redirect({ maxRedirections: 5 }));
   const signal = AbortSignal.timeout(timeoutMs);
   try {
@@ -79,11 +82,7 @@ async function readHttp(url: string, shown: string, o: FetchAnswerFileOptions): 
     return Buffer.concat(chunks);
   } catch (error) {
     if (error instanceof UserError) throw error;
-    const why = signal.aborted
-      ? `no answer within ${o.timeoutSeconds} s`
-      : error instanceof Error
-        ? error.message
-        : String(error);
+    const why = signal.aborted ? `no answer within ${o.timeoutSeconds} s` : fetchFailure(error);
     throw new UserError(`os_answer_file: cannot fetch ${shown}: ${why}`);
   } finally {
     await dispatcher.close().catch(() => undefined);
@@ -98,7 +97,18 @@ function readFtp(url: URL, shown: string, o: FetchAnswerFileOptions): Promise<Bu
   return new Promise((resolve, reject) => {
     const child = execFile(
       'curl',
-      ['-q', '-K', '-', '-sS', '--fail', '--max-time', String(o.timeoutSeconds), '--max-filesize', String(o.maxBytes)],
+      [
+        '-q',
+        '-K',
+        '-',
+        '-sS',
+        '--fail',
+        '--max-time',
+        String(o.timeoutSeconds),
+        '--max-filesize',
+        String(o.maxBytes),
+        ...(url.protocol === 'ftps:' ? curlTls(o.tls) : []),
+      ],
       { encoding: 'buffer', maxBuffer: o.maxBytes + 1, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },
       (error, stdout, stderr) => {
         if (error)

@@ -8,11 +8,13 @@ import { displayUrl } from '../image/image-id.ts';
 import { validateJson } from '../schemas/validate.ts';
 import { UserError } from '../util/errors.ts';
 import { Secret } from '../util/secret.ts';
+import { fetchFailure, undiciTls, type TlsTrust } from '../util/tls-trust.ts';
 import { wrapSecrets, type RawParams } from './params.ts';
 
 export interface FetchConfigOptions {
   timeoutSeconds: number;
   maxBytes: number;
+  tls: TlsTrust;
 }
 
 export async function fetchConfigDocument(url: string, options: FetchConfigOptions): Promise<Map<string, string>> {
@@ -23,6 +25,7 @@ export async function fetchConfigDocument(url: string, options: FetchConfigOptio
     connectTimeout: timeoutMs,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
+    connect: undiciTls(options.tls),
   }).compose(interceptors.redirect({ maxRedirections: 5 }));
   const signal = AbortSignal.timeout(timeoutMs);
   let body = '';
@@ -48,11 +51,7 @@ export async function fetchConfigDocument(url: string, options: FetchConfigOptio
     body = Buffer.concat(chunks).toString('utf8');
   } catch (error) {
     if (error instanceof UserError) throw error;
-    const why = signal.aborted
-      ? `no answer within ${options.timeoutSeconds} s`
-      : error instanceof Error
-        ? error.message
-        : String(error);
+    const why = signal.aborted ? `no answer within ${options.timeoutSeconds} s` : fetchFailure(error);
     throw new UserError(`config_url: cannot fetch ${shown}: ${why}`);
   } finally {
     await dispatcher.close().catch(() => undefined);

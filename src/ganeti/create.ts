@@ -14,6 +14,7 @@ import * as msg from '../monitor/messages.ts';
 import type { TerminalProgress } from '../monitor/progress-bar.ts';
 import { createMonitor } from '../monitor/progress-monitor.ts';
 import { describeError, UserError, ValidationError } from '../util/errors.ts';
+import { tlsTrust } from '../util/tls-trust.ts';
 import { fetchAnswerFile } from './answer-file.ts';
 import { applyConfigDocument, fetchConfigDocument } from './config-url.ts';
 import type { ScriptContext } from './context.ts';
@@ -39,6 +40,7 @@ async function resolveCreateParams(ctx: ScriptContext): Promise<OsParams> {
     const document = await fetchConfigDocument(configUrl, {
       timeoutSeconds: ctx.config.settings.CONFIG_URL_TIMEOUT,
       maxBytes: ctx.config.settings.CONFIG_URL_MAX_SIZE,
+      tls: tlsTrust(ctx.config.settings),
     });
     raw = applyConfigDocument(raw, document);
     log().info({ keys: [...document.keys()] }, 'config_url document applied');
@@ -73,6 +75,7 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
           timeoutSeconds: settings.CONFIG_URL_TIMEOUT,
           maxBytes: settings.CONFIG_URL_MAX_SIZE,
           dir: settings.ANSWER_FILE_DIR,
+          tls: tlsTrust(settings),
         })
       : undefined;
   if (answerFile) properties.IGNORE_UNATTEND = 'yes';

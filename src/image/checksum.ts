@@ -5,7 +5,9 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { basename } from 'node:path';
+import type { Dispatcher, request as undiciRequest } from 'undici';
 import { UserError } from '../util/errors.ts';
+import { undiciTls, type TlsTrust } from '../util/tls-trust.ts';
 import type { ByteStream } from './stream-util.ts';
 
 export interface ExpectedDigest {
@@ -42,9 +44,28 @@ const SUMS_MAX_BYTES = 1024 * 1024;
  * `timeoutMs` in all. One larger than SUMS_MAX_BYTES is refused; one that cannot be
  * fetched gives no checksum.
  */
-export async function digestFromSidecar(imageUrl: URL, timeoutMs: number): Promise<ExpectedDigest | undefined> {
+export async function digestFromSidecar(
+  imageUrl: URL,
+  timeoutMs: number,
+  tls: TlsTrust,
+): Promise<ExpectedDigest | undefined> {
   const name = basename(imageUrl.pathname);
-  const { request } = await import('undici');
+  const { Agent, request } = await import('undici');
+  const dispatcher = new Agent({ connect: undiciTls(tls) });
+  try {
+    return await findSidecarDigest(imageUrl, name, timeoutMs, request, dispatcher);
+  } finally {
+    await dispatcher.close().catch(() => undefined);
+  }
+}
+
+async function findSidecarDigest(
+  imageUrl: URL,
+  name: string,
+  timeoutMs: number,
+  request: typeof undiciRequest,
+  dispatcher: Dispatcher,
+): Promise<ExpectedDigest | undefined> {
   for (const [file, algorithm] of [
     ['SHA512SUMS', 'sha512'],
     ['SHA256SUMS', 'sha256'],
@@ -53,6 +74,7 @@ export async function digestFromSidecar(imageUrl: URL, timeoutMs: number): Promi
     const tooLarge = new UserError(`img_id: ${file} next to the image is larger than ${SUMS_MAX_BYTES} bytes`);
     try {
       const r = await request(url, {
+        dispatcher,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         signal: AbortSignal.timeout(timeoutMs),

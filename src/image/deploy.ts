@@ -19,6 +19,7 @@ import type { MonitorSink } from '../monitor/progress-monitor.ts';
 import type { TerminalProgress } from '../monitor/progress-bar.ts';
 import { temporaryDirectory, type TemporaryDirectory } from '../util/cleanup.ts';
 import { UserError } from '../util/errors.ts';
+import { tlsTrust } from '../util/tls-trust.ts';
 import { collectingYoungGarbage } from '../util/young-garbage.ts';
 import { digestFromProperties, digestFromSidecar, verified, type ExpectedDigest } from './checksum.ts';
 import { decompress, decompressFile, readsFileItself } from './decompress.ts';
@@ -64,6 +65,7 @@ function sourceSettings(settings: Settings, disk: DiskInfo): SourceSettings {
     downloadTimeoutSeconds: settings.DOWNLOAD_TIMEOUT,
     downloadMinSpeed: settings.DOWNLOAD_MIN_SPEED,
     downloadMaxBytes: downloadByteLimit(disk.sizeBytes),
+    tls: tlsTrust(settings),
   };
 }
 
@@ -104,7 +106,8 @@ class ProgressReporter {
 async function expectedDigest(req: DeployRequest): Promise<ExpectedDigest | undefined> {
   const fromProperties = digestFromProperties(req.properties);
   if (fromProperties) return fromProperties;
-  if (/^https?:\/\//i.test(req.imgId)) return digestFromSidecar(new URL(req.imgId), req.settings.HTTP_TIMEOUT * 1000);
+  if (/^https?:\/\//i.test(req.imgId))
+    return digestFromSidecar(new URL(req.imgId), req.settings.HTTP_TIMEOUT * 1000, tlsTrust(req.settings));
   return undefined;
 }
 

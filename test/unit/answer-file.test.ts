@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { fetchAnswerFile } from '../../src/ganeti/answer-file.ts';
 
 const XML = '<unattend xmlns="urn:schemas-microsoft-com:unattend"/>';
-const limits = { timeoutSeconds: 5, maxBytes: 1024, dir: '/nonexistent' };
+const limits = { timeoutSeconds: 5, maxBytes: 1024, dir: '/nonexistent', tls: { caFile: '', verify: true } };
 let server: Server;
 let base: string;
 

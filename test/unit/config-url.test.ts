@@ -54,7 +54,7 @@ after(() => {
   server.close();
 });
 
-const opts = { timeoutSeconds: 5, maxBytes: 1024 };
+const opts = { timeoutSeconds: 5, maxBytes: 1024, tls: { caFile: '', verify: true } };
 
 describe('config_url', () => {
   it('fetches, lower-cases keys and serializes JSON values', async () => {
@@ -74,7 +74,7 @@ describe('config_url', () => {
     );
     await assert.rejects(fetchConfigDocument(`${base}/big`, opts), /larger than CONFIG_URL_MAX_SIZE \(1024 bytes\)/);
     await assert.rejects(
-      fetchConfigDocument(`${base}/slow`, { timeoutSeconds: 0.5, maxBytes: 1024 }),
+      fetchConfigDocument(`${base}/slow`, { timeoutSeconds: 0.5, maxBytes: 1024, tls: { caFile: '', verify: true } }),
       /config_url: cannot fetch .*\/slow: no answer within 0\.5 s/,
     );
     await assert.rejects(fetchConfigDocument(`${base}/notjson`, opts), /is not valid JSON/);

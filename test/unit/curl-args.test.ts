@@ -36,7 +36,7 @@ before(() => {
   // --head gets a size, a transfer gets the answer file.
   writeFileSync(
     join(dir, 'curl'),
-    `#!/bin/sh\n{ echo '=== call'; for a in "$@"; do printf '%s\\n' "$a"; done; echo '--- stdin'; case " $* " in *" -K - "*|*" --config - "*) cat;; esac; } >> ${log}\ncase " $* " in *" --head "*) echo 'Content-Length: 55'; exit 0;; esac\nprintf '%s' '${XML}'\n`,
+    `#!/bin/sh\n{ echo '=== call'; for a in "$@"; do printf '%s\\n' "$a"; done; echo '--- stdin'; case " $* " in *" -K - "*|*" --config - "*) cat;; esac; } >> ${log}\ncase " $* " in *" --head "*) echo 'Content-Length: ${XML.length}'; exit 0;; esac\nprintf '%s' '${XML}'\n`,
   );
   chmodSync(join(dir, 'curl'), 0o755);
   process.env.PATH = `${dir}:${savedPath ?? ''}`;
@@ -53,6 +53,7 @@ describe('curl command lines', () => {
       timeoutSeconds: 5,
       maxBytes: 1024,
       dir: '/nonexistent',
+      tls: { caFile: '', verify: true },
     });
     assert.equal(body.toString(), XML);
     const [call, ...more] = calls();
@@ -72,6 +73,7 @@ describe('curl command lines', () => {
       downloadTimeoutSeconds: 60,
       downloadMinSpeed: 0,
       downloadMaxBytes: 1024 * 1024,
+      tls: { caFile: '', verify: true },
     });
     for await (const _chunk of opened.stream()) {
       // the stand-in's output

@@ -53,6 +53,7 @@ const settings = {
   downloadTimeoutSeconds: 600,
   downloadMinSpeed: 0,
   downloadMaxBytes: 1024 * 1024 * 1024,
+  tls: { caFile: '', verify: true },
 };
 
 async function fetchAll(path: string): Promise<Buffer> {

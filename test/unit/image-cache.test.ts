@@ -118,6 +118,7 @@ const settings = {
   downloadTimeoutSeconds: 600,
   downloadMinSpeed: 0,
   downloadMaxBytes: 1024 * 1024 * 1024,
+  tls: { caFile: '', verify: true },
 };
 
 function newCache(maxBytes = 1024 * MiB, verify = false): CacheOptions {

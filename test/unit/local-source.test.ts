@@ -38,6 +38,7 @@ function node(): { imageDir: string; outside: string; settings: Parameters<typeo
       downloadTimeoutSeconds: 60,
       downloadMinSpeed: 0,
       downloadMaxBytes: 64 * MiB,
+      tls: { caFile: '', verify: true },
     },
   };
 }

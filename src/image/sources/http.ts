@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
 import { UserError } from '../../util/errors.ts';
+import { fetchFailure, undiciTls } from '../../util/tls-trust.ts';
 import { log } from '../../log/logger.ts';
 import { checkAnnouncedSize, downloadLimits, limited, tooLong, type DownloadLimits } from '../download-limits.ts';
 import { displayUrl } from '../image-id.ts';
@@ -105,6 +106,7 @@ export async function httpGetter(url: URL, shown: string, settings: SourceSettin
     connectTimeout: timeoutMs,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
+    connect: undiciTls(settings.tls),
   }).compose(interceptors.redirect({ maxRedirections: 10 }));
   const get = async (headers: Record<string, string>): Promise<Response> => {
     try {
@@ -115,7 +117,7 @@ export async function httpGetter(url: URL, shown: string, settings: SourceSettin
       })) as Response;
     } catch (error) {
       if (deadline.aborted) throw tooLong(shown, limits);
-      throw new UserError(`img_id: cannot fetch ${shown}: ${error instanceof Error ? error.message : String(error)}`);
+      throw new UserError(`img_id: cannot fetch ${shown}: ${fetchFailure(error)}`);
     }
   };
   return { dispatcher, get, limits, started, deadline };

@@ -5,6 +5,7 @@
  * nothingToCopy), never from its name.
  */
 import type { ExpectedDigest } from '../checksum.ts';
+import type { TlsTrust } from '../../util/tls-trust.ts';
 import type { ByteStream } from '../stream-util.ts';
 
 export interface SourceSettings {
@@ -18,6 +19,8 @@ export interface SourceSettings {
   downloadMinSpeed: number;
   /** Most bytes one download may bring (see downloadByteLimit). */
   downloadMaxBytes: number;
+  /** Certificates https and ftps servers may present (HTTPS_CA_FILE, HTTPS_VERIFY). */
+  tls: TlsTrust;
 }
 
 export interface OpenedImage {
