@@ -8,8 +8,8 @@ import { pino, type Logger } from 'pino';
 import { SECRET_PARAMETER_NAMES } from '../ganeti/os-parameters.ts';
 import { scrub } from '../util/secret.ts';
 
-export type LogFormat = 'text' | 'json';
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+type LogFormat = 'text' | 'json';
+type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface LineSink {
   write(line: string): void;
