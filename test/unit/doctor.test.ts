@@ -308,3 +308,16 @@ describe('snf-image doctor', () => {
     assert.equal(doctorExitCode(await runChecks(n.env, ['config'])), 0);
   });
 });
+
+describe('doctor documentation', () => {
+  it('README and snf-image(8) name every check of the table', () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const man = readFileSync('docs/man/snf-image.8', 'utf8').replace(/\\-/g, '-');
+    for (const check of CHECKS) {
+      assert.ok(readme.includes(`| \`${check.id}\` |`), `README: ${check.id}`);
+      assert.ok(man.includes(check.id), `snf-image(8): ${check.id}`);
+    }
+    assert.ok(readme.includes('gnt-cluster command snf-image doctor'));
+    assert.ok(man.includes('gnt-cluster command snf-image doctor'));
+  });
+});
