@@ -1,34 +1,13 @@
 /**
  * The terminal view's rendering: events in, text out. A tiny screen model (carriage
- * return, erase to end of line, newline) turns the text into what a person sees.
+ * return, erase to end of line, newline: test/support/terminal-screen.ts) turns the text
+ * into what a person sees.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MonitorMessage } from '../../src/monitor/messages.ts';
 import { TerminalRenderer, TerminalView } from '../../src/monitor/terminal-view.ts';
-
-/** The lines a terminal shows after `text`. */
-function screen(text: string): string[] {
-  const lines: string[] = [''];
-  let col = 0;
-  for (let i = 0; i < text.length; i++) {
-    const row = lines.length - 1;
-    const line = lines[row] ?? '';
-    if (text.startsWith('\x1b[K', i)) {
-      lines[row] = line.slice(0, col);
-      i += 2;
-    } else if (text[i] === '\r') col = 0;
-    else if (text[i] === '\n') {
-      lines.push('');
-      col = 0;
-    } else {
-      lines[row] = line.slice(0, col) + text[i] + line.slice(col + 1);
-      col += 1;
-    }
-  }
-  if (lines.at(-1) === '') lines.pop();
-  return lines;
-}
+import { screenLines as screen } from '../support/terminal-screen.ts';
 
 const info = (at: number, ...messages: string[]): MonitorMessage => ({ type: 'image-info', messages, timestamp: at });
 const start = (at: number, task: string): MonitorMessage => ({
