@@ -17,7 +17,7 @@ import { helperFiles } from '../helper-vm/helper-files.ts';
 import { chooseAccel, qemuVersion } from '../helper-vm/qemu-probe.ts';
 import { helperState } from '../helper-vm/update-helper.ts';
 import { resolveUnprivilegedUser } from '../image/unprivileged.ts';
-import { describeError } from '../util/errors.ts';
+import { describeError, UserError } from '../util/errors.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -415,6 +415,9 @@ export interface CheckReport extends CheckResult {
 }
 
 export async function runChecks(env: DoctorEnvironment, only?: readonly string[]): Promise<CheckReport[]> {
+  const unknown = only?.filter((id) => !CHECKS.some((c) => c.id === id)) ?? [];
+  if (unknown.length > 0)
+    throw new UserError(`--check: no check ${unknown.join(', ')} (checks: ${CHECKS.map((c) => c.id).join(', ')})`);
   let config: LoadedConfig | undefined;
   try {
     config = loadConfig({ configFile: env.configFile });

@@ -32,7 +32,6 @@ interface RunningTask {
   name: string;
   started: number;
   warnings: string[];
-  failed: boolean;
 }
 
 function seconds(from: number, to: number): string {
@@ -65,11 +64,11 @@ export class TerminalRenderer {
     return out;
   }
 
-  #endTask(at: number, forced: boolean): string {
+  #endTask(at: number, failed: boolean): string {
     const task = this.#task;
     if (!task) return '';
     this.#task = undefined;
-    const status: TaskStatus = task.failed || forced ? 'failed' : task.warnings.length > 0 ? 'warning' : 'done';
+    const status: TaskStatus = failed ? 'failed' : task.warnings.length > 0 ? 'warning' : 'done';
     const line = `  ${MARK[status]} ${task.name.padEnd(NAME_WIDTH)} ${seconds(task.started, at).padStart(7)}  ${status}`;
     const out = this.#setLive(undefined);
     return out + [line, ...task.warnings.map((w) => `      ${w}`)].map((l) => `${l}\n`).join('');
@@ -91,7 +90,7 @@ export class TerminalRenderer {
         switch (m.subtype) {
           case 'task-start': {
             const out = this.#endTask(m.timestamp, false);
-            this.#task = { name: m.task, started: m.timestamp, warnings: [], failed: false };
+            this.#task = { name: m.task, started: m.timestamp, warnings: [] };
             return out + this.#setLive(`  ▸ ${m.task.padEnd(NAME_WIDTH)}   running`);
           }
           case 'task-end':
@@ -110,9 +109,8 @@ export class TerminalRenderer {
             return this.#lines([`  ${MARK.warning} warning: ${text}`]);
           }
           case 'error':
-            // The reason reaches the person once, as the command's error line.
-            if (this.#task) this.#task.failed = true;
-            return '';
+            // The running task has failed; the reason reaches the person once, as the command's error line.
+            return this.#endTask(m.timestamp, true);
         }
     }
     return '';

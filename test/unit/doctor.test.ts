@@ -306,6 +306,7 @@ describe('snf-image doctor', () => {
     assert.equal(lines[2], '1 of 2 checks failed');
     assert.equal(doctorExitCode(reports), 1);
     assert.equal(doctorExitCode(await runChecks(n.env, ['config'])), 0);
+    await assert.rejects(runChecks(n.env, ['config', 'bogus']), /--check: no check bogus \(checks: config, qemu/);
   });
 });
 

@@ -88,11 +88,17 @@ describe('terminal view', () => {
   it('a failure: the failed task, no repeated reason, failed after the total', () => {
     const r = new TerminalRenderer(10);
     let out = r.message(start(11, 'InstallUnattend'));
-    out += r.message({ type: 'image-helper', subtype: 'error', messages: ['cannot write file'], timestamp: 12 });
+    out += r.message({ type: 'image-helper', subtype: 'error', messages: ['cannot write file'], timestamp: 13 });
+    // The host's error log line comes after the failed task's line.
+    out += r.logLine('ERROR Image customization failed.\n');
     out += r.message({ type: 'image-error', messages: ['Task InstallUnattend: cannot write file'], timestamp: 13 });
     out += r.finish(15);
     const lines = screen(out);
-    assert.deepEqual(lines, [row('✗', 'InstallUnattend', '2.0 s', 'failed'), '✗ failed after 5.0 s']);
+    assert.deepEqual(lines, [
+      row('✗', 'InstallUnattend', '2.0 s', 'failed'),
+      'ERROR Image customization failed.',
+      '✗ failed after 5.0 s',
+    ]);
     assert.ok(!out.includes('cannot write file'));
   });
 
