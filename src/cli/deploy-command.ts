@@ -9,6 +9,7 @@ import { loadScriptContext } from '../ganeti/context.ts';
 import { runCreate } from '../ganeti/create.ts';
 import { TerminalProgress } from '../monitor/progress-bar.ts';
 import { UserError } from '../util/errors.ts';
+import { startTerminalView } from './terminal-mode.ts';
 
 interface DeployFlags {
   disk: string;
@@ -29,6 +30,7 @@ interface DeployFlags {
   cloudUserdataFile?: string;
   osProductKeyFile?: string;
   progress: boolean;
+  verbose?: boolean;
 }
 
 function readSecretFile(path: string, flag: string): string {
@@ -95,13 +97,16 @@ export function addDeployCommand(program: Command): void {
     .option('--auth-keys-file <file>', 'authorized_keys file to inject')
     .option('--cloud-userdata-file <file>', 'file holding base64 cloud-init user-data')
     .option('--os-product-key-file <file>', 'file holding the Windows product key')
-    .option('--no-progress', 'no progress bar on the terminal')
+    .option('--verbose', 'the full log on the terminal too (as Ganeti gets it), with the progress bar')
+    .option('--no-progress', 'the full log without progress bar, even on a terminal')
     .action(async (flags: DeployFlags) => {
       const env = deployEnvironment(flags, process.env);
       const ctx = loadScriptContext('create', env);
+      const view = flags.progress ? startTerminalView(ctx, Boolean(flags.verbose)) : undefined;
       await runCreate(ctx, {
         customize: flags.helper,
-        terminal: flags.progress ? TerminalProgress.forStderr() : undefined,
+        view,
+        terminal: flags.progress && !view ? TerminalProgress.forStderr() : undefined,
       });
     });
 }

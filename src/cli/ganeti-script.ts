@@ -9,6 +9,7 @@ import { runRename } from '../ganeti/rename.ts';
 import { runCreate } from '../ganeti/create.ts';
 import { runVerify } from '../ganeti/verify.ts';
 import { log } from '../log/logger.ts';
+import { startTerminalView } from './terminal-mode.ts';
 import { describeError, UserError, ValidationError } from '../util/errors.ts';
 import { scrub } from '../util/secret.ts';
 import type { Env } from '../ganeti/env.ts';
@@ -30,7 +31,7 @@ export async function runGanetiScript(script: GanetiScript, args: readonly strin
   if (script === 'verify') return runVerify(args, env, (line) => void process.stdout.write(`${scrub(line)}\n`));
   try {
     const ctx = loadScriptContext(script, env);
-    if (script === 'create') await runCreate(ctx);
+    if (script === 'create') await runCreate(ctx, { customize: true, view: startTerminalView(ctx, false) });
     else if (script === 'import') await runImport(ctx);
     else if (script === 'export') await runExport(ctx);
     else await runRename(ctx);

@@ -126,6 +126,30 @@ function buildProgram(): Command {
     });
 
   program
+    .command('doctor')
+    .description(
+      'check this node: QEMU, KVM, helper VM, helper user, directories, OS definition, configuration, https trust',
+    )
+    .option('--json', 'print the results as JSON')
+    .option('--os-name <name>', 'the Ganeti OS name (its directory in the OS search path)', 'snf-image')
+    .option('--check <id...>', 'run only these checks')
+    .action(async (opts: { json?: boolean; osName: string; check?: string[] }) => {
+      const { defaultDoctorEnvironment, doctorExitCode, renderReport, runChecks } = await import('../doctor/checks.ts');
+      const env = defaultDoctorEnvironment(
+        configFileFrom(process.env),
+        runningAsSea() ? process.execPath : undefined,
+        opts.osName,
+      );
+      const reports = await runChecks(env, opts.check);
+      process.stdout.write(
+        opts.json
+          ? `${JSON.stringify({ ok: doctorExitCode(reports) === 0, checks: reports }, null, 2)}\n`
+          : renderReport(reports),
+      );
+      process.exitCode = doctorExitCode(reports);
+    });
+
+  program
     .command('config')
     .description('print the effective configuration (snf-image.conf, then the variant file)')
     .option('--variant <name>', 'include this variant file', 'default')

@@ -25,12 +25,16 @@ export function parseShellConf(
   const resolve = (name: string) => defined.get(name) ?? lookup(name) ?? '';
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
-    let line = lines[i] ?? '';
     const lineNo = i + 1;
-    // Join backslash-newline continuations.
-    while (line.endsWith('\\') && !line.endsWith('\\\\') && i + 1 < lines.length) {
-      line = line.slice(0, -1) + (lines[++i] ?? '');
+    // Join backslash-newline continuations (parts joined once: slicing the growing line each time is quadratic).
+    const parts: string[] = [];
+    let part = lines[i] ?? '';
+    while (part.endsWith('\\') && !part.endsWith('\\\\') && i + 1 < lines.length) {
+      parts.push(part.slice(0, -1));
+      part = lines[++i] ?? '';
     }
+    parts.push(part);
+    const line = parts.join('');
     const trimmed = line.trim();
     if (trimmed === '' || trimmed.startsWith('#')) continue;
     const body = trimmed.startsWith('export ') ? trimmed.slice(7).trimStart() : trimmed;

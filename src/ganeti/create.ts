@@ -11,8 +11,9 @@ import { runHelper } from '../helper-vm/run-helper.ts';
 import { generateHostKeys } from '../helper-vm/host-keys.ts';
 import { log } from '../log/logger.ts';
 import * as msg from '../monitor/messages.ts';
-import type { TerminalProgress } from '../monitor/progress-bar.ts';
-import { createMonitor } from '../monitor/progress-monitor.ts';
+import type { ByteProgressDisplay } from '../monitor/progress-bar.ts';
+import { createMonitor, ProgramMonitor, type MonitorSink } from '../monitor/progress-monitor.ts';
+import { TeeMonitor, type TerminalView } from '../monitor/terminal-view.ts';
 import { describeError, UserError, ValidationError } from '../util/errors.ts';
 import { tlsTrust } from '../util/tls-trust.ts';
 import { fetchAnswerFile } from './answer-file.ts';
@@ -24,7 +25,10 @@ import { hostDecisionInput } from './task-plan.ts';
 export interface CreateOptions {
   /** false: write the image only (snf-image deploy --no-helper). */
   customize: boolean;
-  terminal?: TerminalProgress | undefined;
+  /** The bar alone (deploy --verbose on a terminal): the full log goes on. */
+  terminal?: ByteProgressDisplay | undefined;
+  /** The terminal view (a person at a terminal): messages, bar and tasks drawn once each. */
+  view?: TerminalView | undefined;
   onHelperStart?: (pid: number, args: readonly string[]) => void;
 }
 
@@ -48,6 +52,12 @@ async function resolveCreateParams(ctx: ScriptContext): Promise<OsParams> {
   const { params, problems } = parseOsParams(raw, { imageDir: ctx.config.settings.IMAGE_DIR, requireImage: true });
   if (problems.length > 0) throw new ValidationError(problems);
   return params;
+}
+
+/** The view replaces the log's [MONITOR] lines; a PROGRESS_MONITOR program gets the messages all the same. */
+function monitorFor(program: string, instanceName: string, view: TerminalView | undefined): MonitorSink {
+  if (!view) return createMonitor(program, instanceName);
+  return program === '' ? view : new TeeMonitor(new ProgramMonitor(program, instanceName), view);
 }
 
 export async function runCreate(ctx: ScriptContext, options: CreateOptions = { customize: true }): Promise<void> {
@@ -81,7 +91,7 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
   if (answerFile) properties.IGNORE_UNATTEND = 'yes';
   // Refuse before writing anything when the helper VM is missing.
   if (!skipHelper) helperFiles(ctx.config.settings.HELPER_DIR);
-  const monitor = createMonitor(ctx.config.settings.PROGRESS_MONITOR, instance.name);
+  const monitor = monitorFor(settings.PROGRESS_MONITOR, instance.name, options.view);
   try {
     log().info(
       {
@@ -103,7 +113,7 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
       disk,
       settings: ctx.config.settings,
       monitor,
-      terminal: options.terminal,
+      terminal: options.view ?? options.terminal,
     });
     log().info(
       { method: result.method, imageBytes: result.imageBytes, diskBytes: result.diskBytes, seconds: result.seconds },

@@ -36,7 +36,7 @@ function atomicSymlink(target: string, path: string): void {
 }
 
 /** Variant names: the *.conf files of the variants directory, `default` first. */
-function listVariants(variantsDir: string): string[] {
+export function listVariants(variantsDir: string): string[] {
   const names = existsSync(variantsDir)
     ? readdirSync(variantsDir)
         .filter((f) => f.endsWith('.conf') && !f.startsWith('.'))

@@ -86,7 +86,7 @@ export async function launchHelper(options: LaunchOptions): Promise<HelperOutcom
     if (event.kind === 'task-end')
       tasks.push({ task: event.task, seconds: (Date.now() - (taskStarts.get(event.task) ?? Date.now())) / 1000 });
     if (event.kind === 'error') errors.push(event.message);
-    if (event.kind === 'warning') log().warn(`helper: ${event.message}`);
+    if (event.kind === 'warning' && !options.monitor.rendersHelperWarnings) log().warn(`helper: ${event.message}`);
     options.monitor.send(toMonitorMessage(event));
   });
 

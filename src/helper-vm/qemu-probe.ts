@@ -95,13 +95,14 @@ export async function chooseAccel(
   version: QemuVersion,
   kernel: string,
   cacheFile: string,
+  kvmDevice = '/dev/kvm',
 ): Promise<Accel> {
   if (setting === 'tcg') return 'tcg';
   if (setting === 'kvm') {
-    if (!existsSync('/dev/kvm')) throw new UserError('HELPER_ACCEL=kvm but /dev/kvm does not exist');
+    if (!existsSync(kvmDevice)) throw new UserError(`HELPER_ACCEL=kvm but ${kvmDevice} does not exist`);
     return 'kvm';
   }
-  if (!existsSync('/dev/kvm')) return 'tcg';
+  if (!existsSync(kvmDevice)) return 'tcg';
   const kernelHash = createHash('sha256')
     .update(await readFile(kernel))
     .digest('hex')

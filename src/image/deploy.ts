@@ -16,7 +16,7 @@ import { zeroDiskRange } from '../disk/wipe.ts';
 import { log } from '../log/logger.ts';
 import * as msg from '../monitor/messages.ts';
 import type { MonitorSink } from '../monitor/progress-monitor.ts';
-import type { TerminalProgress } from '../monitor/progress-bar.ts';
+import type { ByteProgressDisplay } from '../monitor/progress-bar.ts';
 import { temporaryDirectory, type TemporaryDirectory } from '../util/cleanup.ts';
 import { UserError } from '../util/errors.ts';
 import { tlsTrust } from '../util/tls-trust.ts';
@@ -39,7 +39,7 @@ export interface DeployRequest {
   disk: DiskInfo;
   settings: Settings;
   monitor: MonitorSink;
-  terminal?: TerminalProgress | undefined;
+  terminal?: ByteProgressDisplay | undefined;
 }
 
 export interface DeployResult {
@@ -73,10 +73,10 @@ class ProgressReporter {
   position = 0;
   readonly total: number;
   readonly #sink: MonitorSink;
-  readonly #terminal: TerminalProgress | undefined;
+  readonly #terminal: ByteProgressDisplay | undefined;
   readonly #timer: NodeJS.Timeout;
 
-  constructor(total: number, sink: MonitorSink, terminal: TerminalProgress | undefined) {
+  constructor(total: number, sink: MonitorSink, terminal: ByteProgressDisplay | undefined) {
     this.total = total;
     this.#sink = sink;
     this.#terminal = terminal;

@@ -8,8 +8,8 @@ import { pino, type Logger } from 'pino';
 import { SECRET_PARAMETER_NAMES } from '../ganeti/os-parameters.ts';
 import { scrub } from '../util/secret.ts';
 
-export type LogFormat = 'text' | 'json';
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+type LogFormat = 'text' | 'json';
+type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface LineSink {
   write(line: string): void;
@@ -27,26 +27,26 @@ const LEVEL_NAMES: Readonly<Record<number, string>> = {
 };
 const HIDDEN_FIELDS = new Set(['level', 'time', 'msg']);
 
-/** Formats one pino JSON record as `TIME LEVEL message key=value ...`. */
-function formatTextLine(json: string): string {
+/** Formats one pino JSON record as `TIME LEVEL message key=value ...` (TIME left out on a terminal view). */
+function formatTextLine(json: string, timestamps: boolean): string {
   let record: Record<string, unknown>;
   try {
     record = JSON.parse(json) as Record<string, unknown>;
   } catch {
     return json.endsWith('\n') ? json : `${json}\n`;
   }
-  const time = typeof record.time === 'number' ? new Date(record.time).toISOString() : '';
+  const time = !timestamps ? '' : typeof record.time === 'number' ? `${new Date(record.time).toISOString()} ` : ' ';
   const level = LEVEL_NAMES[Number(record.level)] ?? String(record.level);
   const extras = Object.entries(record)
     .filter(([key]) => !HIDDEN_FIELDS.has(key))
     .map(([key, value]) => `${key}=${typeof value === 'string' && !/\s/.test(value) ? value : JSON.stringify(value)}`);
-  return `${time} ${level.padEnd(5)} ${String(record.msg ?? '')}${extras.length > 0 ? ` ${extras.join(' ')}` : ''}\n`;
+  return `${time}${level.padEnd(5)} ${String(record.msg ?? '')}${extras.length > 0 ? ` ${extras.join(' ')}` : ''}\n`;
 }
 
-function destination(format: LogFormat, sink: LineSink) {
+function destination(format: LogFormat, sink: LineSink, timestamps: boolean) {
   return {
     write(chunk: string): void {
-      const line = format === 'json' ? chunk : formatTextLine(chunk.trimEnd());
+      const line = format === 'json' ? chunk : formatTextLine(chunk.trimEnd(), timestamps);
       sink.write(scrub(line));
     },
   };
@@ -61,7 +61,15 @@ const REDACT_PATHS = SECRET_PARAMETER_NAMES.flatMap((name) => [
   `*.OSP_${name.toUpperCase()}`,
 ]);
 
-export function createLogger(options: { format?: LogFormat; level?: LogLevel; sink?: LineSink } = {}): Logger {
+interface LoggerOptions {
+  format?: LogFormat;
+  level?: LogLevel;
+  sink?: LineSink;
+  /** Text lines start with the time (default); a terminal view leaves it out. */
+  timestamps?: boolean;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
   return pino(
     {
       level: options.level ?? 'info',
@@ -69,7 +77,7 @@ export function createLogger(options: { format?: LogFormat; level?: LogLevel; si
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       formatters: { level: (_label, number) => ({ level: number }) },
     },
-    destination(options.format ?? 'text', options.sink ?? stderrSink),
+    destination(options.format ?? 'text', options.sink ?? stderrSink, options.timestamps ?? true),
   );
 }
 
@@ -80,7 +88,7 @@ export function log(): Logger {
   return current;
 }
 
-export function configureLogging(options: { format?: LogFormat; level?: LogLevel; sink?: LineSink }): Logger {
+export function configureLogging(options: LoggerOptions): Logger {
   current = createLogger(options);
   return current;
 }

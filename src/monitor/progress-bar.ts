@@ -15,7 +15,14 @@ export function renderBar(position: number, total: number | undefined, elapsedSe
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(1).padStart(5)}% ${formatBytes(position)} of ${formatBytes(total)} ${speed}`;
 }
 
-export class TerminalProgress {
+/** What shows the image writer's byte progress on a terminal. */
+export interface ByteProgressDisplay {
+  update(position: number, total: number | undefined, force?: boolean): void;
+  /** The write has ended (finished or failed). */
+  done(): void;
+}
+
+export class TerminalProgress implements ByteProgressDisplay {
   readonly #stream: NodeJS.WriteStream;
   readonly #started = Date.now();
   #last = 0;

@@ -13,6 +13,8 @@ import { scrub } from '../util/secret.ts';
 import type { MonitorMessage } from './messages.ts';
 
 export interface MonitorSink {
+  /** True when this sink shows the helper's warnings to the person itself (they are not logged again). */
+  readonly rendersHelperWarnings?: boolean;
   send(message: MonitorMessage): void;
   close(): Promise<void>;
 }

@@ -67,6 +67,20 @@ describe('one-line error messages (src/util/errors.ts)', () => {
       (text) => parseShellConf(text, 'snf-image.conf'),
     );
   });
+
+  it('takes time linear in the file (many backslash-newline continuations; seed 1351286843)', () => {
+    assertLinearTime(
+      // Three characters more per continuation than the seed's piece: the quadratic join shows sooner.
+      (n) => '\\\n$$$$'.repeat(n),
+      (text) => {
+        try {
+          parseShellConf(text, 'snf-image.conf');
+        } catch (error) {
+          if (!(error instanceof UserError)) throw error;
+        }
+      },
+    );
+  });
 });
 
 describe('filesystem dumps larger than an MBR partition (src/image/magic.ts, src/image/mbr.ts)', () => {
