@@ -13,7 +13,7 @@ import * as msg from '../monitor/messages.ts';
 import type { TerminalProgress } from '../monitor/progress-bar.ts';
 import { createMonitor } from '../monitor/progress-monitor.ts';
 import { describeError, UserError, ValidationError } from '../util/errors.ts';
-import { isYes } from '../util/flags.ts';
+import { flagWarnings, isYes } from '../util/flags.ts';
 import { fetchAnswerFile } from './answer-file.ts';
 import { applyConfigDocument, fetchConfigDocument } from './config-url.ts';
 import type { ScriptContext } from './context.ts';
@@ -58,6 +58,7 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
     );
   const disk = inspectDisk(disk0.path, 'DISK_0_PATH');
   const properties = { ...params.imgProperties, ...params.instProperties };
+  for (const warning of flagWarnings(properties)) log().warn(warning);
   const skipHelper = !options.customize || isYes(properties.EXCLUDE_ALL_TASKS);
   const settings = ctx.config.settings;
   // As upstream: an answer file given by the administrator replaces the image's one.

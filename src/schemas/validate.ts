@@ -53,7 +53,6 @@ function explainPattern(schemaPath: string): string {
   if (schemaPath.includes('ROOT_PARTITION')) return 'must be a partition number from 1 to 128';
   if (schemaPath.includes('SWAP')) return 'must be <partition number>:<size in MB> or a disk letter b-z';
   if (schemaPath.includes('USERS')) return 'must be user names separated by spaces';
-  if (schemaPath.includes('flag')) return 'must be yes or no';
   if (schemaPath.includes('owner') || schemaPath.includes('group')) return 'must be a user/group name or a number';
   if (schemaPath.includes('SHA')) return 'must be a hex digest';
   return 'does not match the expected form';

@@ -76,8 +76,8 @@ describe('OS parameters', () => {
         /^inst_properties: has an invalid value \(property names are letters, digits and _\)$/,
       ],
       [
-        { img_properties: '{"EXCLUDE_TASK_X": "maybe"}' },
-        /^img_properties\.EXCLUDE_TASK_X: has an invalid value \(must be yes or no\)$/,
+        { img_properties: '{"EXCLUDE_TASK_X": ["yes"]}' },
+        /^img_properties\.EXCLUDE_TASK_X: must be string,number,boolean$/,
       ],
       [{ img_personality: '{"path": "/x"}' }, /^img_personality: must be array$/],
       [
