@@ -93,7 +93,7 @@ export const TASKS: readonly TaskSpec[] = [
     attributes: attrs('M'),
     families: [...LINUX_WINDOWS, ...BSD],
     requires: [],
-    description: 'mount the root filesystem and the fstab entries customization needs',
+    description: 'mount the root filesystem and every local filesystem of its fstab (as upstream)',
     run: mountImage,
   },
   {
@@ -238,9 +238,10 @@ export const TASKS: readonly TaskSpec[] = [
     runAfter: ['EnforcePersonality'],
     runBefore: ['UmountImage'],
     attributes: attrs('EMO'),
-    families: [...LINUX, ...BSD],
+    // Every family, as upstream's 70RunCustomTask (it has no OS check).
+    families: [...LINUX_WINDOWS, ...BSD],
     requires: ['custom-task'],
-    description: 'run the CUSTOM_TASK program (base64) in the helper with the guest mounted at TARGET',
+    description: 'run the CUSTOM_TASK program (base64) in the helper with the guest mounted at SNF_IMAGE_TARGET',
     run: runCustomTask,
   },
   {
