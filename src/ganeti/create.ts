@@ -107,6 +107,12 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
       { method: result.method, imageBytes: result.imageBytes, diskBytes: result.diskBytes, seconds: result.seconds },
       'image deployed',
     );
+    // As upstream's create_mbr (snf-image-host/common.sh.in): a filesystem dump's family and
+    // root partition are known; image properties still win.
+    if (result.synthesizedPartition) {
+      properties.OSFAMILY ??= result.synthesizedPartition.osFamily;
+      properties.ROOT_PARTITION ??= String(result.synthesizedPartition.rootPartition);
+    }
     if (skipHelper) {
       monitor.send(msg.info('Image customization skipped (no customization requested).'));
     } else {

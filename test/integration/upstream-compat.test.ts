@@ -9,6 +9,7 @@
  * - CUSTOM_TASK written for upstream (`echo x > "$SNF_IMAGE_TARGET/root/x"`) works, with
  *   upstream's task variables (docs/advanced.rst) and no secret; an in-image override sees
  *   SNF_IMAGE_TARGET too.
+ * - Item 5: the password is hashed with yescrypt where the guest's libcrypt supports it.
  * - Boolean properties as upstream's check_yes_no: `set` means yes, an unknown value yes
  *   with upstream's warning.
  */
@@ -22,6 +23,7 @@ import { CREATE_ENV } from '../fixtures/ganeti-env.ts';
 import { runScript } from '../support/binary.ts';
 import { ensureHelper, helperSkipReason } from '../support/helper-image.ts';
 import { makeNode, type NodeFixture } from '../support/node-fixture.ts';
+import { guestPasswordMatches } from '../support/offline-guest.ts';
 import { makeSyntheticGuest, readGuestFile } from '../support/synthetic-guest.ts';
 
 const SECRET = 'Upstream-Compat-pw-5307';
@@ -40,7 +42,12 @@ function makeGuest(path: string, executables: Record<string, string | Buffer>): 
     osRelease: null,
     diskMiB: 48 + 1 + SRV_MIB + 1,
     fstab: (u) => `UUID=${u} / ext4 errors=remount-ro 0 1\nUUID=${srvUuid} /srv ext4 defaults 0 2\n`,
-    files: { 'etc/debian_version': '11.9\n', 'srv/README': 'mount point\n' },
+    files: {
+      'etc/debian_version': '11.9\n',
+      'srv/README': 'mount point\n',
+      // What the helper looks for to hash with yescrypt: a libcrypt (libxcrypt) that knows it.
+      'lib/x86_64-linux-gnu/libcrypt.so.1': '\u007fELF libxcrypt: yescrypt gost-yescrypt scrypt sha512crypt\n',
+    },
     executables,
   });
   execFileSync('sfdisk', ['-q', '--append', path], { input: `start=${SRV_START}, size=${SRV_MIB * 2048}, type=83\n` });
@@ -159,5 +166,13 @@ describe('upstream-compatible deployment (real helper VM)', { skip, timeout: 3_6
     );
     assert.match(r.stderr, /task DeleteSSHKeys skipped: excluded by EXCLUDE_TASK_DeleteSSHKeys/);
     assert.ok(!r.stderr.includes(SECRET), 'no secret in the log');
+
+    // yescrypt, as the guest's libcrypt supports it; the hash verifies the password.
+    const rootHash = readGuestFile(disk, '/etc/shadow')
+      .split('\n')
+      .find((l) => l.startsWith('root:'))
+      ?.split(':')[1];
+    assert.match(rootHash ?? '', /^\$y\$/);
+    assert.ok(guestPasswordMatches(disk, 1, 'root', SECRET), 'the yescrypt hash verifies the password');
   });
 });
