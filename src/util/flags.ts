@@ -24,7 +24,7 @@ export const FLAG_PROPERTIES = [
   'EXCLUDE_FILESYSTEMRESIZE_TASKS',
 ] as const;
 
-export function isFlagProperty(name: string): boolean {
+function isFlagProperty(name: string): boolean {
   return (FLAG_PROPERTIES as readonly string[]).includes(name) || /^EXCLUDE_TASK_[A-Z0-9_]+$/.test(name);
 }
 
