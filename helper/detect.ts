@@ -1,7 +1,7 @@
 /**
  * Detection of OSFAMILY and ROOT_PARTITION when the image properties do not give them: the
- * root is the partition whose filesystem holds /etc/fstab and an OS release file (a
- * separate /boot does not), or the LVM physical volume of a logical volume that does, or an
+ * root is the partition whose filesystem holds /etc/fstab (upstream's rule: a separate
+ * /boot does not; no OS release file is needed), or the LVM physical volume of a logical volume that does, or an
  * NTFS volume with Windows/System32.
  */
 import { mkdirSync } from 'node:fs';
@@ -67,6 +67,6 @@ export async function detectRoot(
     if (family) return { osFamily: family, rootPartition: partition.number };
   }
   throw new TaskError(
-    'Unable to detect the root partition: no partition holds /etc/fstab with an OS release file, or Windows/System32 (set ROOT_PARTITION and OSFAMILY in img_properties)',
+    'Unable to detect the root partition: no partition holds /etc/fstab or Windows/System32 (set ROOT_PARTITION and OSFAMILY in img_properties)',
   );
 }

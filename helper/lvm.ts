@@ -39,7 +39,7 @@ export async function deactivateVolumeGroup(vg: string): Promise<void> {
   await lvm('vgchange', ['-an', vg]);
 }
 
-/** The logical volume whose filesystem holds /etc/fstab and an OS release file. */
+/** The logical volume whose filesystem holds /etc/fstab. */
 export async function findRootVolume(lvs: readonly string[]): Promise<string | undefined> {
   for (const lv of lvs) {
     const fs = await filesystemType(lv);
@@ -70,7 +70,7 @@ export async function rootDevice(ctx: HelperContext): Promise<string> {
   const root = await findRootVolume(lvs);
   if (!root)
     throw new TaskError(
-      `ROOT_PARTITION ${ctx.properties.ROOT_PARTITION} is an LVM physical volume, but no logical volume of ${vg} holds /etc/fstab with an OS release file`,
+      `ROOT_PARTITION ${ctx.properties.ROOT_PARTITION} is an LVM physical volume, but no logical volume of ${vg} holds /etc/fstab`,
     );
   ctx.info(`root filesystem on the logical volume ${root}`);
   ctx.rootDevice = root;

@@ -7,6 +7,7 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { parseConfigDocument, type ConfigDocument } from '../src/helper-vm/config-document.ts';
 import { describeError } from '../src/util/errors.ts';
+import { flagWarnings } from '../src/util/flags.ts';
 import { readConfigFloppy } from './config-floppy.ts';
 import { isYes, type HelperContext, type OsFamily } from './context.ts';
 import { detectRoot } from './detect.ts';
@@ -113,6 +114,8 @@ export async function helperMain(): Promise<never> {
       },
       info: (message) => log(message),
     };
+    // As upstream's check_yes_no: an empty or unknown boolean property is warned about.
+    for (const warning of flagWarnings(ctx.properties)) ctx.warn(warning);
     if (isYes(ctx.properties.EXCLUDE_ALL_TASKS)) {
       log('EXCLUDE_ALL_TASKS is set: no customization');
     } else {

@@ -1,8 +1,9 @@
 /**
  * Looks at the image's filesystems before anything is known about them (detection of the
  * root): each is mounted read-only, nosuid, nodev and noexec (ext2/3/4 without replaying
- * its journal), inspected, and unmounted; a Linux root is a filesystem with /etc/fstab and
- * an OS release file, entries looked at without following any link of the image.
+ * its journal), inspected, and unmounted; a Linux root is a filesystem with /etc/fstab (as
+ * upstream's check_if_root in snf-image-helper/common.sh.in: no OS release file needed, so
+ * older images without one are found), looked at without following any link of the image.
  */
 import { mkdirSync } from 'node:fs';
 import { run } from './exec.ts';
@@ -30,8 +31,7 @@ export async function withProbeMount<T>(
   }
 }
 
-/** Whether the filesystem mounted at `where` is a Linux root: /etc/fstab and /etc/os-release or /usr/lib/os-release. */
+/** Whether the filesystem mounted at `where` is a Linux root: it has /etc/fstab (upstream's rule). */
 export function holdsLinuxRoot(where: string): boolean {
-  const fs = new GuestFs(where);
-  return fs.present('/etc/fstab') && (fs.present('/etc/os-release') || fs.present('/usr/lib/os-release'));
+  return new GuestFs(where).present('/etc/fstab');
 }

@@ -54,7 +54,7 @@ function propertiesSchema(): Json {
     $id: 'https://snf-image.invalid/schemas/img-properties.schema.json',
     title: 'snf-image image properties (img_properties, inst_properties)',
     description:
-      "A JSON object of image properties, generated from helper/plan/properties.ts and the task table (npm run generate). Names are case-insensitive (snf-image upper-cases them before validating); values are strings, numbers or booleans. Booleans may also be given as yes/no, true/false, on/off, 1/0. EXCLUDE_TASK_<Task> must name a task that can be excluded; other names are the image's own (custom tasks see them).",
+      "A JSON object of image properties, generated from helper/plan/properties.ts and the task table (npm run generate). Names are case-insensitive (snf-image upper-cases them before validating); values are strings, numbers or booleans. Booleans may also be given as yes/no, true/false, on/off, 1/0, set/unset. EXCLUDE_TASK_<Task> must name a task that can be excluded; other names are the image's own (custom tasks see them).",
     type: 'object',
     propertyNames: { pattern: '^[A-Z][A-Z0-9_]*$' },
     additionalProperties: { type: ['string', 'number', 'boolean'] },
@@ -62,14 +62,9 @@ function propertiesSchema(): Json {
     patternProperties: { [`^EXCLUDE_TASK_(?!(?:${valid})$)`]: false },
     definitions: {
       flag: {
-        oneOf: [
-          { type: 'boolean' },
-          { type: 'integer', enum: [0, 1] },
-          {
-            type: 'string',
-            pattern: '^(?:[Yy][Ee][Ss]|[Nn][Oo]|[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|[Oo][Nn]|[Oo][Ff][Ff]|[01]|)$',
-          },
-        ],
+        description:
+          "A boolean property, read as upstream's check_yes_no: yes/true/on/1/set (any case) mean yes, no/false/off/0/unset mean no; empty means no and any other value yes, each with a warning.",
+        type: ['string', 'number', 'boolean'],
       },
     },
   };

@@ -22,15 +22,15 @@
  * - IPv6 is configured only when the network has an IPv6 gateway (NIC_<i>_NETWORK_GATEWAY6):
  *   stateful tag => DHCPv6 ("dhcpv6"), stateless tag => SLAAC plus stateless DHCPv6
  *   ("slaac_dhcp"), otherwise SLAAC ("slaac"). A subnet6 without gateway6 configures nothing.
- * - DEFAULT_NIC_CONFIG: when the instance has exactly one NIC and that NIC has no IP and no
- *   network information at all (no network name, subnet, gateway, subnet6, gateway6 or tags:
- *   the NIC Ganeti adds when `gnt-instance add` gets neither --net nor --no-nics), the NIC is
- *   configured as DEFAULT_NIC_CONFIG says: "" (nothing), dhcp, dhcpv6, slaac, slaac_dhcp,
- *   dhcp+dhcpv6, dhcp+slaac, dhcp+slaac_dhcp. It never applies to an instance with two or more
- *   NICs, nor to a NIC with an IP (even without a subnet: that one gets DHCP by the rule
- *   above), nor to a NIC on a Ganeti network. ("No further information associated with it"
- *   is upstream's documented condition, snf-image.conf; the upstream task versions at hand
- *   predate the setting, so "no information" is read literally: none of the fields above.)
+ * - DEFAULT_NIC_CONFIG: when the instance has exactly one NIC and nothing above configures
+ *   it (no IP and no IPv6 gateway), the NIC is taken for the default NIC Ganeti adds when
+ *   `gnt-instance add` gets neither --net nor --no-nics, and it is configured as
+ *   DEFAULT_NIC_CONFIG says: "" (nothing), dhcp, dhcpv6, slaac, slaac_dhcp, dhcp+dhcpv6,
+ *   dhcp+slaac, dhcp+slaac_dhcp. This is upstream's rule exactly (0.23,
+ *   snf-image-helper/tasks/50ConfigureNetwork.in: `NIC_COUNT -eq 1 -a ipv4 = no -a ipv6 =
+ *   no`): a network name, subnet or tags do not prevent it. It never applies to an instance
+ *   with two or more NICs, nor to a NIC with an IP (even without a subnet: that one gets
+ *   DHCP by the rule above) or an IPv6 gateway.
  * - A NIC for which nothing is decided (no IP and no IPv6 gateway, or DEFAULT_NIC_CONFIG "")
  *   stays in the model with neither ipv4 nor ipv6: renderers bring its link up with no
  *   addresses, as upstream's drivers did (its previous configuration is not kept).
@@ -120,9 +120,9 @@ function tagDecisions(
   return { dhcp, dhcp6 };
 }
 
-function hasNoInformation(nic: Nic): boolean {
-  const n = nic.network;
-  return !nic.ip && !n.name && !n.subnet && !n.gateway && !n.subnet6 && !n.gateway6 && n.tags.length === 0;
+/** Upstream's default NIC: nothing of the NIC's own information configures it. */
+function isUnconfigured(nic: Nic): boolean {
+  return !nic.ip && !nic.network.gateway6;
 }
 
 /** The NIC configuration DEFAULT_NIC_CONFIG names ("dhcp+slaac" -> IPv4 DHCP and SLAAC). */
@@ -176,7 +176,7 @@ export function networkModel(config: Pick<ConfigDocument, 'nics' | 'network'>): 
     const other = seen.get(mac);
     if (other !== undefined) throw new Error(`NICs ${other} and ${nic.index} have the same MAC address ${mac}`);
     seen.set(mac, nic.index);
-    if (nics.length === 1 && hasNoInformation(nic)) {
+    if (nics.length === 1 && isUnconfigured(nic)) {
       return {
         index: nic.index,
         mac,

@@ -87,7 +87,7 @@ export const TASK_SPECS = [
     requires: [],
     operations: CREATE_RENAME,
     description:
-      "mount the root (an LVM root: its volume group activated, the volume holding `/etc/fstab`) and the fstab entries it needs (UUID=, LABEL=, PARTUUID=, the image's LVM volumes)",
+      "mount the root (an LVM root: its volume group activated, the volume holding `/etc/fstab`) and, as upstream, every local filesystem of its fstab (ext2/3/4, xfs, btrfs, vfat; not `noauto`; a `nofail` entry not found is skipped with a warning) by UUID=, LABEL=, PARTUUID=, PARTLABEL= or the image's LVM volumes",
   },
   {
     name: 'InitializeDatasource',
@@ -230,11 +230,12 @@ export const TASK_SPECS = [
     runAfter: ['EnforcePersonality'],
     runBefore: ['UmountImage'],
     attributes: { excludable: true, fsResize: false, mounted: true, cloudInitExcludable: false, overwritable: true },
-    families: LINUX_BSD,
+    // Every family, as upstream's 70RunCustomTask (it has no OS check).
+    families: ALL,
     requires: ['custom-task'],
     operations: CREATE,
     description:
-      "the base64 `CUSTOM_TASK` program, run in the helper's sandbox (below) with the guest at `$TARGET`, upstream's variables (`HOSTNAME`, `DEV_<i>`, `PROPERTY_<NAME>`, ...) but no secrets, killed after 60 s",
+      "the base64 `CUSTOM_TASK` program, run in the helper's sandbox (below) with the guest at `$SNF_IMAGE_TARGET`, upstream's task environment (below) but no secrets, killed after 60 s",
   },
   {
     name: 'UmountImage',

@@ -2,7 +2,8 @@
  * In-image task overrides (upstream's check_if_overwritten): with
  * ALLOW_MOUNTED_TASK_OVERWRITING set, an executable /root/snf-image/helper/overwrite_task_<Task>
  * (name matched case-insensitively) in the mounted guest replaces an overwritable task.
- * It runs chrooted into the guest (programs/guest-program.ts) with `pre-exec`: exit 0 means
+ * It runs chrooted into the guest (programs/guest-program.ts) with upstream's task environment
+ * (programs/task-env.ts; SNF_IMAGE_TARGET is "/", no disks, no secrets) and `pre-exec`: exit 0 means
  * it did the task's work (the built-in task is skipped); exit 101 means "run the built-in
  * task", after which it runs again with `post-exec`; any other exit fails the task.
  */
@@ -11,6 +12,7 @@ import { isYes, type HelperContext } from '../context.ts';
 import { TaskError } from '../exec.ts';
 import { resolveInGuest } from '../guest-path.ts';
 import { runInGuest } from './guest-program.ts';
+import { taskEnv } from './task-env.ts';
 
 const OVERRIDE_DIR = '/root/snf-image/helper';
 /** pre-exec exit code asking for the built-in task (then post-exec). */
@@ -51,7 +53,8 @@ export async function runWithOverride(ctx: HelperContext, task: OverridableTask)
   const program = allowed ? findOverride(ctx.target, task.name) : undefined;
   if (!program) return task.run(ctx);
   ctx.warn(`Task ${task.name} is overridden by the image's ${program}`);
-  const env = { SNF_IMAGE_TASK: task.name, SNF_IMAGE_HOSTNAME: ctx.config.hostname };
+  // Chrooted: the guest root is "/" (upstream ran it unchrooted with SNF_IMAGE_TARGET the mount point).
+  const env = { ...taskEnv(ctx, { target: '/', disks: false }), SNF_IMAGE_TASK: task.name };
   const pre = await runInGuest(ctx.target, program, ['pre-exec'], { env });
   if (pre.code === 0) {
     ctx.info(`task ${task.name} done by ${program} (built-in task not run)`);

@@ -1,7 +1,8 @@
 /**
  * RunCustomTask: the base64 program of the CUSTOM_TASK image property, run in the helper VM
  * (as upstream: not chrooted; it comes from the administrator's properties, not from the
- * image) with the guest mounted at TARGET, the upstream task environment without secrets,
+ * image) with the guest mounted at SNF_IMAGE_TARGET (and TARGET), upstream's task
+ * environment without secrets (programs/task-env.ts),
  * and a time limit, in the sandbox (programs/sandbox.ts): uid 0 with the capabilities to
  * edit any guest file, chroot into it and use the instance disks (DEV_<i>), nothing else of
  * the helper (no config, serial ports, other devices, mounts).
@@ -13,31 +14,21 @@ import { GUEST_PROGRAM_TIMEOUT_S } from '../programs/guest-program.ts';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { runSandboxed, type BlockDevice } from '../programs/sandbox.ts';
+import { taskEnv } from '../programs/task-env.ts';
 
 const PROGRAM_NAME = 'snf-custom-task';
-/** Properties that are not passed on as PROPERTY_<NAME>. */
-const WITHHELD = new Set(['CUSTOM_TASK']);
+
+/** The program's environment: upstream's task variables (programs/task-env.ts), no secrets. */
+export function customTaskEnv(
+  ctx: Pick<HelperContext, 'target' | 'disks' | 'properties' | 'config' | 'resizedPartition'>,
+): Record<string, string> {
+  return taskEnv(ctx, { target: ctx.target, disks: true });
+}
 
 export function decodeCustomTask(value: string): Buffer {
   const compact = value.replace(/\s+/g, '');
   if (compact === '' || !/^[A-Za-z0-9+/]*={0,2}$/.test(compact)) throw new TaskError('CUSTOM_TASK: must be base64');
   return Buffer.from(compact, 'base64');
-}
-
-/** The program's environment: upstream's task variables, no secrets. */
-export function customTaskEnv(
-  ctx: Pick<HelperContext, 'target' | 'disks' | 'properties' | 'config' | 'resizedPartition'>,
-): Record<string, string> {
-  const env: Record<string, string> = {
-    TARGET: ctx.target,
-    HOSTNAME: ctx.config.hostname,
-    DEV_COUNT: String(ctx.disks.length),
-    DEV: ctx.disks.join(' '),
-  };
-  for (const [i, d] of ctx.disks.entries()) env[`DEV_${i}`] = d;
-  if (ctx.resizedPartition) env.RESIZE_PART = ctx.resizedPartition;
-  for (const [name, value] of Object.entries(ctx.properties)) if (!WITHHELD.has(name)) env[`PROPERTY_${name}`] = value;
-  return env;
 }
 
 /** The instance disks and their partitions as sysfs names them (vda, vda1, ...). */

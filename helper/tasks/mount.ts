@@ -1,7 +1,9 @@
 /**
- * MountImage / UmountImage: the root filesystem read-write under the target, then the fstab
- * entries the customization needs (/boot, /usr, /var, ...) by UUID=, LABEL=, PARTUUID= or
- * device path; nosuid and nodev everywhere, mount points resolved inside the guest.
+ * MountImage / UmountImage: the root filesystem read-write under the target, then every
+ * local filesystem of the guest's fstab the helper can mount (as upstream's mount_all in
+ * snf-image-helper/common.sh.in: /srv, /data, ... as well as /boot, /usr, /var), by UUID=,
+ * LABEL=, PARTUUID=, PARTLABEL= or the image's LVM volumes; nosuid and nodev everywhere,
+ * mount points resolved inside the guest (no link of the image followed).
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { filesystemType } from '../disks.ts';
@@ -14,8 +16,23 @@ import { mountNtfs, umountNtfs } from '../windows/ntfs.ts';
 import { isBsdFamily } from '../bsd/partition-types.ts';
 import { mountBsdImage } from '../os/bsd.ts';
 
+/** Filesystem types of fstab entries the helper mounts (upstream's Linux list, less ntfs: FUSE mounts stay Windows-only). */
 const MOUNTABLE = new Set(['auto', 'ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'vfat', 'msdos']);
-const WANTED = /^\/(boot|boot\/efi|usr|var|opt|home|root|etc)(\/|$)/;
+/** Mount points never mounted: the root (already mounted) and what the guest's kernel fills at boot. */
+const NOT_MOUNTED = /^\/(?:$|proc(?:\/|$)|sys(?:\/|$)|dev(?:\/|$)|run(?:\/|$))/;
+
+/** The fstab entries MountImage mounts, parents first. */
+export function entriesToMount(entries: readonly FstabEntry[]): FstabEntry[] {
+  return entries
+    .filter(
+      (e) =>
+        e.mountPoint.startsWith('/') &&
+        !NOT_MOUNTED.test(e.mountPoint) &&
+        MOUNTABLE.has(e.type) &&
+        !e.options.split(',').includes('noauto'),
+    )
+    .sort((a, b) => a.mountPoint.length - b.mountPoint.length);
+}
 
 export interface FstabEntry {
   source: string;
@@ -100,11 +117,16 @@ export async function mountImage(ctx: HelperContext): Promise<void> {
     ctx.warn('the image has no /etc/fstab');
     return;
   }
-  const entries = parseFstab(fstab)
-    .filter((e) => WANTED.test(e.mountPoint) && MOUNTABLE.has(e.type) && !e.options.split(',').includes('noauto'))
-    .sort((a, b) => a.mountPoint.length - b.mountPoint.length);
-  for (const entry of entries) {
-    const device = await resolveSource(entry.source, ctx.volumeGroups ?? []);
+  for (const entry of entriesToMount(parseFstab(fstab))) {
+    let device: string;
+    try {
+      device = await resolveSource(entry.source, ctx.volumeGroups ?? []);
+    } catch (error) {
+      // The guest boots without a nofail entry it cannot find: so does the deployment.
+      if (!entry.options.split(',').includes('nofail')) throw error;
+      ctx.warn(`fstab entry for ${entry.mountPoint} not mounted (nofail): ${(error as Error).message}`);
+      continue;
+    }
     // Created (0755) inside the guest, through no link out of it; the mount follows no link either.
     const where = guest.mkdirp(entry.mountPoint, 0o755, 0, 0);
     await run('mount', ['-o', 'rw,nosuid,nodev', device, where]);

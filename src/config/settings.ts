@@ -147,7 +147,7 @@ export const SETTINGS = {
   ),
   DEFAULT_NIC_CONFIG: setting(
     'dhcp',
-    'Configuration of a lone NIC without IP or network information: "", dhcp, dhcpv6, slaac, slaac_dhcp, dhcp+dhcpv6, dhcp+slaac or dhcp+slaac_dhcp',
+    'Configuration of a lone NIC with neither an IP nor an IPv6 gateway (as upstream): "", dhcp, dhcpv6, slaac, slaac_dhcp, dhcp+dhcpv6, dhcp+slaac or dhcp+slaac_dhcp',
     z.enum(NIC_CONFIG_VALUES, { error: `must be one of ${NIC_CONFIG_VALUES.map((v) => `"${v}"`).join(', ')}` }),
   ),
   WINDOWS_TIMEZONE: setting(

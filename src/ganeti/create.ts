@@ -16,6 +16,7 @@ import { createMonitor, ProgramMonitor, type MonitorSink } from '../monitor/prog
 import { TeeMonitor, type TerminalView } from '../monitor/terminal-view.ts';
 import { describeError, UserError, ValidationError } from '../util/errors.ts';
 import { tlsTrust } from '../util/tls-trust.ts';
+import { flagWarnings } from '../util/flags.ts';
 import { fetchAnswerFile } from './answer-file.ts';
 import { applyConfigDocument, fetchConfigDocument } from './config-url.ts';
 import type { ScriptContext } from './context.ts';
@@ -71,6 +72,7 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
     );
   const disk = inspectDisk(disk0.path, 'DISK_0_PATH');
   const properties = { ...params.imgProperties, ...params.instProperties };
+  for (const warning of flagWarnings(properties)) log().warn(warning);
   // The helper's own decision says whether any task would run, and whether DeleteSSHKeys does.
   const plan = hostDecisionInput(params, properties);
   const verdict: HelperVerdict = options.customize
@@ -119,6 +121,12 @@ export async function runCreate(ctx: ScriptContext, options: CreateOptions = { c
       { method: result.method, imageBytes: result.imageBytes, diskBytes: result.diskBytes, seconds: result.seconds },
       'image deployed',
     );
+    // As upstream's create_mbr (snf-image-host/common.sh.in): a filesystem dump's family and
+    // root partition are known; image properties still win.
+    if (result.synthesizedPartition) {
+      properties.OSFAMILY ??= result.synthesizedPartition.osFamily;
+      properties.ROOT_PARTITION ??= String(result.synthesizedPartition.rootPartition);
+    }
     if (!verdict.boot) {
       log().info(`the helper VM is not started: ${verdict.why}`);
       monitor.send(msg.info('Image customization skipped (no customization requested).'));

@@ -14,17 +14,21 @@ const nic = z.object({
   index: z.number().check(z.int(), z.nonnegative()),
   mac: z.string(),
   ip: z.optional(z.string()),
+  uuid: z.optional(z.string()),
   name: z.optional(z.string()),
   mode: z.optional(z.string()),
   link: z.optional(z.string()),
+  bridge: z.optional(z.string()),
   frontendType: z.optional(z.string()),
   network: z.object({
     name: z.optional(z.string()),
+    uuid: z.optional(z.string()),
     tags: z.array(z.string()),
     subnet: z.optional(z.string()),
     gateway: z.optional(z.string()),
     subnet6: z.optional(z.string()),
     gateway6: z.optional(z.string()),
+    macPrefix: z.optional(z.string()),
   }),
 });
 
@@ -41,6 +45,8 @@ const configDocumentSchema = z.object({
   /** 'create' runs the task table; 'rename' only the hostname task. */
   operation: z.enum(['create', 'rename']),
   hostname: z.string(),
+  /** img_format (create): upstream's tasks see it as SNF_IMAGE_TYPE. */
+  imageFormat: z.optional(z.string()),
   oldHostname: z.optional(z.string()),
   /** Image properties (img_properties overridden by inst_properties), upper-case names. */
   properties: z.record(z.string(), z.string()),

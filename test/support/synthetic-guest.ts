@@ -27,7 +27,8 @@ export interface SyntheticGuest {
 
 export interface GuestOptions {
   label?: 'dos' | 'gpt';
-  osRelease?: string;
+  /** /etc/os-release; null: none (older images). */
+  osRelease?: string | null;
   /** fstab root source; default UUID=<root uuid>. */
   fstab?: (rootUuid: string) => string;
   rootMiB?: number;
@@ -120,8 +121,12 @@ export function makeSyntheticGuest(path: string, options: GuestOptions = {}): Sy
     for (const d of ['etc/ssh', 'root', 'home/user', 'var/lib/dbus']) mkdirSync(join(tree, d), { recursive: true });
     const uuid = execFileSync('cat', ['/proc/sys/kernel/random/uuid']).toString().trim();
     const files: Record<string, string> = {
-      'etc/os-release':
-        options.osRelease ?? 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n',
+      ...(options.osRelease === null
+        ? {}
+        : {
+            'etc/os-release':
+              options.osRelease ?? 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n',
+          }),
       'etc/fstab': (
         options.fstab ??
         ((u: string) =>

@@ -169,17 +169,24 @@ describe('guest files of hostile images', () => {
 });
 
 describe('CUSTOM_TASK', () => {
-  it('decodes base64 and gives the upstream variables without the program itself', () => {
+  it('decodes base64 and keeps the earlier unprefixed variables without the program itself', () => {
     assert.equal(decodeCustomTask('IyEvYmluL3NoCmVjaG8gaGkK').toString(), '#!/bin/sh\necho hi\n');
     assert.throws(() => decodeCustomTask('not base64!'), /^Error: CUSTOM_TASK: must be base64$/);
     const env = customTaskEnv({
       target: '/run/snf-target',
       disks: ['/dev/vdb', '/dev/vdc'],
       properties: { OSFAMILY: 'linux', CUSTOM_TASK: 'x' },
-      config: { hostname: 'vm1' } as ConfigDocument,
+      config: {
+        hostname: 'vm1',
+        nics: [],
+        personality: [],
+        network: { dhcpTags: [], statefulDhcpv6Tags: [], statelessDhcpv6Tags: [], defaultNicConfig: '' },
+        cloudInitDebug: false,
+      } as unknown as ConfigDocument,
       resizedPartition: '/dev/vdb1',
     });
-    assert.deepEqual(env, {
+    const unprefixed = Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('SNF_IMAGE_')));
+    assert.deepEqual(unprefixed, {
       TARGET: '/run/snf-target',
       HOSTNAME: 'vm1',
       DEV_COUNT: '2',
@@ -189,6 +196,7 @@ describe('CUSTOM_TASK', () => {
       RESIZE_PART: '/dev/vdb1',
       PROPERTY_OSFAMILY: 'linux',
     });
+    assert.ok(!Object.keys(env).some((name) => name.endsWith('CUSTOM_TASK')));
   });
 });
 

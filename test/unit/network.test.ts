@@ -201,7 +201,7 @@ describe('network model: upstream decision rules', () => {
     );
   });
 
-  it('DEFAULT_NIC_CONFIG does not apply to two NICs, a NIC with an IP, or a NIC on a network', () => {
+  it('DEFAULT_NIC_CONFIG does not apply to two NICs, a NIC with an IP or one with an IPv6 gateway', () => {
     const settings = { defaultNicConfig: 'dhcp+slaac' };
     const two = networkModel(doc([nic(0), nic(1)], settings));
     assert.deepEqual(
@@ -216,9 +216,35 @@ describe('network model: upstream decision rules', () => {
       { method: 'dhcp' },
       'IP without subnet: DHCP by the subnet rule',
     );
-    assert.equal(one(nic(0, {}, { name: 'net1' }), settings)?.source, 'network');
-    assert.equal(one(nic(0, {}, { tags: ['x'] }), settings)?.source, 'network');
-    assert.equal(one(nic(0, {}, { subnet: '192.0.2.0/24' }), settings)?.ipv4, undefined);
+    assert.deepEqual(one(nic(0, {}, { gateway6: 'fe80::1', tags: ['dhcpv6'] }), settings), {
+      index: 0,
+      mac: 'aa:00:00:00:00:00',
+      name: 'snf0',
+      source: 'network',
+      ipv6: 'dhcpv6',
+    });
+  });
+
+  it("DEFAULT_NIC_CONFIG applies to a lone NIC on a network when it has no IP and no IPv6 gateway (upstream's 50ConfigureNetwork)", () => {
+    const settings = { defaultNicConfig: 'dhcp+slaac' };
+    for (const network of [
+      { name: 'net1' },
+      { tags: ['x'] },
+      { subnet: '192.0.2.0/24', gateway: '192.0.2.1' },
+      { subnet6: '2001:db8::/64' },
+    ])
+      assert.deepEqual(
+        one(nic(0, {}, network), settings),
+        {
+          index: 0,
+          mac: 'aa:00:00:00:00:00',
+          name: 'snf0',
+          source: 'default',
+          ipv4: { method: 'dhcp' },
+          ipv6: 'slaac',
+        },
+        JSON.stringify(network),
+      );
   });
 
   it('several NICs: Ganeti order, snf<index> names, lower-case MACs', () => {

@@ -76,8 +76,8 @@ describe('OS parameters', () => {
         /^inst_properties: has an invalid value \(property names are letters, digits and _\)$/,
       ],
       [
-        { img_properties: '{"EXCLUDE_TASK_AddSwap": "maybe"}' },
-        /^img_properties\.EXCLUDE_TASK_ADDSWAP: has an invalid value \(must be yes or no\)$/,
+        { img_properties: '{"EXCLUDE_TASK_AddSwap": ["yes"]}' },
+        /^img_properties\.EXCLUDE_TASK_ADDSWAP: must be string,number,boolean$/,
       ],
       [
         { img_properties: '{"EXCLUDE_TASK_DeleteSSHKey": "yes"}' },
