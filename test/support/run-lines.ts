@@ -11,16 +11,12 @@ export function runLines(
   args: string[],
   env: Record<string, string> | undefined,
   output: (line: string) => void,
-  onStdout?: (line: string) => void,
 ): Promise<number | string> {
   const child = spawn(command, args, { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
   const closed: Array<Promise<void>> = [];
-  for (const [stream, to] of [
-    [child.stdout, onStdout ?? output],
-    [child.stderr, output],
-  ] as const) {
+  for (const stream of [child.stdout, child.stderr]) {
     const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
-    lines.on('line', to);
+    lines.on('line', output);
     closed.push(new Promise((resolve) => lines.once('close', () => resolve())));
   }
   return new Promise((resolve, reject) => {

@@ -59,10 +59,15 @@ export function ensureTestImages(): TestImages {
  */
 export async function ensureTestImagesAsync(output: (line: string) => void): Promise<TestImages> {
   if (cached) return cached;
-  const stdout: string[] = [];
-  const status = await runLines('bash', BUILD, undefined, output, (line) => stdout.push(line));
+  // Both streams: the script names its cache directory on stderr when it ran in its own
+  // mount namespace (it re-executes itself after pointing its stdout at stderr).
+  const lines: string[] = [];
+  const status = await runLines('bash', BUILD, undefined, (line) => {
+    lines.push(line);
+    output(line);
+  });
   if (status !== 0) throw new Error(`scripts/test-images/build.sh failed (${status})`);
-  return readResult(stdout.join('\n'));
+  return readResult(lines.join('\n'));
 }
 
 /**
