@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BINARY, binaryMissingReason } from './binary.ts';
+import { runLines } from './run-lines.ts';
 
 export const TEST_CACHE = process.env.SNF_TEST_CACHE ?? '/var/cache/snf-image-test';
 
@@ -39,32 +40,71 @@ function pruneOldHelpers(root: string, keep: string): void {
   for (const old of others.slice(KEEP - 1)) rmSync(old, { recursive: true, force: true });
 }
 
+interface HelperTarget {
+  variant: string;
+  /** The cache entry: build.conf and the helper directory. */
+  dir: string;
+  helper: string;
+}
+
+function helperTarget(options: { ufsWrite?: boolean }): HelperTarget {
+  const variant = options.ufsWrite === false ? '-no-ufs-write' : '';
+  const dir = join(TEST_CACHE, 'helper', `${cacheKey()}${variant}`);
+  return { variant, dir, helper: join(dir, 'helper') };
+}
+
+/** Prepares the cache entry and returns the build command (the binary's update-helper). */
+function buildCommand(target: HelperTarget): { args: string[]; env: Record<string, string> } {
+  mkdirSync(target.dir, { recursive: true });
+  pruneOldHelpers(join(TEST_CACHE, 'helper'), target.dir);
+  const conf = join(target.dir, 'build.conf');
+  writeFileSync(conf, `HELPER_DIR=${target.helper}\n`);
+  return {
+    args: ['update-helper', ...(target.variant ? ['--no-ufs-write'] : [])],
+    env: { PATH: process.env.PATH ?? '', SNF_IMAGE_CONFIG: conf },
+  };
+}
+
+function markUsed(target: HelperTarget): string {
+  const now = new Date();
+  utimesSync(target.dir, now, now);
+  built.set(target.variant, target.helper);
+  return target.helper;
+}
+
+const isBuilt = (target: HelperTarget): boolean => existsSync(join(target.helper, 'manifest.json'));
+
 /**
  * HELPER_DIR of a helper built for the current binary (built once, then reused); with
  * `ufsWrite: false` one built with --no-ufs-write (Debian's read-only ufs module).
  */
 export function ensureHelper(options: { ufsWrite?: boolean } = {}): string {
-  const variant = options.ufsWrite === false ? '-no-ufs-write' : '';
-  const done = built.get(variant);
+  const target = helperTarget(options);
+  const done = built.get(target.variant);
   if (done) return done;
-  const root = join(TEST_CACHE, 'helper');
-  const dir = join(root, `${cacheKey()}${variant}`);
-  if (!existsSync(join(dir, 'helper', 'manifest.json'))) {
-    mkdirSync(dir, { recursive: true });
-    pruneOldHelpers(root, dir);
-    const conf = join(dir, 'build.conf');
-    writeFileSync(conf, `HELPER_DIR=${join(dir, 'helper')}\n`);
+  if (!isBuilt(target)) {
+    const { args, env } = buildCommand(target);
     const started = Date.now();
-    execFileSync(BINARY, ['update-helper', ...(variant ? ['--no-ufs-write'] : [])], {
-      env: { PATH: process.env.PATH ?? '', SNF_IMAGE_CONFIG: conf },
-      stdio: ['ignore', 'inherit', 'inherit'],
-      timeout: 1_200_000,
-    });
+    execFileSync(BINARY, args, { env, stdio: ['ignore', 'inherit', 'inherit'], timeout: 1_200_000 });
     console.log(`# helper VM built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
-  const now = new Date();
-  utimesSync(dir, now, now);
-  const helper = join(dir, 'helper');
-  built.set(variant, helper);
-  return helper;
+  return markUsed(target);
+}
+
+/**
+ * ensureHelper without blocking the event loop (the demo builds the helper and the test
+ * images at the same time); the build's output goes to `output` line by line.
+ */
+export async function ensureHelperAsync(
+  options: { ufsWrite?: boolean },
+  output: (line: string) => void,
+): Promise<{ helperDir: string; built: boolean }> {
+  const target = helperTarget(options);
+  const done = built.get(target.variant);
+  if (done) return { helperDir: done, built: false };
+  if (isBuilt(target)) return { helperDir: markUsed(target), built: false };
+  const { args, env } = buildCommand(target);
+  const status = await runLines(BINARY, args, env, output);
+  if (status !== 0) throw new Error(`snf-image update-helper failed (${status})`);
+  return { helperDir: markUsed(target), built: true };
 }

@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { runLines } from './run-lines.ts';
 
 export interface TestImage {
   partition_table: 'msdos' | 'gpt';
@@ -23,25 +24,50 @@ export interface TestImages {
 
 let cached: TestImages | undefined;
 
+const BUILD = ['scripts/test-images/build.sh'];
+
+/** The cache directory named by build.sh (its last stdout line) and its manifest. */
+function readResult(output: string): TestImages {
+  // Taking the last line of the output that names a complete cache directory also copes
+  // with older versions of the script.
+  const lines = output.split('\n').map((l) => l.trim());
+  const dir = [...lines].reverse().find((l) => l.startsWith('/') && existsSync(join(l, 'manifest.json')));
+  if (!dir) throw new Error('scripts/test-images/build.sh did not name its cache directory');
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { images: TestImages['images'] };
+  cached = { dir, images: manifest.images };
+  return cached;
+}
+
 export function ensureTestImages(): TestImages {
   if (cached) return cached;
   const started = Date.now();
-  const r = spawnSync('bash', ['scripts/test-images/build.sh'], {
+  const r = spawnSync('bash', BUILD, {
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 2_400_000,
     maxBuffer: 64 * 1024 * 1024,
   });
   process.stderr.write(r.stderr);
   if (r.status !== 0) throw new Error(`scripts/test-images/build.sh failed (exit ${r.status ?? r.signal})`);
-  // The cache directory is the last line on stdout; taking the last line of either stream
-  // that names a complete cache directory also copes with older versions of the script.
-  const lines = `${r.stdout.toString()}\n${r.stderr.toString()}`.split('\n').map((l) => l.trim());
-  const dir = [...lines].reverse().find((l) => l.startsWith('/') && existsSync(join(l, 'manifest.json')));
-  if (!dir) throw new Error('scripts/test-images/build.sh did not name its cache directory');
-  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { images: TestImages['images'] };
-  console.log(`# test images ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${dir}`);
-  cached = { dir, images: manifest.images };
-  return cached;
+  const images = readResult(`${r.stdout.toString()}\n${r.stderr.toString()}`);
+  console.log(`# test images ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${images.dir}`);
+  return images;
+}
+
+/**
+ * ensureTestImages without blocking the event loop (the demo builds the helper and the
+ * test images at the same time); the build's progress goes to `output` line by line.
+ */
+export async function ensureTestImagesAsync(output: (line: string) => void): Promise<TestImages> {
+  if (cached) return cached;
+  // Both streams: the script names its cache directory on stderr when it ran in its own
+  // mount namespace (it re-executes itself after pointing its stdout at stderr).
+  const lines: string[] = [];
+  const status = await runLines('bash', BUILD, undefined, (line) => {
+    lines.push(line);
+    output(line);
+  });
+  if (status !== 0) throw new Error(`scripts/test-images/build.sh failed (${status})`);
+  return readResult(lines.join('\n'));
 }
 
 /**
