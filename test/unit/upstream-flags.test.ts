@@ -56,7 +56,9 @@ describe("boolean properties as upstream's check_yes_no", () => {
         ),
         { imageDir: '/var/lib/snf-image', requireImage: true },
       );
-    const ok = check('{"EXCLUDE_ALL_TASKS": "set", "cloud_init": "unset", "EXCLUDE_TASK_AddSwap": "maybe", "DO_SYNC": 1}');
+    const ok = check(
+      '{"EXCLUDE_ALL_TASKS": "set", "cloud_init": "unset", "EXCLUDE_TASK_AddSwap": "maybe", "DO_SYNC": 1}',
+    );
     assert.deepEqual(ok.problems, []);
     assert.deepEqual(ok.params.imgProperties, {
       EXCLUDE_ALL_TASKS: 'set',
