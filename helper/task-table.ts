@@ -148,7 +148,7 @@ export const TASKS: readonly TaskSpec[] = [
     order: 50,
     runAfter: ['MountImage'],
     runBefore: ['EnforcePersonality'],
-    attributes: attrs('EMOC'),
+    attributes: attrs('EMO'),
     families: [...LINUX_WINDOWS, ...BSD],
     requires: [],
     description: 'set the hostname (per distribution) and the 127.0.1.1 line of /etc/hosts',
@@ -181,7 +181,7 @@ export const TASKS: readonly TaskSpec[] = [
     order: 50,
     runAfter: ['MountImage'],
     runBefore: ['EnforcePersonality'],
-    attributes: attrs('EMOC'),
+    attributes: attrs('EMO'),
     families: [...LINUX, ...BSD],
     requires: [],
     description:

@@ -3,7 +3,11 @@
  * pure function of its inputs. Every document is JSON (valid YAML), so no value can break
  * out of its place. meta-data: instance id, hostname, public keys; user-data: cloud_userdata
  * as given (or an empty cloud-config); vendor-data: password hashes, SSH host-key reset,
- * swap file; network-config: version 2 from the one network model.
+ * the FQDN as the hostname (as files mode sets it), swap file. A per-once script empties
+ * user-data at first boot (upstream's InitializeDatasource does the same). network-config
+ * (version 2 from the one network model) only when ConfigureNetwork does not know the
+ * guest's network system (upstream's 50ConfigureNetwork: cloud-init's network
+ * configuration is the last resort).
  */
 import type { NicModel } from '../network/model.ts';
 import { networkConfigV2 } from '../network/renderers.ts';
@@ -11,6 +15,8 @@ import { networkConfigV2 } from '../network/renderers.ts';
 export const SEED_DIR = '/var/lib/cloud/seed/nocloud-net';
 export const DATASOURCE_CFG = '/etc/cloud/cloud.cfg.d/98_snf-image-datasource.cfg';
 const DEBUG_CFG = '/etc/cloud/cloud.cfg.d/98_snf-image-debug.cfg';
+/** Upstream's name and content (tasks/35InitializeDatasource); not executable with CLOUD_INIT_DEBUG, as upstream. */
+const CLEAR_USER_DATA = '/var/lib/cloud/scripts/per-once/clear_user_data.sh';
 
 export interface SeedInput {
   instanceId: string;
@@ -22,7 +28,6 @@ export interface SeedInput {
   authKeys?: string;
   /** cloud_userdata, decoded. */
   userData?: Buffer;
-  nics: readonly NicModel[];
   /** SWAP=<n>:<MB> becomes a swap file of that size. */
   swapMiB?: number;
   debug: boolean;
@@ -48,8 +53,13 @@ export function renderSeed(input: SeedInput): SeedFile[] {
   const metaData: Record<string, unknown> = { 'instance-id': input.instanceId, 'local-hostname': input.hostname };
   if (keys.length > 0) metaData['public-keys'] = keys;
 
+  // cloud-init sets the short name of an FQDN unless told to prefer the FQDN; files mode
+  // sets the hostname as given (AssignHostname, which also runs in cloud-init mode for
+  // /etc/hostname and the 127.0.1.1 line of /etc/hosts).
   const vendor: Record<string, unknown> = {
     preserve_hostname: false,
+    fqdn: input.hostname,
+    prefer_fqdn_over_hostname: true,
     ssh_deletekeys: true,
     ssh_genkeytypes: ['rsa', 'ecdsa', 'ed25519'],
   };
@@ -74,13 +84,12 @@ export function renderSeed(input: SeedInput): SeedFile[] {
     { path: `${SEED_DIR}/meta-data`, mode: 0o600, content: `${JSON.stringify(metaData, null, 2)}\n` },
     { path: `${SEED_DIR}/user-data`, mode: 0o600, content: input.userData ?? '#cloud-config\n{}\n' },
     { path: `${SEED_DIR}/vendor-data`, mode: 0o600, content: cloudConfig(vendor) },
+    {
+      path: CLEAR_USER_DATA,
+      mode: input.debug ? 0o644 : 0o755,
+      content: `#!/bin/sh\n# Written by snf-image: cloud_userdata is not kept after first boot.\ncat /dev/null > ${SEED_DIR}/user-data\n`,
+    },
   ];
-  if (input.nics.length > 0)
-    files.push({
-      path: `${SEED_DIR}/network-config`,
-      mode: 0o600,
-      content: `${JSON.stringify(networkConfigV2(input.nics), null, 2)}\n`,
-    });
   if (input.debug)
     files.push({
       path: DEBUG_CFG,
@@ -88,4 +97,13 @@ export function renderSeed(input: SeedInput): SeedFile[] {
       content: '# Written by snf-image (CLOUD_INIT_DEBUG).\ndebug:\n  verbose: true\n',
     });
   return files;
+}
+
+/** The seed's network-config: version 2 from the network model, every NIC matched by MAC. */
+export function seedNetworkConfig(nics: readonly NicModel[]): SeedFile {
+  return {
+    path: `${SEED_DIR}/network-config`,
+    mode: 0o600,
+    content: `${JSON.stringify(networkConfigV2(nics), null, 2)}\n`,
+  };
 }

@@ -199,6 +199,10 @@ export interface ExpectedState {
   files?: Record<string, string>;
   address?: { mac: string; cidr: string };
   sshdRunning?: boolean;
+  /** `hostname -f` (the name resolves through /etc/hosts). */
+  fqdn?: string;
+  /** More checks, in order: a shell command and its whole expected output (trimmed). */
+  commands?: Array<{ name: string; command: string; expect: string; timeoutMs?: number }>;
 }
 
 /** Boots the disk and runs every check of `expected`; never throws for a failed check. */
@@ -245,6 +249,14 @@ export async function checkDeployedDisk(
         'systemctl is-active ssh.service sshd.service 2>/dev/null | grep -c ^active; true',
       );
       add('sshd running', Number(active) >= 1, `active units: ${active}`);
+    }
+    if (expected.fqdn !== undefined) {
+      const name = await guest.run('hostname -f 2>&1');
+      add('hostname -f', name === expected.fqdn, name);
+    }
+    for (const c of expected.commands ?? []) {
+      const got = await guest.run(c.command, c.timeoutMs);
+      add(c.name, got === c.expect, got.slice(0, 200));
     }
     for (const [path, content] of Object.entries(expected.files ?? {})) {
       const got = await guest.run(`cat ${path}`);

@@ -23,25 +23,50 @@ export interface TestImages {
 
 let cached: TestImages | undefined;
 
-export function ensureTestImages(): TestImages {
-  if (cached) return cached;
-  const started = Date.now();
-  const r = spawnSync('bash', ['scripts/test-images/build.sh'], {
+/** Runs an image build script (cached: returns at once on a hit); its cache directory. */
+function buildImages(script: string): string {
+  const r = spawnSync('bash', [script], {
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 2_400_000,
     maxBuffer: 64 * 1024 * 1024,
   });
   process.stderr.write(r.stderr);
-  if (r.status !== 0) throw new Error(`scripts/test-images/build.sh failed (exit ${r.status ?? r.signal})`);
+  if (r.status !== 0) throw new Error(`${script} failed (exit ${r.status ?? r.signal})`);
   // The cache directory is the last line on stdout; taking the last line of either stream
   // that names a complete cache directory also copes with older versions of the script.
   const lines = `${r.stdout.toString()}\n${r.stderr.toString()}`.split('\n').map((l) => l.trim());
   const dir = [...lines].reverse().find((l) => l.startsWith('/') && existsSync(join(l, 'manifest.json')));
-  if (!dir) throw new Error('scripts/test-images/build.sh did not name its cache directory');
+  if (!dir) throw new Error(`${script} did not name its cache directory`);
+  return dir;
+}
+
+export function ensureTestImages(): TestImages {
+  if (cached) return cached;
+  const started = Date.now();
+  const dir = buildImages('scripts/test-images/build.sh');
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { images: TestImages['images'] };
   console.log(`# test images ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${dir}`);
   cached = { dir, images: manifest.images };
   return cached;
+}
+
+export interface CloudTestImage {
+  dir: string;
+  /** cloud-init's Debian package version in the image. */
+  cloudInit: string;
+  image: Omit<TestImage, 'files'> & { files: { raw: string } };
+}
+
+/** The cloud-style Debian 13 image (scripts/cloud-test-image/build.sh): cloud-init, netplan. */
+export function ensureCloudTestImage(): CloudTestImage {
+  const started = Date.now();
+  const dir = buildImages('scripts/cloud-test-image/build.sh');
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as {
+    cloud_init: string;
+    images: { 'debian13-cloud': CloudTestImage['image'] };
+  };
+  console.log(`# cloud test image ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${dir}`);
+  return { dir, cloudInit: manifest.cloud_init, image: manifest.images['debian13-cloud'] };
 }
 
 /**
