@@ -219,7 +219,9 @@ echo MODULES=list >"$ROOTFS/etc/initramfs-tools/conf.d/modules"
 printf '%s\n' virtio_pci virtio_blk virtio_scsi sd_mod ata_piix ahci ext4 >>"$ROOTFS/etc/initramfs-tools/modules"
 
 chroot_mounts "$ROOTFS"
-mount --bind "$CACHE_ROOT/debs" "$ROOTFS/var/cache/apt/archives"
+# The .deb cache shared with scripts/test-images/build.sh, without its apt lock (held for a
+# whole install by another build's apt): hard links in and, for what was downloaded, back.
+find "$CACHE_ROOT/debs" -maxdepth 1 -name '*.deb' -exec cp -l -n -t "$ROOTFS/var/cache/apt/archives" {} +
 in_root() { chroot "$ROOTFS" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
     DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 "$@"; }
 in_root debconf-set-selections <<'EOF'
@@ -239,7 +241,7 @@ in_root chpasswd <<<"root:$TEMPLATE_PASSWORD"
 in_root systemctl enable serial-getty@ttyS0.service ssh.service systemd-networkd.service
 in_root systemctl is-enabled ssh.service serial-getty@ttyS0.service systemd-networkd.service >/dev/null
 CLOUD_INIT_VERSION=$(in_root dpkg-query -W -f '${Version}' cloud-init)
-umount "$ROOTFS/var/cache/apt/archives"
+find "$ROOTFS/var/cache/apt/archives" -maxdepth 1 -name '*.deb' -exec cp -l -n -t "$CACHE_ROOT/debs" {} +
 chroot_umounts "$ROOTFS"
 
 rm -f "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/*.bin
