@@ -271,6 +271,11 @@ EOF
 mkdir -p "$ROOTFS/etc/netplan"
 install -m 0600 "$HERE/90-default.yaml" "$ROOTFS/etc/netplan/90-default.yaml"
 
+# Under TCG on a loaded host udev may take longer than systemd's default 90 s to announce
+# /dev/ttyS0, and serial-getty@ttyS0 (bound to that device) then never starts.
+mkdir -p "$ROOTFS/etc/systemd/system.conf.d"
+printf '[Manager]\nDefaultDeviceTimeoutSec=900\n' >"$ROOTFS/etc/systemd/system.conf.d/50-snf-test-image.conf"
+
 cat >"$ROOTFS/etc/default/grub.d/50-snf-test-image.cfg" <<'EOF'
 GRUB_TIMEOUT=0
 GRUB_TIMEOUT_STYLE=hidden

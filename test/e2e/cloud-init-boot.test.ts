@@ -68,6 +68,8 @@ function expectedState(hostname: string): ExpectedState {
     sshdRunning: true,
     files: { '/etc/motd': MOTD },
     address: { mac: MAC, cidr: '192.0.2.20/24' },
+    // Under TCG on a loaded host the first boot (cloud-init's stages in Python) takes minutes.
+    loginTimeoutMs: 900_000,
     commands: [
       {
         name: '/etc/hosts names the host on 127.0.1.1',
@@ -130,10 +132,12 @@ async function deployAndCheck(
   assert.equal(r.code, 0, r.stderr.split('\n').slice(-20).join('\n'));
   assert.ok(!r.stderr.includes(PASSWORD), 'password not in the log');
   const booted = Date.now();
+  let transcript = '';
   const { checks, bootSeconds } = await checkDeployedDisk(
-    { disk, nic: { mac: MAC }, probeKernel: join(helperDir, 'kernel') },
+    { disk, nic: { mac: MAC }, probeKernel: join(helperDir, 'kernel'), log: (text) => (transcript += text) },
     expected,
   );
+  if (failed(checks).length > 0) console.log(`# ${label}: end of the console:\n${transcript.slice(-4000)}`);
   console.log(
     `# ${label}: guest booted to a login prompt in ${bootSeconds.toFixed(1)} s; boot and checks ${((Date.now() - booted) / 1000).toFixed(1)} s`,
   );
@@ -163,6 +167,9 @@ describe('end to end: a cloud-style Debian 13 image (cloud-init, netplan) in clo
   it('CLOUD_INIT=yes: cloud-init reads the seed; the booted guest is as files mode makes it, plus cloud_userdata', async () => {
     const expected = expectedState('cloud.e2e.test');
     expected.commands = [...CLOUD_INIT_CHECKS, ...(expected.commands ?? [])];
+    // cloud-init sets the password in its config stage, which the login prompt does not wait
+    // for: first its final message (written to the console).
+    expected.waitForConsole = { pattern: /Cloud-init v\. \S+ finished at/, timeoutMs: 900_000 };
     const { checks, stderr } = await deployAndCheck(
       'cloud-init',
       {

@@ -199,6 +199,13 @@ export interface ExpectedState {
   files?: Record<string, string>;
   address?: { mac: string; cidr: string };
   sshdRunning?: boolean;
+  /**
+   * Console output to wait for before the first login (e.g. cloud-init's final message: the
+   * login prompt may come before cloud-init has set the password).
+   */
+  waitForConsole?: { pattern: RegExp; timeoutMs: number };
+  /** How long to wait for the login prompt (default 300 s). */
+  loginTimeoutMs?: number;
   /** `hostname -f` (the name resolves through /etc/hosts). */
   fqdn?: string;
   /** More checks, in order: a shell command and its whole expected output (trimmed). */
@@ -215,13 +222,22 @@ export async function checkDeployedDisk(
   const add = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
   let bootSeconds = 0;
   try {
+    if (expected.waitForConsole) {
+      const { pattern, timeoutMs } = expected.waitForConsole;
+      try {
+        const seen = await guest.expect(pattern, timeoutMs);
+        add(`console ${pattern}`, true, seen.match[0]);
+      } catch (error) {
+        add(`console ${pattern}`, false, (error as Error).message.slice(0, 200));
+      }
+    }
     if (expected.oldPassword !== undefined) {
-      const oldWorks = await guest.login('root', expected.oldPassword);
+      const oldWorks = await guest.login('root', expected.oldPassword, expected.loginTimeoutMs);
       bootSeconds = (Date.now() - guest.startedAt) / 1000;
       add('old password rejected', !oldWorks, oldWorks ? 'the template password still logs in' : 'Login incorrect');
       if (oldWorks) guest.send('exit\n');
     }
-    const newWorks = await guest.login('root', expected.password);
+    const newWorks = await guest.login('root', expected.password, expected.loginTimeoutMs);
     if (bootSeconds === 0) bootSeconds = (Date.now() - guest.startedAt) / 1000;
     add('new password accepted', newWorks, newWorks ? 'logged in' : 'Login incorrect');
     if (!newWorks) return { checks, bootSeconds };
