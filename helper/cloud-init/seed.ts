@@ -3,7 +3,8 @@
  * pure function of its inputs. Every document is JSON (valid YAML), so no value can break
  * out of its place. meta-data: instance id, hostname, public keys; user-data: cloud_userdata
  * as given (or an empty cloud-config); vendor-data: password hashes, SSH host-key reset,
- * the FQDN as the hostname (as files mode sets it), swap file. A per-once script empties
+ * swap file; the datasource file also has cloud-init set the FQDN as the hostname, as files
+ * mode does. A per-once script empties
  * user-data at first boot (upstream's InitializeDatasource does the same). network-config
  * (version 2 from the one network model) only when ConfigureNetwork does not know the
  * guest's network system (upstream's 50ConfigureNetwork: cloud-init's network
@@ -53,13 +54,8 @@ export function renderSeed(input: SeedInput): SeedFile[] {
   const metaData: Record<string, unknown> = { 'instance-id': input.instanceId, 'local-hostname': input.hostname };
   if (keys.length > 0) metaData['public-keys'] = keys;
 
-  // cloud-init sets the short name of an FQDN unless told to prefer the FQDN; files mode
-  // sets the hostname as given (AssignHostname, which also runs in cloud-init mode for
-  // /etc/hostname and the 127.0.1.1 line of /etc/hosts).
   const vendor: Record<string, unknown> = {
     preserve_hostname: false,
-    fqdn: input.hostname,
-    prefer_fqdn_over_hostname: true,
     ssh_deletekeys: true,
     ssh_genkeytypes: ['rsa', 'ecdsa', 'ed25519'],
   };
@@ -79,7 +75,11 @@ export function renderSeed(input: SeedInput): SeedFile[] {
     {
       path: DATASOURCE_CFG,
       mode: 0o644,
-      content: `# Written by snf-image (CLOUD_INIT): the instance's NoCloud seed is in ${SEED_DIR}.\ndatasource_list: [ NoCloud, None ]\n`,
+      // cloud-init sets the short name of an FQDN unless told to prefer the FQDN (files mode
+      // sets the name as given). Here, not in vendor-data: cloud-init sets the hostname in
+      // its local stage, before it reads vendor-data, and later keeps what it set then (seen
+      // with Debian 13's cloud-init 25.1).
+      content: `# Written by snf-image (CLOUD_INIT): the instance's NoCloud seed is in ${SEED_DIR}.\ndatasource_list: [ NoCloud, None ]\nprefer_fqdn_over_hostname: true\n`,
     },
     { path: `${SEED_DIR}/meta-data`, mode: 0o600, content: `${JSON.stringify(metaData, null, 2)}\n` },
     { path: `${SEED_DIR}/user-data`, mode: 0o600, content: input.userData ?? '#cloud-config\n{}\n' },

@@ -280,7 +280,7 @@ export async function checkDeployedDisk(
     }
     if (expected.address) {
       const out = await guest.run(
-        `for i in /sys/class/net/*; do [ "$(cat $i/address)" = "${expected.address.mac}" ] && ip -o addr show dev "\${i##*/}"; done; true`,
+        `for i in /sys/class/net/*; do [ "$(cat $i/address)" = "${expected.address.mac}" ] && ip -color=never -o addr show dev "\${i##*/}"; done; true`,
       );
       add(
         `address ${expected.address.cidr} on ${expected.address.mac}`,
