@@ -3,7 +3,12 @@
  * pure function of its inputs. Every document is JSON (valid YAML), so no value can break
  * out of its place. meta-data: instance id, hostname, public keys; user-data: cloud_userdata
  * as given (or an empty cloud-config); vendor-data: password hashes, SSH host-key reset,
- * swap file; network-config: version 2 from the one network model.
+ * swap file; the datasource file also has cloud-init set the FQDN as the hostname, as files
+ * mode does. A per-once script empties
+ * user-data at first boot (upstream's InitializeDatasource does the same). network-config
+ * (version 2 from the one network model) only when ConfigureNetwork does not know the
+ * guest's network system (upstream's 50ConfigureNetwork: cloud-init's network
+ * configuration is the last resort).
  */
 import type { NicModel } from '../network/model.ts';
 import { networkConfigV2 } from '../network/renderers.ts';
@@ -11,6 +16,8 @@ import { networkConfigV2 } from '../network/renderers.ts';
 export const SEED_DIR = '/var/lib/cloud/seed/nocloud-net';
 export const DATASOURCE_CFG = '/etc/cloud/cloud.cfg.d/98_snf-image-datasource.cfg';
 const DEBUG_CFG = '/etc/cloud/cloud.cfg.d/98_snf-image-debug.cfg';
+/** Upstream's name and content (tasks/35InitializeDatasource); not executable with CLOUD_INIT_DEBUG, as upstream. */
+const CLEAR_USER_DATA = '/var/lib/cloud/scripts/per-once/clear_user_data.sh';
 
 export interface SeedInput {
   instanceId: string;
@@ -22,7 +29,6 @@ export interface SeedInput {
   authKeys?: string;
   /** cloud_userdata, decoded. */
   userData?: Buffer;
-  nics: readonly NicModel[];
   /** SWAP=<n>:<MB> becomes a swap file of that size. */
   swapMiB?: number;
   debug: boolean;
@@ -69,18 +75,21 @@ export function renderSeed(input: SeedInput): SeedFile[] {
     {
       path: DATASOURCE_CFG,
       mode: 0o644,
-      content: `# Written by snf-image (CLOUD_INIT): the instance's NoCloud seed is in ${SEED_DIR}.\ndatasource_list: [ NoCloud, None ]\n`,
+      // cloud-init sets the short name of an FQDN unless told to prefer the FQDN (files mode
+      // sets the name as given). Here, not in vendor-data: cloud-init sets the hostname in
+      // its local stage, before it reads vendor-data, and later keeps what it set then (seen
+      // with Debian 13's cloud-init 25.1).
+      content: `# Written by snf-image (CLOUD_INIT): the instance's NoCloud seed is in ${SEED_DIR}.\ndatasource_list: [ NoCloud, None ]\nprefer_fqdn_over_hostname: true\n`,
     },
     { path: `${SEED_DIR}/meta-data`, mode: 0o600, content: `${JSON.stringify(metaData, null, 2)}\n` },
     { path: `${SEED_DIR}/user-data`, mode: 0o600, content: input.userData ?? '#cloud-config\n{}\n' },
     { path: `${SEED_DIR}/vendor-data`, mode: 0o600, content: cloudConfig(vendor) },
+    {
+      path: CLEAR_USER_DATA,
+      mode: input.debug ? 0o644 : 0o755,
+      content: `#!/bin/sh\n# Written by snf-image: cloud_userdata is not kept after first boot.\ncat /dev/null > ${SEED_DIR}/user-data\n`,
+    },
   ];
-  if (input.nics.length > 0)
-    files.push({
-      path: `${SEED_DIR}/network-config`,
-      mode: 0o600,
-      content: `${JSON.stringify(networkConfigV2(input.nics), null, 2)}\n`,
-    });
   if (input.debug)
     files.push({
       path: DEBUG_CFG,
@@ -88,4 +97,13 @@ export function renderSeed(input: SeedInput): SeedFile[] {
       content: '# Written by snf-image (CLOUD_INIT_DEBUG).\ndebug:\n  verbose: true\n',
     });
   return files;
+}
+
+/** The seed's network-config: version 2 from the network model, every NIC matched by MAC. */
+export function seedNetworkConfig(nics: readonly NicModel[]): SeedFile {
+  return {
+    path: `${SEED_DIR}/network-config`,
+    mode: 0o600,
+    content: `${JSON.stringify(networkConfigV2(nics), null, 2)}\n`,
+  };
 }

@@ -63,9 +63,14 @@ export interface PlannedTask {
 
 /** Every task `operation` runs, in table order, with its decision. */
 export function planTasks(operation: Operation, input: DecisionInput): PlannedTask[] {
+  // In cloud-init mode the deployed guest's hostname is cloud-init's (its seed names it):
+  // a rename changes nothing inside the guest, as the seed would restore the old name.
+  const cloudInitRename = operation === 'rename' && isYes(input.properties.CLOUD_INIT);
   return TASK_SPECS.filter((task) => (task.operations as readonly Operation[]).includes(operation)).map((task) => ({
     name: task.name,
-    decision: decideTask(task, input),
+    decision: cloudInitRename
+      ? { run: false, why: 'not run on rename in cloud-init mode', warn: false }
+      : decideTask(task, input),
   }));
 }
 

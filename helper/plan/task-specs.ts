@@ -99,7 +99,7 @@ export const TASK_SPECS = [
     requires: ['cloud-init'],
     operations: CREATE,
     description:
-      'only with `CLOUD_INIT`: the NoCloud seed in `/var/lib/cloud/seed/nocloud-net` (meta-data: hostname, `auth_keys`; user-data: `cloud_userdata` as given; vendor-data: password hash, new host keys, swap file; network-config v2 from the same NIC model)',
+      'only with `CLOUD_INIT`: the NoCloud seed in `/var/lib/cloud/seed/nocloud-net` (meta-data: hostname, `auth_keys`; user-data: `cloud_userdata` as given, emptied at first boot by a per-once script as upstream; vendor-data: password hash, new host keys, swap file; `prefer_fqdn_over_hostname` so the hostname is the FQDN, as in files mode)',
   },
   {
     name: 'InstallUnattend',
@@ -139,11 +139,12 @@ export const TASK_SPECS = [
     order: 50,
     runAfter: ['MountImage'],
     runBefore: ['EnforcePersonality'],
-    attributes: { excludable: true, fsResize: false, mounted: true, cloudInitExcludable: true, overwritable: true },
+    attributes: { excludable: true, fsResize: false, mounted: true, cloudInitExcludable: false, overwritable: true },
     families: ALL,
     requires: [],
     operations: CREATE_RENAME,
-    description: 'hostname per distribution, `/etc/hosts`',
+    description:
+      'hostname per distribution, `/etc/hosts` (also with `CLOUD_INIT`, unlike upstream, which only gives cloud-init the name: so `/etc/hosts` names the host and `hostname -f` works as in files mode)',
   },
   {
     name: 'ChangeMachineId',
@@ -173,12 +174,12 @@ export const TASK_SPECS = [
     order: 50,
     runAfter: ['MountImage'],
     runBefore: ['EnforcePersonality'],
-    attributes: { excludable: true, fsResize: false, mounted: true, cloudInitExcludable: true, overwritable: true },
+    attributes: { excludable: true, fsResize: false, mounted: true, cloudInitExcludable: false, overwritable: true },
     families: LINUX_BSD,
     requires: [],
     operations: CREATE,
     description:
-      'each NIC, matched by MAC address and named `snf<i>`: static IPv4 or DHCP, SLAAC / DHCPv6 (`DHCP_TAGS`, `*_DHCPV6_TAGS`, `DEFAULT_NIC_CONFIG`), for netplan, NetworkManager, systemd-networkd, ifupdown or ifcfg; replaced files kept as `<file>.snf-image-<time>`',
+      "each NIC, matched by MAC address and named `snf<i>`: static IPv4 or DHCP, SLAAC / DHCPv6 (`DHCP_TAGS`, `*_DHCPV6_TAGS`, `DEFAULT_NIC_CONFIG`), for netplan, NetworkManager, systemd-networkd, ifupdown or ifcfg; replaced files kept as `<file>.snf-image-<time>`; the image's own configuration set aside (e.g. the catch-all netplan file of cloud images). With `CLOUD_INIT` the same, and cloud-init told to leave the network alone, as upstream's 50ConfigureNetwork; only for a network system it does not know, the seed gets a network-config (v2, by MAC) for cloud-init",
   },
   {
     name: 'DeleteSSHKeys',

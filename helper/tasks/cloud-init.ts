@@ -1,15 +1,14 @@
 /**
  * InitializeDatasource (cloud-init mode only): writes the NoCloud seed (cloud-init/seed.ts)
  * into the mounted guest instead of the file edits of the tasks the table marks
- * cloudInitExcludable. The password is hashed here; no secret is logged.
+ * cloudInitExcludable. The password is hashed here; no secret is logged. The network is
+ * ConfigureNetwork's, which also runs in cloud-init mode (as upstream's).
  */
 import { randomUUID } from 'node:crypto';
 import type { HelperContext } from '../context.ts';
 import { DATASOURCE_CFG, renderSeed, SEED_DIR } from '../cloud-init/seed.ts';
 import { TaskError } from '../exec.ts';
 import { GuestFs } from '../guest-files.ts';
-import { CLOUD_INIT_PATH } from '../network/apply.ts';
-import { networkModel, type NicModel } from '../network/model.ts';
 import { guestHashMethod, hashPassword } from '../os/linux.ts';
 import { parseSwapProperty } from '../swap-plan.ts';
 
@@ -27,12 +26,6 @@ export async function initializeDatasource(ctx: HelperContext): Promise<void> {
   const passwordHash =
     secrets.passwordHash ?? (secrets.password !== undefined ? await hashPassword(secrets.password, method) : undefined);
   const swap = parseSwapProperty(ctx.properties.SWAP);
-  let nics: NicModel[];
-  try {
-    nics = networkModel(ctx.config);
-  } catch (e) {
-    throw new TaskError(`InitializeDatasource: ${(e as Error).message}`);
-  }
   const files = renderSeed({
     instanceId: `snf-image-${randomUUID()}`,
     hostname: ctx.config.hostname,
@@ -40,13 +33,10 @@ export async function initializeDatasource(ctx: HelperContext): Promise<void> {
     ...(passwordHash !== undefined ? { passwordHash } : {}),
     ...(secrets.authKeys !== undefined ? { authKeys: secrets.authKeys } : {}),
     ...(secrets.cloudUserdata !== undefined ? { userData: Buffer.from(secrets.cloudUserdata, 'base64') } : {}),
-    nics,
     ...(swap?.kind === 'partition' ? { swapMiB: swap.mib } : {}),
     debug: ctx.config.cloudInitDebug,
   });
   for (const file of files) fs.write(file.path, file.content, { mode: file.mode, uid: 0, gid: 0 });
-  // A network-disabling file from an earlier deployment would make cloud-init ignore network-config.
-  if (nics.length > 0 && fs.exists(CLOUD_INIT_PATH)) fs.remove(CLOUD_INIT_PATH);
   ctx.info(
     `cloud-init NoCloud seed written to ${SEED_DIR} (${files.map((f) => f.path.split('/').pop()).join(', ')}); datasource in ${DATASOURCE_CFG}`,
   );

@@ -103,7 +103,7 @@ describe('rename (built binary)', { skip: skipBinary }, () => {
     // No helper VM is installed here: booting it would fail the script.
     for (const [properties, why] of [
       ['{"EXCLUDE_MOUNTED_TASKS": "yes"}', 'AssignHostname: excluded by EXCLUDE_MOUNTED_TASKS'],
-      ['{"CLOUD_INIT": "yes"}', 'AssignHostname: not run in cloud-init mode'],
+      ['{"CLOUD_INIT": "yes"}', 'AssignHostname: not run on rename in cloud-init mode'],
     ] as const) {
       const r = await runScript('rename', { env: withConfig({ ...RENAME_ENV, OSP_IMG_PROPERTIES: properties }) });
       assert.equal(r.code, 0, r.stderr);

@@ -244,7 +244,15 @@ describe('Linux tasks in the helper VM (real QEMU)', { skip, timeout: 3_600_000 
       readGuestFile(r.disk, '/etc/cloud/cloud.cfg.d/98_snf-image-datasource.cfg'),
       /datasource_list: \[ NoCloud, None \]/,
     );
-    assert.equal(readGuestFile(r.disk, '/etc/hostname'), 'template-host\n', 'AssignHostname skipped');
+    // AssignHostname runs in cloud-init mode too: /etc/hostname and /etc/hosts as in files mode.
+    assert.equal(readGuestFile(r.disk, '/etc/hostname'), 'vm1.example.org\n');
+    assert.match(readGuestFile(r.disk, '/etc/hosts'), /^127\.0\.1\.1\tvm1\.example\.org vm1$/m);
+    // The synthetic guest has no network system ConfigureNetwork knows: network-config is cloud-init's.
+    assert.match(r.stderr, /letting cloud-init do it \(\/var\/lib\/cloud\/seed\/nocloud-net\/network-config\)/);
+    assert.match(
+      readGuestFile(r.disk, '/var/lib/cloud/scripts/per-once/clear_user_data.sh'),
+      /^cat \/dev\/null > \/var\/lib\/cloud\/seed\/nocloud-net\/user-data$/m,
+    );
     assert.match(readGuestFile(r.disk, '/etc/shadow'), /^root:\$6\$template\$/m, 'shadow untouched');
     assert.equal(partitions(r.disk).length, 1, 'FixPartitionTable skipped: no swap partition');
     for (const secret of [SECRET, USERDATA_SECRET, vendor.chpasswd.users[0]?.password ?? 'none'])

@@ -199,6 +199,17 @@ export interface ExpectedState {
   files?: Record<string, string>;
   address?: { mac: string; cidr: string };
   sshdRunning?: boolean;
+  /**
+   * Console output to wait for before the first login (e.g. cloud-init's final message: the
+   * login prompt may come before cloud-init has set the password).
+   */
+  waitForConsole?: { pattern: RegExp; timeoutMs: number };
+  /** How long to wait for the login prompt (default 300 s). */
+  loginTimeoutMs?: number;
+  /** `hostname -f` (the name resolves through /etc/hosts). */
+  fqdn?: string;
+  /** More checks, in order: a shell command and its whole expected output (trimmed). */
+  commands?: Array<{ name: string; command: string; expect: string; timeoutMs?: number }>;
 }
 
 /** Boots the disk and runs every check of `expected`; never throws for a failed check. */
@@ -211,13 +222,22 @@ export async function checkDeployedDisk(
   const add = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
   let bootSeconds = 0;
   try {
+    if (expected.waitForConsole) {
+      const { pattern, timeoutMs } = expected.waitForConsole;
+      try {
+        const seen = await guest.expect(pattern, timeoutMs);
+        add(`console ${pattern}`, true, seen.match[0]);
+      } catch (error) {
+        add(`console ${pattern}`, false, (error as Error).message.slice(0, 200));
+      }
+    }
     if (expected.oldPassword !== undefined) {
-      const oldWorks = await guest.login('root', expected.oldPassword);
+      const oldWorks = await guest.login('root', expected.oldPassword, expected.loginTimeoutMs);
       bootSeconds = (Date.now() - guest.startedAt) / 1000;
       add('old password rejected', !oldWorks, oldWorks ? 'the template password still logs in' : 'Login incorrect');
       if (oldWorks) guest.send('exit\n');
     }
-    const newWorks = await guest.login('root', expected.password);
+    const newWorks = await guest.login('root', expected.password, expected.loginTimeoutMs);
     if (bootSeconds === 0) bootSeconds = (Date.now() - guest.startedAt) / 1000;
     add('new password accepted', newWorks, newWorks ? 'logged in' : 'Login incorrect');
     if (!newWorks) return { checks, bootSeconds };
@@ -246,13 +266,21 @@ export async function checkDeployedDisk(
       );
       add('sshd running', Number(active) >= 1, `active units: ${active}`);
     }
+    if (expected.fqdn !== undefined) {
+      const name = await guest.run('hostname -f 2>&1');
+      add('hostname -f', name === expected.fqdn, name);
+    }
+    for (const c of expected.commands ?? []) {
+      const got = await guest.run(c.command, c.timeoutMs);
+      add(c.name, got === c.expect, got.slice(0, 200));
+    }
     for (const [path, content] of Object.entries(expected.files ?? {})) {
       const got = await guest.run(`cat ${path}`);
       add(`file ${path}`, got === content.trim(), got.slice(0, 80));
     }
     if (expected.address) {
       const out = await guest.run(
-        `for i in /sys/class/net/*; do [ "$(cat $i/address)" = "${expected.address.mac}" ] && ip -o addr show dev "\${i##*/}"; done; true`,
+        `for i in /sys/class/net/*; do [ "$(cat $i/address)" = "${expected.address.mac}" ] && ip -color=never -o addr show dev "\${i##*/}"; done; true`,
       );
       add(
         `address ${expected.address.cidr} on ${expected.address.mac}`,

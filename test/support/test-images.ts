@@ -70,6 +70,35 @@ export async function ensureTestImagesAsync(output: (line: string) => void): Pro
   return readResult(lines.join('\n'));
 }
 
+export interface CloudTestImage {
+  dir: string;
+  /** cloud-init's Debian package version in the image. */
+  cloudInit: string;
+  image: Omit<TestImage, 'files'> & { files: { raw: string } };
+}
+
+/** The cloud-style Debian 13 image (scripts/cloud-test-image/build.sh): cloud-init, netplan. */
+export function ensureCloudTestImage(): CloudTestImage {
+  const started = Date.now();
+  const script = 'scripts/cloud-test-image/build.sh';
+  const r = spawnSync('bash', [script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 2_400_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  process.stderr.write(r.stderr);
+  if (r.status !== 0) throw new Error(`${script} failed (exit ${r.status ?? r.signal})`);
+  const lines = `${r.stdout.toString()}\n${r.stderr.toString()}`.split('\n').map((l) => l.trim());
+  const dir = [...lines].reverse().find((l) => l.startsWith('/') && existsSync(join(l, 'manifest.json')));
+  if (!dir) throw new Error(`${script} did not name its cache directory`);
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as {
+    cloud_init: string;
+    images: { 'debian13-cloud': CloudTestImage['image'] };
+  };
+  console.log(`# cloud test image ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${dir}`);
+  return { dir, cloudInit: manifest.cloud_init, image: manifest.images['debian13-cloud'] };
+}
+
 /**
  * A compressed form the image build does not make (it makes raw, .zst and .qcow2 only):
  * made once beside the cached image, from the raw image, and kept. Used by the image bench.

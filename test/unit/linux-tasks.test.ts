@@ -7,7 +7,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { renderSeed, SEED_DIR } from '../../helper/cloud-init/seed.ts';
+import { renderSeed, SEED_DIR, seedNetworkConfig } from '../../helper/cloud-init/seed.ts';
 import { GuestFs } from '../../helper/guest-files.ts';
 import type { PartitionTable } from '../../helper/disks.ts';
 import { findOverride } from '../../helper/programs/overrides.ts';
@@ -121,15 +121,17 @@ describe('task table rows of this issue', () => {
     );
   });
 
-  it('cloud-init mode skips the tasks the seed replaces', () => {
+  it('cloud-init mode skips the tasks the seed replaces; hostname files and the network are still written', () => {
     const ci = { ...linux, CLOUD_INIT: 'yes' };
-    for (const name of ['FixPartitionTable', 'AssignHostname', 'ConfigureNetwork', 'DeleteSSHKeys'])
+    for (const name of ['FixPartitionTable', 'DeleteSSHKeys'])
       assert.equal(decide(task(name), { properties: ci, config }).run, false, name);
     assert.equal(
       decide(task('ChangePassword'), { properties: ci, config: { ...config, secrets: { password: 'x' } } }).run,
       false,
     );
-    assert.equal(decide(task('ChangeMachineId'), { properties: ci, config }).run, true);
+    // As upstream's 50ConfigureNetwork; AssignHostname for /etc/hostname and /etc/hosts as in files mode.
+    for (const name of ['ChangeMachineId', 'ConfigureNetwork', 'AssignHostname'])
+      assert.equal(decide(task(name), { properties: ci, config }).run, true, name);
   });
 });
 
@@ -222,7 +224,6 @@ describe('cloud-init NoCloud seed', () => {
     passwordHash: '$6$salt$hash',
     authKeys: 'ssh-ed25519 AAAA k1\n# comment\n\n',
     userData: Buffer.from('#cloud-config\nruncmd: [ [touch, /x] ]\n'),
-    nics: [nic],
     swapMiB: 64,
     debug: false,
   });
@@ -249,10 +250,28 @@ describe('cloud-init NoCloud seed', () => {
     assert.equal(vendor.ssh_deletekeys, true);
     assert.equal(vendor.disable_root, false);
     assert.deepEqual(vendor.swap, { filename: '/swap.img', size: 64 * 1048576, maxsize: 64 * 1048576 });
+    assert.equal(vendor.preserve_hostname, false);
+    // The hostname is the FQDN, as files mode sets it (cloud-init would take the short name),
+    // in the system configuration cloud-init reads in its local stage.
+    assert.match(
+      String(seed.find((f) => f.path === '/etc/cloud/cloud.cfg.d/98_snf-image-datasource.cfg')?.content),
+      /^prefer_fqdn_over_hostname: true$/m,
+    );
   });
 
-  it('network-config is version 2 from the network model, matched by MAC', () => {
-    const net = JSON.parse(String(file('network-config')?.content)) as {
+  it('a per-once script empties user-data at first boot (upstream), not executable with CLOUD_INIT_DEBUG', () => {
+    const script = seed.find((f) => f.path === '/var/lib/cloud/scripts/per-once/clear_user_data.sh');
+    assert.equal(script?.mode, 0o755);
+    assert.match(
+      String(script?.content),
+      /^#!\/bin\/sh\n[\s\S]*^cat \/dev\/null > \/var\/lib\/cloud\/seed\/nocloud-net\/user-data$/m,
+    );
+    const debug = renderSeed({ instanceId: 'i', hostname: 'h', users: ['root'], debug: true });
+    assert.equal(debug.find((f) => f.path.endsWith('clear_user_data.sh'))?.mode, 0o644);
+  });
+
+  it('network-config (when ConfigureNetwork leaves the network to cloud-init) is version 2 from the network model, matched by MAC', () => {
+    const net = JSON.parse(String(seedNetworkConfig([nic]).content)) as {
       version: number;
       ethernets: Record<string, Record<string, unknown>>;
     };
@@ -268,9 +287,10 @@ describe('cloud-init NoCloud seed', () => {
     });
   });
 
-  it('seed files are private; without NICs or a password those parts are absent', () => {
+  it('seed files are private; no network-config in the seed itself; without a password those parts are absent', () => {
     for (const f of seed.filter((s) => s.path.startsWith(SEED_DIR))) assert.equal(f.mode, 0o600, f.path);
-    const bare = renderSeed({ instanceId: 'i', hostname: 'h', users: ['user'], nics: [], debug: false });
+    assert.equal(seedNetworkConfig([nic]).mode, 0o600);
+    const bare = renderSeed({ instanceId: 'i', hostname: 'h', users: ['user'], debug: false });
     assert.equal(
       bare.some((f) => f.path.endsWith('network-config')),
       false,

@@ -825,9 +825,53 @@ describe('ConfigureNetwork task', () => {
       excludable: true,
       fsResize: false,
       mounted: true,
-      cloudInitExcludable: true,
+      cloudInitExcludable: false,
       overwritable: true,
     });
+  });
+
+  it("CLOUD_INIT on a known system (upstream's 50ConfigureNetwork): configured here, the image's catch-all set aside, cloud-init kept off the network", async () => {
+    // The layout of Debian 13's cloud images: netplan with its catch-all 90-default.yaml.
+    const root = tree({
+      ...UDEVD,
+      'usr/sbin/netplan': '',
+      'etc/cloud/cloud.cfg': 'datasource_list: [ NoCloud, None ]\n',
+      'etc/netplan/90-default.yaml':
+        'network:\n  version: 2\n  ethernets:\n    all-en:\n      match:\n        name: en*\n      dhcp4: true\n',
+    });
+    const ctx = context(root, [nic(0, { mac: 'aa:00:00:12:34:56', ip: '192.0.2.10' }, NET)], { CLOUD_INIT: 'yes' });
+    await configureNetwork(ctx);
+    const netplan = readdirSync(join(root, 'etc/netplan')).sort();
+    assert.deepEqual(
+      netplan.filter((f) => f.endsWith('.yaml')),
+      ['50-snf-image.yaml'],
+    );
+    assert.match(
+      read(root, 'etc/netplan/50-snf-image.yaml'),
+      /macaddress: "aa:00:00:12:34:56"[\s\S]*192\.0\.2\.10\/24/,
+    );
+    assert.equal(
+      read(root, 'etc/cloud/cloud.cfg.d/99-snf-image-network.cfg').split('\n').at(-2),
+      'network: {config: disabled}',
+    );
+    assert.ok(!existsSync(join(root, 'var/lib/cloud/seed/nocloud-net/network-config')));
+    assert.deepEqual(ctx.warnings, []);
+  });
+
+  it('CLOUD_INIT on a system it does not know: network-config in the seed for cloud-init, an old disabling file removed', async () => {
+    const root = tree({
+      'etc/cloud/cloud.cfg.d/99-snf-image-network.cfg': 'network: {config: disabled}\n',
+    });
+    const ctx = context(root, [nic(0, { mac: 'aa:00:00:12:34:56', ip: '192.0.2.10' }, NET)], { CLOUD_INIT: 'yes' });
+    await configureNetwork(ctx);
+    const net = JSON.parse(read(root, 'var/lib/cloud/seed/nocloud-net/network-config')) as {
+      ethernets: Record<string, { match: { macaddress: string }; addresses: string[] }>;
+    };
+    assert.deepEqual(net.ethernets.snf0?.match, { macaddress: 'aa:00:00:12:34:56' });
+    assert.deepEqual(net.ethernets.snf0?.addresses, ['192.0.2.10/24']);
+    assert.equal(mode(root, 'var/lib/cloud/seed/nocloud-net/network-config'), 0o600);
+    assert.ok(!existsSync(join(root, 'etc/cloud/cloud.cfg.d/99-snf-image-network.cfg')));
+    assert.match(ctx.warnings[0] ?? '', /letting cloud-init do it/);
   });
 
   it('does nothing without NICs', async () => {

@@ -26,7 +26,7 @@ describe('task decision on the host', () => {
     for (const [properties, why] of [
       [{ EXCLUDE_ALL_TASKS: 'yes' }, 'EXCLUDE_ALL_TASKS is set'],
       [{ EXCLUDE_MOUNTED_TASKS: 'yes' }, 'no task would run (AssignHostname: excluded by EXCLUDE_MOUNTED_TASKS)'],
-      [{ CLOUD_INIT: 'yes' }, 'no task would run (AssignHostname: not run in cloud-init mode)'],
+      [{ CLOUD_INIT: 'yes' }, 'no task would run (AssignHostname: not run on rename in cloud-init mode)'],
       [
         { EXCLUDE_TASK_ASSIGNHOSTNAME: 'yes' },
         'no task would run (AssignHostname: excluded by EXCLUDE_TASK_AssignHostname)',
