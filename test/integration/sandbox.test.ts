@@ -37,7 +37,15 @@ function guestRoot(): string {
 }
 
 function context(target: string, customTask: string): HelperContext {
-  const config = { hostname: 'vm1.example.org' } as unknown as ConfigDocument;
+  const config = {
+    hostname: 'vm1.example.org',
+    personality: [],
+    nics: [],
+    disks: [],
+    properties: {},
+    network: { dhcpTags: [], statefulDhcpv6Tags: [], statelessDhcpv6Tags: [], defaultNicConfig: 'dhcp' },
+    secrets: {},
+  } as unknown as ConfigDocument;
   return {
     config,
     disk: '/dev/null',
