@@ -31,6 +31,7 @@ import { after, before, describe, it } from 'node:test';
 import { BINARY, binaryMissingReason, notRootReason, runScript } from '../support/binary.ts';
 import { makeNode } from '../support/node-fixture.ts';
 import { SecretWatch } from '../support/secret-watch.ts';
+import { TestCa } from '../support/test-ca.ts';
 import { CREATE_ENV } from '../fixtures/ganeti-env.ts';
 
 const MiB = 1024 * 1024;
@@ -68,10 +69,6 @@ const servers: Ftpd[] = [];
 let plain: Ftpd;
 let slow: Ftpd;
 let tls: Ftpd;
-
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-}
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -218,55 +215,9 @@ before(async () => {
   userMade = true;
   execFileSync('chpasswd', [], { input: `${user}:${password}\n` });
   // The FTPS server's certificate, from a CA made here.
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-subj',
-    '/CN=snf-image test FTP CA',
-    '-days',
-    '2',
-  );
-  openssl(
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    'ftpd.key',
-    '-out',
-    'ftpd.csr',
-    '-subj',
-    '/CN=127.0.0.1',
-  );
-  writeFileSync(join(dir, 'ftpd.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    'ftpd.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'ftpd.pem',
-    '-days',
-    '2',
-    '-extfile',
-    'ftpd.ext',
-  );
+  const ca = new TestCa(dir);
+  ca.makeCa('ca', '/CN=snf-image test FTP CA');
+  ca.makeServerCert('ftpd', 'ca', 'IP:127.0.0.1', 2, '/CN=127.0.0.1');
   plain = await startFtpd('plain', []);
   // 2 MB/s: a download takes seconds, time enough to drop its connection in the middle.
   slow = await startFtpd('slow', ['anon_max_rate=2000000']);

@@ -8,7 +8,6 @@
  * reason; HTTPS_VERIFY=no accepts any certificate with a warning.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
@@ -18,6 +17,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { binaryMissingReason, runScript } from '../support/binary.ts';
 import { makeNode } from '../support/node-fixture.ts';
+import { TestCa } from '../support/test-ca.ts';
 import { CREATE_ENV } from '../fixtures/ganeti-env.ts';
 
 const MiB = 1024 * 1024;
@@ -31,66 +31,10 @@ const imageSha = createHash('sha256').update(image).digest('hex');
 const servers = new Map<string, Server>();
 const ports = new Map<string, number>();
 
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-/** A CA (key + self-signed certificate) named `name`. */
-function makeCa(name: string): void {
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.pem`,
-    '-subj',
-    `/CN=snf-image test ${name}`,
-    '-days',
-    '2',
-  );
-}
-
-/** A server certificate signed by `ca`, for the names in `san`, valid for `days` (negative: expired). */
-function makeServerCert(name: string, ca: string, san: string, days: number): void {
-  openssl(
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-    '-subj',
-    `/CN=${name}`,
-  );
-  writeFileSync(join(dir, `${name}.ext`), `subjectAltName=${san}\nbasicConstraints=CA:FALSE\n`);
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    `${ca}.pem`,
-    '-CAkey',
-    `${ca}.key`,
-    '-CAcreateserial',
-    '-out',
-    `${name}.pem`,
-    '-days',
-    String(days),
-    '-extfile',
-    `${name}.ext`,
-  );
-}
+const ca = new TestCa(dir);
+const makeCa = (name: string) => ca.makeCa(name);
+const makeServerCert = (name: string, issuer: string, san: string, days: number) =>
+  ca.makeServerCert(name, issuer, san, days);
 
 async function serve(name: string): Promise<void> {
   const server = createServer(

@@ -4,9 +4,8 @@
  * https server whose CA (made by openssl here) is trusted only through HTTPS_CA_FILE.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,6 +16,7 @@ import { fetchAnswerFile } from '../../src/ganeti/answer-file.ts';
 import { fetchConfigDocument } from '../../src/ganeti/config-url.ts';
 import { digestFromSidecar } from '../../src/image/checksum.ts';
 import { fetchFailure, parseCaBundle, trustedCertificates } from '../../src/util/tls-trust.ts';
+import { TestCa } from '../support/test-ca.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'snf-tls-trust-'));
 const XML = '<unattend xmlns="urn:schemas-microsoft-com:unattend"/>';
@@ -24,34 +24,11 @@ const noOpenssl = !existsSync('/usr/bin/openssl') && 'needs openssl';
 let server: Server;
 let base = '';
 
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-
 before(async () => {
   if (noOpenssl) return;
-  openssl('req', '-x509', ...EC, '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=unit CA', '-days', '2');
-  openssl('req', ...EC, '-keyout', 's.key', '-out', 's.csr', '-subj', '/CN=127.0.0.1');
-  writeFileSync(join(dir, 's.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    's.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    's.pem',
-    '-days',
-    '2',
-    '-extfile',
-    's.ext',
-  );
+  const ca = new TestCa(dir);
+  ca.makeCa('ca', '/CN=unit CA');
+  ca.makeServerCert('s', 'ca', 'IP:127.0.0.1', 2, '/CN=127.0.0.1');
   server = createServer(
     { key: readFileSync(join(dir, 's.key')), cert: readFileSync(join(dir, 's.pem')) },
     (req, res) => {
