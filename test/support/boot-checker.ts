@@ -140,13 +140,20 @@ export class BootedGuest {
    * anywhere in the output, not at a line end: the guest kernel's messages share the console
    * and may follow "Password:" on the same line.
    */
+  /** Where the output of the last login try ends: prompts before it are stale. */
+  #triedUpTo = 0;
+
   async login(user: string, password: string, timeoutMs = 300_000): Promise<boolean> {
     // The last login prompt shown: an earlier one (before a failed try) is stale.
-    let at = await this.#prompt(/login: (?![\s\S]*login: )/, timeoutMs, Math.max(0, this.length - 200), 'login');
+    // Never before the end of the previous try: right after "Login incorrect" (login waits a few
+    // seconds before it asks again) the newest prompt in the output is still the failed one.
+    const from = Math.max(this.#triedUpTo, this.length - 200, 0);
+    let at = await this.#prompt(/login: (?![\s\S]*login: )/, timeoutMs, from, 'login');
     this.send(`${user}\n`);
     at = await this.#prompt(/Password: ?/, 60_000, at, 'password');
     this.send(`${password}\n`);
     const outcome = await this.expect(/(Login incorrect)|([#$] )/, 60_000, at);
+    this.#triedUpTo = outcome.end;
     if (outcome.match[1] !== undefined) return false;
     // A "# " may also come from a message: a shell proves itself by running a command.
     const marker = `L${Math.random().toString(36).slice(2, 10)}`;

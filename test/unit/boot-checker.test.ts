@@ -14,6 +14,9 @@ import { BootedGuest } from '../support/boot-checker.ts';
 const FAKE_CONSOLE = String.raw`
 const { execSync } = require('node:child_process');
 const quietLogin = process.argv[2] === 'quiet-login';
+// As login(1) after a wrong password: a pause, then "Login incorrect", then a new prompt a while
+// later; what is typed meanwhile is thrown away (the terminal's input is flushed).
+const slowFailure = process.argv[2] === 'slow-failure';
 const out = (s) => process.stdout.write(s);
 const KMSG = '[    7.912345] powernow_k8: Found 1 AMD Athlon(tm) (1 cpu cores) (version 2.20.00)\r\n';
 let state = 'login';
@@ -34,7 +37,16 @@ process.stdin.on('data', (d) => {
       state = 'password';
     } else if (state === 'password') {
       if (user === 'root' && line === 'good') { out('\r\nLinux template 6.1.0\r\nroot@template:~# '); state = 'shell'; }
+      else if (slowFailure) {
+        state = 'delay';
+        setTimeout(() => {
+          out('\r\n\r\nLogin incorrect\r\n');
+          setTimeout(() => { out('template login: '); state = 'login'; pending = ''; }, 1500);
+        }, 1000);
+      }
       else { out('\r\n\r\nLogin incorrect\r\ntemplate login: '); state = 'login'; }
+    } else if (state === 'delay') {
+      continue;
     } else {
       out(line + '\r\n');
       let result = '';
@@ -70,6 +82,12 @@ describe('boot checker on a console shared with kernel messages', () => {
 
   it('says false for a wrong password, then logs in with the right one', async () => {
     const guest = attach();
+    assert.equal(await guest.login('root', 'bad', 10_000), false);
+    assert.equal(await guest.login('root', 'good', 10_000), true);
+  });
+
+  it('after a failed try, waits for the new login prompt instead of answering the failed one', async () => {
+    const guest = attach('slow-failure');
     assert.equal(await guest.login('root', 'bad', 10_000), false);
     assert.equal(await guest.login('root', 'good', 10_000), true);
   });
