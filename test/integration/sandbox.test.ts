@@ -78,7 +78,8 @@ try see-other-processes ${shell} -c 'test $(ls -d /proc/[0-9]* | wc -l) -gt 20'
 `;
 
 describe('the sandbox of CUSTOM_TASK and overrides (this machine, root)', { skip }, () => {
-  const marker = join(tmpdir(), `snf-sandbox-marker-${process.pid}`);
+  // In /tmp itself (the helper's /tmp, which the sandbox hides), whatever TMPDIR the tests run with.
+  const marker = join('/tmp', `snf-sandbox-marker-${process.pid}`);
   writeFileSync(marker, "the helper's /tmp\n");
   after(() => {
     rmSync(marker, { force: true });
