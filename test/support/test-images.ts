@@ -24,15 +24,33 @@ export interface TestImages {
 
 let cached: TestImages | undefined;
 
-const BUILD = ['scripts/test-images/build.sh'];
+const BUILD = 'scripts/test-images/build.sh';
 
-/** The cache directory named by build.sh (its last stdout line) and its manifest. */
-function readResult(output: string): TestImages {
-  // Taking the last line of the output that names a complete cache directory also copes
-  // with older versions of the script.
+/**
+ * The cache directory an image build script names (its last output line naming a directory
+ * with a manifest.json: stdout, or stderr when it re-ran itself in its own mount namespace).
+ */
+function cacheDirIn(script: string, output: string): string {
   const lines = output.split('\n').map((l) => l.trim());
   const dir = [...lines].reverse().find((l) => l.startsWith('/') && existsSync(join(l, 'manifest.json')));
-  if (!dir) throw new Error('scripts/test-images/build.sh did not name its cache directory');
+  if (!dir) throw new Error(`${script} did not name its cache directory`);
+  return dir;
+}
+
+/** Runs an image build script (a cache hit returns at once); its cache directory. */
+function runImageBuild(script: string): string {
+  const r = spawnSync('bash', [script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 2_400_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  process.stderr.write(r.stderr);
+  if (r.status !== 0) throw new Error(`${script} failed (exit ${r.status ?? r.signal})`);
+  return cacheDirIn(script, `${r.stdout.toString()}\n${r.stderr.toString()}`);
+}
+
+/** The test images of a cache directory, remembered for the rest of the process. */
+function readImages(dir: string): TestImages {
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { images: TestImages['images'] };
   cached = { dir, images: manifest.images };
   return cached;
@@ -41,14 +59,7 @@ function readResult(output: string): TestImages {
 export function ensureTestImages(): TestImages {
   if (cached) return cached;
   const started = Date.now();
-  const r = spawnSync('bash', BUILD, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 2_400_000,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  process.stderr.write(r.stderr);
-  if (r.status !== 0) throw new Error(`scripts/test-images/build.sh failed (exit ${r.status ?? r.signal})`);
-  const images = readResult(`${r.stdout.toString()}\n${r.stderr.toString()}`);
+  const images = readImages(runImageBuild(BUILD));
   console.log(`# test images ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${images.dir}`);
   return images;
 }
@@ -62,12 +73,12 @@ export async function ensureTestImagesAsync(output: (line: string) => void): Pro
   // Both streams: the script names its cache directory on stderr when it ran in its own
   // mount namespace (it re-executes itself after pointing its stdout at stderr).
   const lines: string[] = [];
-  const status = await runLines('bash', BUILD, undefined, (line) => {
+  const status = await runLines('bash', [BUILD], undefined, (line) => {
     lines.push(line);
     output(line);
   });
-  if (status !== 0) throw new Error(`scripts/test-images/build.sh failed (${status})`);
-  return readResult(lines.join('\n'));
+  if (status !== 0) throw new Error(`${BUILD} failed (${status})`);
+  return readImages(cacheDirIn(BUILD, lines.join('\n')));
 }
 
 export interface CloudTestImage {
@@ -80,17 +91,7 @@ export interface CloudTestImage {
 /** The cloud-style Debian 13 image (scripts/cloud-test-image/build.sh): cloud-init, netplan. */
 export function ensureCloudTestImage(): CloudTestImage {
   const started = Date.now();
-  const script = 'scripts/cloud-test-image/build.sh';
-  const r = spawnSync('bash', [script], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 2_400_000,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  process.stderr.write(r.stderr);
-  if (r.status !== 0) throw new Error(`${script} failed (exit ${r.status ?? r.signal})`);
-  const lines = `${r.stdout.toString()}\n${r.stderr.toString()}`.split('\n').map((l) => l.trim());
-  const dir = [...lines].reverse().find((l) => l.startsWith('/') && existsSync(join(l, 'manifest.json')));
-  if (!dir) throw new Error(`${script} did not name its cache directory`);
+  const dir = runImageBuild('scripts/cloud-test-image/build.sh');
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as {
     cloud_init: string;
     images: { 'debian13-cloud': CloudTestImage['image'] };
